@@ -1,0 +1,49 @@
+"""Errors a user can act on: each one names where (a YAML key path, a file and line) and what."""
+
+from __future__ import annotations
+
+
+class CorpusforgeError(Exception):
+    """Base class for errors caused by user input (recipes, files, options)."""
+
+
+class RecipeError(CorpusforgeError):
+    """One or more problems in a recipe, each tied to a key path like ``steps[2].language.keep``.
+
+    ``problems`` is a list of ``(loc, message)`` where ``loc`` is a tuple of keys and list indices. The recipe
+    loader adds the YAML file and line of each key path when it knows them.
+    """
+
+    def __init__(self, problems: list[tuple[tuple, str]], source: str | None = None, lines: dict | None = None):
+        self.problems = problems
+        self.source = source
+        self.lines = lines or {}
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        out = []
+        for loc, message in self.problems:
+            where = format_loc(loc) or "<recipe>"
+            line = self.lines.get(tuple(loc))
+            prefix = f"{self.source}:{line}: " if self.source and line else (f"{self.source}: " if self.source else "")
+            out.append(f"{prefix}{where}: {message}")
+        return "\n".join(out)
+
+
+class SourceError(CorpusforgeError):
+    """An input that cannot be read: a glob that matches nothing, a missing field, an unreadable file."""
+
+
+class OutputError(CorpusforgeError):
+    """The output folder holds something we must not overwrite."""
+
+
+def format_loc(loc: tuple | list) -> str:
+    """``("steps", 2, "language", "keep")`` → ``steps[2].language.keep``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out

@@ -1,0 +1,252 @@
+"""The recipe language: these pydantic models are the one schema for YAML, ``--set`` overrides, JSON Schema and docs.
+
+A recipe names its sources, a list of steps (each a one-key mapping ``{step_name: {params}}``), an output folder
+and an executor. Steps are looked up in the step registry (built-in steps plus ``@corpusforge.filter`` /
+``@corpusforge.step`` functions and ``module:function`` plugins); each step's parameters are validated by that
+step's own params model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
+
+from corpusforge.errors import RecipeError
+
+
+class StrictModel(BaseModel):
+    """Unknown keys are an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------- sources
+class _SourceBase(StrictModel):
+    name: str | None = Field(None, description="Name stored in the `source` column; defaults to the glob or dataset path.")
+    text_field: str = Field("text", description="Field holding the document text.")
+    id_field: str | None = Field(None, description="Field holding a unique id; default: `<source>/<file>/<row>`.")
+    fields: list[str] = Field(
+        default_factory=list,
+        description="Extra input fields carried along in `metadata` (e.g. `url`, or `question`/`answer` for `tag.split_qa`).",
+    )
+    limit: int | None = Field(None, ge=1, description="Read at most this many documents per task (for trials).")
+
+
+class FilesSource(_SourceBase):
+    """Local files matched by a glob. Compression (.gz, .zst, .bz2, .xz) is inferred from the file name."""
+
+    glob: str | list[str] = Field(
+        ...,
+        description="Glob(s), relative to the working directory; `builtin:NAME` names a sample shipped with corpusforge.",
+    )
+    format: Literal["auto", "jsonl", "parquet", "csv", "txt", "arrow"] = Field(
+        "auto", description="File format; `auto` infers it from the extension."
+    )
+    txt_unit: Literal["line", "file"] = Field("line", description="For txt files: one document per line or per file.")
+
+
+class HFDataset(StrictModel):
+    path: str = Field(..., description="Hub id or local path (a dataset folder or a builder name like `json`).")
+    name: str | None = Field(None, description="Dataset config name.")
+    split: str = "train"
+    data_files: str | list[str] | dict[str, str | list[str]] | None = None
+    revision: str | None = None
+    streaming: bool = Field(False, description="Stream instead of downloading the whole dataset first.")
+
+
+class HFSource(_SourceBase):
+    """A Hugging Face `datasets` dataset (Hub id or local path)."""
+
+    hf: HFDataset
+
+
+def _source_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "<hf>" if "hf" in value else "<files>"
+    return "<hf>" if isinstance(value, HFSource) else "<files>"
+
+
+Source = Annotated[
+    Annotated[FilesSource, Tag("<files>")] | Annotated[HFSource, Tag("<hf>")],
+    Discriminator(_source_kind),
+]
+
+
+# --------------------------------------------------------------------------------------------- output / executor
+class OutputConfig(StrictModel):
+    path: str = Field(..., description="Output folder: Arrow shards, dataset_info.json, state.json, manifest.json.")
+    batch_rows: int = Field(1000, ge=1, description="Rows per Arrow record batch inside a shard.")
+
+
+class LocalExecutor(StrictModel):
+    type: Literal["local"] = "local"
+    tasks: int = Field(1, ge=1, description="Number of tasks = number of shards. Files are split across tasks.")
+    workers: int = Field(1, ge=1, description="Tasks run at the same time (processes).")
+
+
+def _executor_kind(value: Any) -> str:
+    return value.get("type", "local") if isinstance(value, dict) else value.type
+
+
+# Slurm and Ray join this union (each with its own `type`); `local` is the default when `type` is omitted.
+Executor = Annotated[Annotated[LocalExecutor, Tag("local")], Discriminator(_executor_kind)]
+
+
+# --------------------------------------------------------------------------------------------- steps
+class StepCall(BaseModel):
+    """One step of a recipe: its registry name and its validated parameters (defaults filled in)."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_serializer
+    def _as_yaml_form(self) -> dict[str, Any]:
+        return {self.name: self.params}
+
+
+def _suggest(word: str, choices, extra: dict[str, str] | None = None) -> str:
+    if extra and word.lower() in extra:
+        return f" — did you mean '{extra[word.lower()]}'?"
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" — did you mean '{close[0]}'?" if close else ""
+
+
+def pydantic_problems(err: ValidationError, prefix: tuple = ()) -> list[tuple[tuple, str]]:
+    """Turn pydantic errors into ``(loc, message)`` with readable messages and typo suggestions."""
+    from corpusforge.recipe.vocabulary import known_keys
+
+    problems = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("<")))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            msg = f"unknown key '{key}'{_suggest(key, known_keys())}"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif "input" in e and e["type"] not in ("value_error", "assertion_error"):
+            msg = f"{msg}, got {e['input']!r}"
+        problems.append((prefix + loc, msg))
+    return problems
+
+
+def parse_step(raw: Any, index: int) -> StepCall:
+    """Validate one ``{name: params}`` entry against the step registry."""
+    from corpusforge.steps.registry import get_step, known_step_names
+
+    loc = ("steps", index)
+    if isinstance(raw, StepCall):
+        raw = {raw.name: raw.params}
+    if isinstance(raw, str):
+        raw = {raw: {}}
+    if not isinstance(raw, dict) or len(raw) != 1:
+        raise RecipeError([(loc, f"a step is a one-key mapping like `- language: {{keep: [th]}}`, got {raw!r}")])
+    (name, params), = raw.items()
+    params = {} if params is None else params
+    if not isinstance(params, dict):
+        raise RecipeError([(loc + (name,), f"step parameters must be a mapping, got {params!r}")])
+    spec = get_step(name)
+    if spec is None:
+        hint = _suggest(name, known_step_names())
+        if ":" in name:
+            hint = " (a `module:function` plugin must be importable and decorated or be a function/step class)"
+        raise RecipeError([(loc, f"unknown step '{name}'{hint}")])
+    try:
+        validated = spec.validate_params(params)
+    except ValidationError as err:
+        raise RecipeError(pydantic_problems(err, loc + (name,))) from None
+    except ValueError as err:
+        raise RecipeError([(loc + (name,), str(err))]) from None
+    return StepCall(name=name, params=validated)
+
+
+def import_plugin(spec: str, base_dir: Path | None = None) -> None:
+    """Import a plugin module by dotted name or by path to a ``.py`` file, so its decorated steps register."""
+    if spec.endswith(".py"):
+        path = Path(spec)
+        if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
+            path = base_dir / path
+        if not path.exists():
+            raise ValueError(f"plugin file '{spec}' does not exist (cwd={Path.cwd()})")
+        mod_name = f"corpusforge_plugin_{path.stem}"
+        module_spec = importlib.util.spec_from_file_location(mod_name, path)
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[mod_name] = module
+        module_spec.loader.exec_module(module)
+    else:
+        try:
+            importlib.import_module(spec)
+        except ImportError as err:
+            raise ValueError(f"cannot import plugin module '{spec}': {err}") from None
+
+
+# --------------------------------------------------------------------------------------------- recipe
+class Recipe(StrictModel):
+    """A declarative corpus build: sources → steps → Arrow shards."""
+
+    name: str = Field(..., description="Recipe name, recorded in the manifest.")
+    description: str = ""
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Python modules (dotted names) or .py files imported before the steps are resolved.",
+    )
+    sources: list[Source] = Field(..., min_length=1)
+    steps: list[StepCall] = Field(default_factory=list)
+    output: OutputConfig
+    executor: Executor = Field(default_factory=LocalExecutor)
+
+    @field_validator("plugins")
+    @classmethod
+    def _import_plugins(cls, plugins: list[str]) -> list[str]:
+        for spec in plugins:
+            import_plugin(spec)
+        return plugins
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _resolve_steps(cls, raw: Any) -> list[StepCall]:
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            raise RecipeError([(("steps",), f"steps must be a list, got {type(raw).__name__}")])
+        problems, steps = [], []
+        for i, item in enumerate(raw):
+            try:
+                steps.append(parse_step(item, i))
+            except RecipeError as err:
+                problems.extend(err.problems)
+        if problems:
+            raise RecipeError(problems)
+        return steps
+
+    # -- constructors ------------------------------------------------------------------------------
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> Recipe:
+        from corpusforge.recipe.loader import load_recipe
+
+        return load_recipe(path, overrides)
+
+    @classmethod
+    def from_dict(cls, data: dict, overrides: list[str] | None = None) -> Recipe:
+        from corpusforge.recipe.loader import recipe_from_dict
+
+        return recipe_from_dict(data, overrides)
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")

@@ -1,0 +1,134 @@
+"""Compile a Recipe into a datatrove pipeline, run it with the recipe's executor, finalize the shards.
+
+    result = corpusforge.run(corpusforge.Recipe.from_yaml("recipes/quickstart.yaml"))
+    ds = result.load()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from datatrove.pipeline.base import PipelineStep
+
+from corpusforge.errors import OutputError
+from corpusforge.executors import build_executor, completed_tasks
+from corpusforge.recipe.models import Recipe
+from corpusforge.shards import ArrowShardWriter, finalize, recipe_fingerprint
+from corpusforge.shards.writer import WORK_DIR
+from corpusforge.sources.preflight import fingerprint_inputs, input_bytes, make_readers, preflight, source_name
+from corpusforge.steps.registry import get_step
+
+
+@dataclass
+class Progress:
+    docs: int
+    bytes: int
+    total_bytes: int | None
+    tasks_done: int
+    tasks: int
+
+
+@dataclass
+class Result:
+    """A finished build: the output folder and its manifest."""
+
+    path: Path
+    manifest: dict
+
+    def load(self):
+        """The corpus as a memory-mapped ``datasets.Dataset``."""
+        import datasets
+
+        return datasets.load_from_disk(str(self.path))
+
+    def scan(self):
+        """The corpus as a polars LazyFrame."""
+        from corpusforge.shards import scan
+
+        return scan(self.path)
+
+
+def compile_recipe(recipe: Recipe, out: Path, progress_dir: Path | None = None) -> tuple[list[PipelineStep], list[str]]:
+    """The pipeline (readers, steps, writer) and a label per pipeline step for the manifest's funnel."""
+    readers = make_readers(recipe, str(progress_dir) if progress_dir else None)
+    steps = [get_step(call.name).create(call.params) for call in recipe.steps]
+    writer = ArrowShardWriter(str(out), batch_rows=recipe.output.batch_rows)
+    names = [f"read:{source_name(s, i)}" for i, s in enumerate(recipe.sources)]
+    names += [call.name for call in recipe.steps] + ["write"]
+    return [*readers, *steps, writer], names
+
+
+def _prepare_output(out: Path, recipe_dict: dict, overwrite: bool) -> None:
+    marker = out / WORK_DIR / "recipe.json"
+    fingerprint = recipe_fingerprint(recipe_dict)
+    if out.exists() and any(out.iterdir()):
+        previous = json.loads(marker.read_text())["fingerprint"] if marker.exists() else None
+        if previous != fingerprint:
+            if not overwrite:
+                what = "a different recipe" if previous else "files that corpusforge did not write"
+                raise OutputError(
+                    f"output folder {out} holds {what}; choose another --output, or pass --overwrite to replace it"
+                )
+            shutil.rmtree(out)
+    (out / WORK_DIR).mkdir(parents=True, exist_ok=True)
+    if not marker.exists():
+        marker.write_text(json.dumps({"fingerprint": fingerprint, "recipe": recipe_dict}, indent=2, ensure_ascii=False))
+
+
+def _watch(progress_dir: Path, logs: Path, tasks: int, total: int | None, callback, stop: threading.Event) -> None:
+    while not stop.wait(0.5):
+        docs = nbytes = 0
+        for f in progress_dir.glob("*.json"):
+            try:
+                data = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            docs += data.get("docs", 0)
+            nbytes += data.get("bytes", 0)
+        callback(Progress(docs, nbytes, total, len(completed_tasks(logs)), tasks))
+
+
+def run(recipe: Recipe, output: str | Path | None = None, overwrite: bool = False,
+        progress: Callable[[Progress], None] | None = None) -> Result:
+    """Build the recipe's corpus. Reruns resume: tasks completed earlier are skipped."""
+    if output is not None:
+        recipe = recipe.model_copy(update={"output": recipe.output.model_copy(update={"path": str(output)})})
+    out = Path(recipe.output.path)
+    preflight(recipe)  # raises before anything is written
+    recipe_dict = recipe.to_dict()
+    _prepare_output(out, recipe_dict, overwrite)
+    logs, progress_dir = out / WORK_DIR / "logs", out / WORK_DIR / "progress"
+    shutil.rmtree(progress_dir, ignore_errors=True)
+    pipeline, names = compile_recipe(recipe, out, progress_dir)
+    executor = build_executor(recipe.executor, pipeline, logs)
+    started = time.time()
+    stop = threading.Event()
+    watcher = None
+    if progress is not None:
+        watcher = threading.Thread(
+            target=_watch, args=(progress_dir, logs, recipe.executor.tasks, input_bytes(recipe), progress, stop),
+            daemon=True,
+        )
+        watcher.start()
+    if not os.environ.get("CORPUSFORGE_VERBOSE"):
+        from loguru import logger
+
+        logger.disable("datatrove")
+    try:
+        executor.run()
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join()
+    missing = sorted(set(range(recipe.executor.tasks)) - completed_tasks(logs))
+    if missing:
+        raise RuntimeError(f"tasks {missing} did not complete; see {logs}/logs/ and rerun to resume")
+    manifest = finalize(out, recipe.executor.tasks, recipe_dict, names, fingerprint_inputs(recipe), started_at=started)
+    return Result(out, manifest)

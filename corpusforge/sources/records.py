@@ -1,0 +1,109 @@
+"""Row → Document conversion shared by all readers, with drop reasons and bounded per-file warnings."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from datatrove.data import Document
+from datatrove.pipeline.readers.base import BaseReader
+
+log = logging.getLogger("corpusforge.sources")
+WARNINGS_PER_FILE = 5
+
+
+class RecordReader(BaseReader):
+    """Base for our readers: builds documents from dict rows, counts bad rows by reason, reports progress."""
+
+    type = "📖 - READER"
+
+    def __init__(self, source_name: str, text_field: str, id_field: str | None, fields: list[str],
+                 limit: int | None, progress_dir: str | None = None):
+        super().__init__(limit=limit or -1, text_key=text_field, id_key=id_field or "id")
+        self.source_name = source_name
+        self.text_field = text_field
+        self.id_field = id_field
+        self.fields = list(fields)
+        self.progress_dir = progress_dir
+        self._warned: dict[str, int] = {}
+        self._progress = {"docs": 0, "bytes": 0}
+        self._last_report = 0.0
+
+    # -- problems -----------------------------------------------------------------------------------
+    def bad_row(self, reason: str, where: str, detail: str) -> None:
+        """Count a dropped row and warn (a few times per file, then once with the total)."""
+        self.stat_update("dropped", f"dropped_{reason}")
+        file_key = where.rsplit(":", 1)[0]
+        seen = self._warned.get(file_key, 0) + 1
+        self._warned[file_key] = seen
+        if seen <= WARNINGS_PER_FILE:
+            log.warning("%s: %s (row dropped: %s)", where, detail, reason)
+        elif seen == WARNINGS_PER_FILE + 1:
+            log.warning("%s: more bad rows in this file; further ones are counted in the manifest only", file_key)
+
+    # -- rows → documents ---------------------------------------------------------------------------
+    def make_document(self, row: dict, where: str, default_id: str) -> Document | None:
+        if self.text_field not in row:
+            self.bad_row("missing_text_field", where, f"no field '{self.text_field}' (fields: {sorted(row)[:10]})")
+            return None
+        text = row[self.text_field]
+        if not isinstance(text, str):
+            if text is None:
+                self.bad_row("empty_text", where, f"'{self.text_field}' is null")
+            else:
+                self.bad_row("text_not_string", where, f"'{self.text_field}' is a {type(text).__name__}")
+            return None
+        if not text.strip():
+            self.bad_row("empty_text", where, f"'{self.text_field}' is empty")
+            return None
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:  # lone surrogates, e.g. from a JSON "\ud800" escape
+            self.bad_row("invalid_unicode", where, f"text has an unpaired surrogate at character {err.start}")
+            return None
+        doc_id = default_id
+        if self.id_field is not None:
+            value = row.get(self.id_field)
+            if value is None or value == "":
+                self.bad_row("missing_id", where, f"no value in id field '{self.id_field}'")
+                return None
+            doc_id = str(value)
+        metadata = {"source": self.source_name}
+        for name in self.fields:
+            value = row.get(name)
+            metadata[name] = value if isinstance(value, (str, int, float, bool)) or value is None else json.dumps(
+                value, ensure_ascii=False, default=str
+            )
+        self.stat_update("documents")
+        self._progress["docs"] += 1
+        return Document(text=text, id=doc_id, metadata=metadata)
+
+    # -- progress -----------------------------------------------------------------------------------
+    def report_progress(self, rank: int, bytes_done: int | None = None, force: bool = False) -> None:
+        """Write this task's counters to ``progress_dir`` about twice a second (the CLI's progress bar reads them)."""
+        if bytes_done is not None:
+            self._progress["bytes"] = bytes_done
+        if not self.progress_dir:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_report < 0.5:
+            return
+        self._last_report = now
+        path = Path(self.progress_dir) / f"{self.source_name}.{rank:05d}.json"
+        tmp = path.with_suffix(".tmp")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps(self._progress))
+            os.replace(tmp, path)
+        except OSError:  # progress is best effort; never fail a task over it
+            pass
+
+    def limited(self, docs):
+        """Apply ``limit`` (per task) to a document generator."""
+        for i, doc in enumerate(docs):
+            if self.limit != -1 and i >= self.limit:
+                return
+            yield doc

@@ -1,0 +1,94 @@
+"""`tag`: InsCP tagging — wrap each document in the model's own chat template.
+
+The document becomes the assistant turn after an empty user turn, with no system prompt, exactly as
+``tokenizer.apply_chat_template([{"role": "user", "content": ""}, {"role": "assistant", "content": text}],
+tokenize=False)`` renders it — BOS and the closing end-of-turn token included. The trainer must then tokenize with
+``add_special_tokens=False`` so BOS is not doubled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from pydantic import Field, field_validator
+
+from corpusforge.recipe.models import StrictModel
+from corpusforge.steps.registry import register_builtin
+from corpusforge.templates import PRESETS, ChatTemplate, load_template
+
+
+class TagParams(StrictModel):
+    """InsCP: render each document as the assistant turn of the model's chat template (empty user turn)."""
+
+    template: str = Field(
+        "llama3",
+        description=f"Preset ({', '.join(PRESETS)}), a local model/tokenizer folder, or a Hub model id (online).",
+    )
+    user: str = Field("", description="User turn content (InsCP: empty).")
+    system: str | None = Field(None, description="System prompt (InsCP: none).")
+    role: str = Field("assistant", description="Role of the turn that carries the document.")
+    split_qa: str | None = Field(
+        None,
+        description="Instruction data: name of the field (listed in the source's `fields`) holding the answer. "
+        "The document text is the question; question and answer become two tagged data points (`<id>/q`, `<id>/a`).",
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _findable(cls, spec: str) -> str:
+        if spec in PRESETS or Path(spec).expanduser().is_dir():
+            return spec
+        if "/" in spec and not spec.startswith((".", "/", "~")):
+            return spec  # a Hub id: fetched when the step first runs
+        import difflib
+
+        close = difflib.get_close_matches(spec, list(PRESETS), n=1)
+        hint = f" — did you mean '{close[0]}'?" if close else f" (presets: {', '.join(PRESETS)})"
+        raise ValueError(f"unknown chat template '{spec}': not a preset nor an existing folder{hint}")
+
+
+class InsCPTag(PipelineStep):
+    type = "✂️ - MAP"
+    name = "tag"
+
+    def __init__(self, params: TagParams):
+        super().__init__()
+        self.params = params
+        self._template: ChatTemplate | None = None
+
+    @property
+    def template(self) -> ChatTemplate:
+        if self._template is None:
+            self._template = load_template(self.params.template)
+        return self._template
+
+    def __getstate__(self):
+        return {**self.__dict__, "_template": None}
+
+    def tag(self, text: str) -> str:
+        p = self.params
+        messages = [{"role": "system", "content": p.system}] if p.system is not None else []
+        messages += [{"role": "user", "content": p.user}, {"role": p.role, "content": text}]
+        return self.template.render(messages)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        answer_field = self.params.split_qa
+        for doc in data:
+            self.stat_update("total")
+            if answer_field is None:
+                doc.text = self.tag(doc.text)
+                self.stat_update("forwarded")
+                yield doc
+                continue
+            answer = doc.metadata.pop(answer_field, None)
+            if not isinstance(answer, str) or not answer.strip():
+                self.stat_update("dropped", "dropped_missing_answer")
+                continue
+            for suffix, text in (("q", doc.text), ("a", answer)):
+                self.stat_update("forwarded")
+                yield Document(text=self.tag(text), id=f"{doc.id}/{suffix}", metadata=dict(doc.metadata))
+
+
+register_builtin("tag", TagParams, InsCPTag)

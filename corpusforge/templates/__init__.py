@@ -1,0 +1,158 @@
+"""Chat templates for InsCP tagging: built-in presets (offline), a local model folder, or a Hub id (online).
+
+Rendering mirrors ``transformers``' ``apply_chat_template(..., tokenize=False)``: a sandboxed Jinja environment
+with ``trim_blocks`` and ``lstrip_blocks``, the loop-controls extension, ``raise_exception``, ``strftime_now``,
+a ``tojson`` that does not escape HTML, a no-op ``{% generation %}`` block, and the tokenizer's special tokens
+(``bos_token``, ``eos_token`` …) as variables — so the text is byte-identical to what the tokenizer renders.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+from corpusforge.errors import CorpusforgeError
+
+# name → special tokens the template refers to. The .jinja files beside this module are the templates exactly as
+# the models' tokenizer_config.json carries them (see SOURCES.md).
+PRESETS: dict[str, dict[str, str]] = {
+    "llama3": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
+    "llama3_1": {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>"},
+    "llama2": {"bos_token": "<s>", "eos_token": "</s>"},
+    "chatml": {"bos_token": "", "eos_token": "<|im_end|>"},
+    "gemma": {"bos_token": "<bos>", "eos_token": "<eos>"},
+    "mistral": {"bos_token": "<s>", "eos_token": "</s>"},
+}
+SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")
+
+
+class TemplateError(CorpusforgeError):
+    """A chat template that cannot be found or rendered."""
+
+
+@dataclass
+class ChatTemplate:
+    template: str
+    special_tokens: dict[str, str] = field(default_factory=dict)
+    source: str = ""
+
+    @cached_property
+    def _compiled(self):
+        return _environment().from_string(self.template)
+
+    def render(self, messages: list[dict], add_generation_prompt: bool = False, **kwargs) -> str:
+        import jinja2
+
+        try:
+            return self._compiled.render(
+                messages=messages, add_generation_prompt=add_generation_prompt, **self.special_tokens, **kwargs
+            )
+        except jinja2.TemplateError as err:
+            raise TemplateError(f"chat template from {self.source} failed: {err}") from None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_compiled", None)
+        return state
+
+
+def _environment():
+    import jinja2
+    from jinja2.ext import Extension
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class GenerationBlock(Extension):
+        """Accept ``{% generation %}…{% endgeneration %}`` (used for assistant masks) and render its body."""
+
+        tags = {"generation"}
+
+        def parse(self, parser):
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return jinja2.nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+        def _body(self, caller):
+            return caller()
+
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[GenerationBlock, jinja2.ext.loopcontrols]
+    )
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    return env
+
+
+def preset(name: str) -> ChatTemplate:
+    text = resources.files(__package__).joinpath(f"{name}.jinja").read_text(encoding="utf-8")
+    return ChatTemplate(text, dict(PRESETS[name]), source=f"preset '{name}'")
+
+
+def _token_content(value) -> str | None:
+    if isinstance(value, dict):
+        return value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def from_model_dir(path: Path) -> ChatTemplate:
+    """Template and special tokens from a local model/tokenizer folder (as saved by ``save_pretrained``)."""
+    config_file = path / "tokenizer_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
+    template = None
+    if (path / "chat_template.jinja").exists():
+        template = (path / "chat_template.jinja").read_text(encoding="utf-8")
+    elif (path / "chat_template.json").exists():
+        template = json.loads((path / "chat_template.json").read_text(encoding="utf-8")).get("chat_template")
+    else:
+        template = config.get("chat_template")
+    if isinstance(template, list):  # named templates: take the default one
+        named = {t["name"]: t["template"] for t in template}
+        template = named.get("default") or next(iter(named.values()))
+    if not template:
+        raise TemplateError(
+            f"no chat template in {path} (looked for chat_template.jinja, chat_template.json and "
+            f"tokenizer_config.json 'chat_template'); use a preset: {', '.join(PRESETS)}"
+        )
+    tokens = {}
+    special_map = path / "special_tokens_map.json"
+    sources = [json.loads(special_map.read_text(encoding="utf-8"))] if special_map.exists() else []
+    sources.append(config)
+    for source in sources:
+        for key in SPECIAL_TOKEN_KEYS:
+            if key not in tokens and (content := _token_content(source.get(key))) is not None:
+                tokens[key] = content
+    return ChatTemplate(template, tokens, source=str(path))
+
+
+def load_template(spec: str) -> ChatTemplate:
+    """``spec`` is a preset name, a local model folder, or a Hub model id (needs the network)."""
+    if spec in PRESETS:
+        return preset(spec)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return from_model_dir(path)
+    if "/" in spec and not spec.startswith((".", "/")):
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = snapshot_download(
+                spec, allow_patterns=["tokenizer_config.json", "special_tokens_map.json", "chat_template.json*",
+                                      "chat_template.jinja"]
+            )
+        except Exception as err:
+            raise TemplateError(
+                f"cannot fetch the chat template of '{spec}' from the Hub ({type(err).__name__}: {err}). Offline, "
+                f"use a local model folder or a preset: {', '.join(PRESETS)}"
+            ) from None
+        return from_model_dir(Path(folder))
+    raise TemplateError(f"'{spec}' is neither a preset ({', '.join(PRESETS)}), a folder, nor a Hub model id")
