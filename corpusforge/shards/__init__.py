@@ -10,11 +10,13 @@ def scan(out):
     """A polars LazyFrame over the shards.
 
     `polars.scan_ipc` reads only the Arrow IPC *file* format, while `datasets` reads and writes the *streaming*
-    format; shards follow `datasets`, so they are read here with `polars.read_ipc_stream` (memory-mapped).
+    format; shards follow `datasets`, so they are memory-mapped with pyarrow and handed to polars without a copy.
     """
     from pathlib import Path
 
     import polars as pl
+    import pyarrow as pa
 
     files = sorted(Path(out).glob("data-*-of-*.arrow"))
-    return pl.concat([pl.read_ipc_stream(f, memory_map=True) for f in files], how="vertical").lazy()
+    tables = [pa.ipc.open_stream(pa.memory_map(str(f))).read_all() for f in files]
+    return pl.from_arrow(pa.concat_tables(tables)).lazy()

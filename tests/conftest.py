@@ -1,0 +1,75 @@
+"""Shared fixtures: real multilingual text (chatterbot-corpus, a test dependency), a tiny tokenizer with the real
+Llama-3 chat template, and a helper to write recipes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def corpus_texts(folder: str) -> list[str]:
+    """Every turn of every conversation in one language folder of chatterbot-corpus (real text, BSD-3)."""
+    import chatterbot_corpus
+
+    root = Path(chatterbot_corpus.__file__).parent / "data" / folder
+    texts = []
+    for path in sorted(root.glob("*.yml")):
+        for conversation in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("conversations") or []:
+            texts += [t.strip() for t in conversation if isinstance(t, str) and t.strip()]
+    return texts
+
+
+@pytest.fixture(scope="session")
+def real_texts() -> dict[str, list[str]]:
+    return {
+        "zh_Hant": corpus_texts("traditionalchinese"),
+        "zh_Hans": corpus_texts("chinese"),
+        "ja": corpus_texts("japanese"),
+        "th": corpus_texts("thai"),
+        "en": corpus_texts("english"),
+    }
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def make_recipe(tmp_path: Path, glob: str, steps: list | None = None, **extra) -> dict:
+    recipe = {
+        "name": extra.pop("name", "test"),
+        "sources": [{"name": "src", "glob": glob, **extra.pop("source", {})}],
+        "steps": steps or [],
+        "output": {"path": str(tmp_path / "out")},
+        "executor": extra.pop("executor", {"tasks": 1, "workers": 1}),
+    }
+    recipe.update(extra)
+    return recipe
+
+
+@pytest.fixture(scope="session")
+def llama3_tokenizer(tmp_path_factory):
+    """A tiny fast tokenizer (BPE trained on the fly) carrying the real Llama-3-8B-Instruct chat template."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from corpusforge.templates import preset
+
+    specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=specials, show_progress=False)
+    tok.train_from_iterator(["hello world 你好 世界 สวัสดี"] * 20, trainer)
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>")
+    hf.chat_template = preset("llama3").template
+    folder = tmp_path_factory.mktemp("llama3-tok")
+    hf.save_pretrained(folder)
+    return hf, folder
