@@ -1,9 +1,9 @@
 """The `corpusforge` command: parse, call one library function, print.
 
-    corpusforge run recipes/quickstart.yaml [--output DIR] [--set a.b=c ...] [--overwrite]
-    corpusforge validate recipes/quickstart.yaml
-    corpusforge schema > recipe.schema.json
-    corpusforge inspect out/quickstart
+corpusforge run recipes/quickstart.yaml [--output DIR] [--set a.b=c ...] [--overwrite]
+corpusforge validate recipes/quickstart.yaml
+corpusforge schema > recipe.schema.json
+corpusforge inspect out/quickstart
 """
 
 from __future__ import annotations
@@ -44,9 +44,14 @@ def _progress_display():
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
     return Progress(
-        TextColumn("[bold]building[/bold]"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[docs]:,} docs"),
-        TextColumn("tasks {task.fields[done]}/{task.fields[tasks]}"), TimeElapsedColumn(),
-        console=_console(stderr=True), transient=True,
+        TextColumn("[bold]building[/bold]"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[docs]:,} docs"),
+        TextColumn("tasks {task.fields[done]}/{task.fields[tasks]}"),
+        TimeElapsedColumn(),
+        console=_console(stderr=True),
+        transient=True,
     )
 
 
@@ -82,15 +87,18 @@ def print_summary(manifest: dict, path: Path) -> None:
     langs = manifest["languages"]["output"]
     if langs:
         console.print("languages: " + ", ".join(f"{k} {v:,}" for k, v in list(langs.items())[:8]))
-    console.print(f"{manifest['rows']:,} rows in {len(manifest['shards'])} shard(s); "
-                  f"open with datasets.load_from_disk('{path}')")
+    console.print(
+        f"{manifest['rows']:,} rows in {len(manifest['shards'])} shard(s); open with datasets.load_from_disk('{path}')"
+    )
 
 
 def cmd_inspect(args) -> int:
     out = Path(args.output_dir)
     manifest_file = out / "manifest.json"
     if not manifest_file.exists():
-        _console(stderr=True).print(f"[red]error[/red]: {out} has no manifest.json (not a finished corpusforge output)")
+        _console(stderr=True).print(
+            f"[red]error[/red]: {out} has no manifest.json (not a finished corpusforge output)"
+        )
         return EXIT_BAD_INPUT
     manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
     print_summary(manifest, out)
@@ -111,8 +119,13 @@ def make_parser() -> argparse.ArgumentParser:
 
     def recipe_args(p):
         p.add_argument("recipe", help="recipe YAML file")
-        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a recipe key, e.g. --set executor.tasks=4 --set steps[1].language.min_score=0.8")
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a recipe key, e.g. --set executor.tasks=4 --set steps[1].language.min_score=0.8",
+        )
 
     p = sub.add_parser("run", help="build a recipe's corpus (resumes an interrupted build)")
     recipe_args(p)

@@ -1,7 +1,7 @@
 """Compile a Recipe into a datatrove pipeline, run it with the recipe's executor, finalize the shards.
 
-    result = corpusforge.run(corpusforge.Recipe.from_yaml("recipes/quickstart.yaml"))
-    ds = result.load()
+result = corpusforge.run(corpusforge.Recipe.from_yaml("recipes/quickstart.yaml"))
+ds = result.load()
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ class Result:
         return scan(self.path)
 
 
-def compile_recipe(recipe: Recipe, out: Path, progress_dir: Path | None = None) -> tuple[list[PipelineStep], list[str]]:
+def compile_recipe(
+    recipe: Recipe, out: Path, progress_dir: Path | None = None
+) -> tuple[list[PipelineStep], list[str]]:
     """The pipeline (readers, steps, writer) and a label per pipeline step for the manifest's funnel."""
     readers = make_readers(recipe, str(progress_dir) if progress_dir else None)
     steps = [get_step(call.name).create(call.params) for call in recipe.steps]
@@ -79,7 +81,9 @@ def _prepare_output(out: Path, recipe_dict: dict, overwrite: bool) -> None:
             shutil.rmtree(out)
     (out / WORK_DIR).mkdir(parents=True, exist_ok=True)
     if not marker.exists():
-        marker.write_text(json.dumps({"fingerprint": fingerprint, "recipe": recipe_dict}, indent=2, ensure_ascii=False))
+        marker.write_text(
+            json.dumps({"fingerprint": fingerprint, "recipe": recipe_dict}, indent=2, ensure_ascii=False)
+        )
 
 
 def _watch(progress_dir: Path, logs: Path, tasks: int, total: int | None, callback, stop: threading.Event) -> None:
@@ -95,8 +99,12 @@ def _watch(progress_dir: Path, logs: Path, tasks: int, total: int | None, callba
         callback(Progress(docs, nbytes, total, len(completed_tasks(logs)), tasks))
 
 
-def run(recipe: Recipe, output: str | Path | None = None, overwrite: bool = False,
-        progress: Callable[[Progress], None] | None = None) -> Result:
+def run(
+    recipe: Recipe,
+    output: str | Path | None = None,
+    overwrite: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+) -> Result:
     """Build the recipe's corpus. Reruns resume: tasks completed earlier are skipped."""
     if output is not None:
         recipe = recipe.model_copy(update={"output": recipe.output.model_copy(update={"path": str(output)})})
@@ -113,7 +121,8 @@ def run(recipe: Recipe, output: str | Path | None = None, overwrite: bool = Fals
     watcher = None
     if progress is not None:
         watcher = threading.Thread(
-            target=_watch, args=(progress_dir, logs, recipe.executor.tasks, input_bytes(recipe), progress, stop),
+            target=_watch,
+            args=(progress_dir, logs, recipe.executor.tasks, input_bytes(recipe), progress, stop),
             daemon=True,
         )
         watcher.start()

@@ -20,23 +20,28 @@ def test_bad_rows_are_counted_by_reason_and_logged_with_file_and_line(tmp_path, 
     path = tmp_path / "in.jsonl"
     lines = [
         json.dumps({"text": "好的文件"}, ensure_ascii=False).encode(),
-        b'{"text": "unterminated',                       # 2: malformed JSON
-        b'{"text": "caf\xe9"}',                            # 3: invalid UTF-8 (latin-1 byte)
-        json.dumps({"text": ""}).encode(),                 # 4: empty text
-        json.dumps({"body": "no text field"}).encode(),    # 5: missing text field
+        b'{"text": "unterminated',  # 2: malformed JSON
+        b'{"text": "caf\xe9"}',  # 3: invalid UTF-8 (latin-1 byte)
+        json.dumps({"text": ""}).encode(),  # 4: empty text
+        json.dumps({"body": "no text field"}).encode(),  # 5: missing text field
         json.dumps({"text": "nul\u0000inside"}).encode(),  # 6: NUL character: kept, cleaned by normalize
-        b'{"text": "\\ud800 lone surrogate"}',             # 7: unpaired surrogate: not valid JSON text
-        b"[1, 2, 3]",                                      # 8: not an object
-        json.dumps({"text": "   "}).encode(),              # 9: whitespace only
-        json.dumps({"text": 42}).encode(),                 # 10: not a string
+        b'{"text": "\\ud800 lone surrogate"}',  # 7: unpaired surrogate: not valid JSON text
+        b"[1, 2, 3]",  # 8: not an object
+        json.dumps({"text": "   "}).encode(),  # 9: whitespace only
+        json.dumps({"text": 42}).encode(),  # 10: not a string
     ]
     path.write_bytes(b"\n".join(lines) + b"\n")
     recipe = make_recipe(tmp_path, str(path), steps=[{"normalize": {}}])
     with caplog.at_level(logging.WARNING, logger="corpusforge"):
         result = cf.run(cf.Recipe.from_dict(recipe))
     read = steps_by_name(result.manifest)["read:src"]
-    assert read["dropped"] == {"empty_text": 2, "invalid_utf8": 1, "malformed_json": 3, "missing_text_field": 1,
-                               "text_not_string": 1}
+    assert read["dropped"] == {
+        "empty_text": 2,
+        "invalid_utf8": 1,
+        "malformed_json": 3,
+        "missing_text_field": 1,
+        "text_not_string": 1,
+    }
     assert read["out"] == 2 and read["in"] == 10
     assert sorted(result.load()["text"]) == ["nulinside", "好的文件"]
     messages = "\n".join(r.getMessage() for r in caplog.records)
@@ -49,7 +54,9 @@ def test_bad_rows_are_counted_by_reason_and_logged_with_file_and_line(tmp_path, 
 def test_missing_text_field_stops_before_writing(tmp_path):
     write_jsonl(tmp_path / "in.jsonl", [{"body": "x"}])
     recipe = make_recipe(tmp_path, str(tmp_path / "in.jsonl"))
-    with pytest.raises(cf.RecipeError, match=r"sources\[0\]\.text_field: .*in\.jsonl: no field 'text' in the first record"):
+    with pytest.raises(
+        cf.RecipeError, match=r"sources\[0\]\.text_field: .*in\.jsonl: no field 'text' in the first record"
+    ):
         cf.run(cf.Recipe.from_dict(recipe))
     assert not (tmp_path / "out").exists()
 
@@ -62,7 +69,7 @@ def test_nonexistent_glob_stops_before_writing(tmp_path):
 
 
 def test_multi_megabyte_single_document(tmp_path):
-    big = ("這是一個很長的文件。" * 400_000)  # 4M characters, ~12 MB of UTF-8
+    big = "這是一個很長的文件。" * 400_000  # 4M characters, ~12 MB of UTF-8
     write_jsonl(tmp_path / "in.jsonl", [{"text": big}, {"text": "短文件"}])
     recipe = make_recipe(tmp_path, str(tmp_path / "in.jsonl"), steps=[{"language": {"keep": ["zh_Hant", "zh"]}}])
     ds = cf.run(cf.Recipe.from_dict(recipe)).load()
@@ -93,7 +100,10 @@ def test_recipe_typos_name_the_key_path_and_line(tmp_path):
 def test_unknown_keys_are_rejected_with_line(tmp_path):
     recipe_file = tmp_path / "r.yaml"
     recipe_file.write_text("name: t\nsources:\n  - glob: '*.jsonl'\n    text_feild: body\noutput: {path: out}\n")
-    with pytest.raises(cf.RecipeError, match=r"r\.yaml:4: sources\[0\]\.text_feild: unknown key 'text_feild' — did you mean 'text_field'\?"):
+    with pytest.raises(
+        cf.RecipeError,
+        match=r"r\.yaml:4: sources\[0\]\.text_feild: unknown key 'text_feild' — did you mean 'text_field'\?",
+    ):
         cf.Recipe.from_yaml(recipe_file)
 
 

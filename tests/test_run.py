@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -23,7 +22,9 @@ def mixed_rows(real_texts, n=60):
     rows = []
     for lang in ("zh_Hant", "zh_Hans", "th", "en", "ja"):
         texts = real_texts[lang]
-        rows += [{"id": f"{lang}-{i}", "text": "\n".join(texts[i * 3 : i * 3 + 3])} for i in range(min(n, len(texts) // 3))]
+        rows += [
+            {"id": f"{lang}-{i}", "text": "\n".join(texts[i * 3 : i * 3 + 3])} for i in range(min(n, len(texts) // 3))
+        ]
     return rows
 
 
@@ -31,8 +32,13 @@ def test_round_trip_shards_manifest(tmp_path, real_texts):
     rows = mixed_rows(real_texts)
     for part in range(3):
         write_jsonl(tmp_path / "in" / f"part{part}.jsonl", rows[part::3])
-    recipe = make_recipe(tmp_path, str(tmp_path / "in" / "*.jsonl"), steps=[{"language": {"label_only": True}}],
-                         source={"id_field": "id"}, executor={"tasks": 3, "workers": 2})
+    recipe = make_recipe(
+        tmp_path,
+        str(tmp_path / "in" / "*.jsonl"),
+        steps=[{"language": {"label_only": True}}],
+        source={"id_field": "id"},
+        executor={"tasks": 3, "workers": 2},
+    )
     result = cf.run(cf.Recipe.from_dict(recipe))
     ds = result.load()
     assert len(ds) == len(rows) == result.manifest["rows"]
@@ -58,7 +64,9 @@ def test_quickstart_keeps_traditional_drops_simplified(tmp_path):
     assert sum(i.startswith("traditionalchinese/") for i in ids) >= 400
     assert not any(i.startswith(("chinese/", "japanese/", "english/")) for i in ids)
     assert set(ds["language"]) == {"zh_Hant", "th"}
-    assert all(t.startswith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n<|eot_id|>") for t in ds["text"])
+    assert all(
+        t.startswith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n<|eot_id|>") for t in ds["text"]
+    )
 
 
 def test_custom_filters_from_python_and_plugins(tmp_path):
@@ -69,15 +77,21 @@ def test_custom_filters_from_python_and_plugins(tmp_path):
         return "```" not in doc.text or (False, "code_block")
 
     plugin = tmp_path / "my_filters.py"
-    plugin.write_text(textwrap.dedent("""
+    plugin.write_text(
+        textwrap.dedent("""
         import corpusforge as cf
 
         @cf.filter(name="not_word")
         def reject_word(doc, word="short"):
             return doc.text != word or (False, "rejected_word")
-    """))
-    recipe = make_recipe(tmp_path, str(tmp_path / "in.jsonl"), plugins=[str(plugin)],
-                         steps=[{"no_code_blocks": {}}, {"not_word": {"word": "short"}}])
+    """)
+    )
+    recipe = make_recipe(
+        tmp_path,
+        str(tmp_path / "in.jsonl"),
+        plugins=[str(plugin)],
+        steps=[{"no_code_blocks": {}}, {"not_word": {"word": "short"}}],
+    )
     result = cf.run(cf.Recipe.from_dict(recipe))
     assert result.load()["text"] == ["plain"]
     steps = {s["step"]: s for s in result.manifest["steps"]}
@@ -88,7 +102,9 @@ def test_custom_filters_from_python_and_plugins(tmp_path):
 
 
 def test_module_function_steps(tmp_path, monkeypatch):
-    (tmp_path / "cf_plugin_mod.py").write_text("def keep_long(doc, n=3):\n    return len(doc.text) > n or (False, 'short')\n")
+    (tmp_path / "cf_plugin_mod.py").write_text(
+        "def keep_long(doc, n=3):\n    return len(doc.text) > n or (False, 'short')\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     write_jsonl(tmp_path / "in.jsonl", [{"text": "ab"}, {"text": "abcdef"}])
     recipe = make_recipe(tmp_path, str(tmp_path / "in.jsonl"), steps=[{"cf_plugin_mod:keep_long": {"n": 3}}])
@@ -103,8 +119,9 @@ def test_every_recipe_loads_and_compiles(path, tmp_path):
 
 
 def _cli(*args, cwd=None, env=None):
-    return subprocess.run([sys.executable, "-m", "corpusforge.cli", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "corpusforge.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
 
 
 def test_cli_validate_schema_run_inspect(tmp_path):
@@ -117,12 +134,22 @@ def test_cli_validate_schema_run_inspect(tmp_path):
     schema = json.loads(_cli("schema").stdout)
     assert "language" in json.dumps(schema["properties"]["steps"])
     out = tmp_path / "qs"
-    run = _cli("run", str(REPO / "recipes" / "quickstart.yaml"), "--output", str(out), "--set", "executor.tasks=1",
-               "--set", "steps[1].language.keep=[th]")
+    run = _cli(
+        "run",
+        str(REPO / "recipes" / "quickstart.yaml"),
+        "--output",
+        str(out),
+        "--set",
+        "executor.tasks=1",
+        "--set",
+        "steps[1].language.keep=[th]",
+    )
     assert run.returncode == 0, run.stderr
     assert "read:sample" in run.stdout and "th" in run.stdout
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["recipe"]["steps"][1] == {"language": {**manifest["recipe"]["steps"][1]["language"], "keep": ["th"]}}
+    assert manifest["recipe"]["steps"][1] == {
+        "language": {**manifest["recipe"]["steps"][1]["language"], "keep": ["th"]}
+    }
     assert set(manifest["languages"]["output"]) == {"th"}
     shown = _cli("inspect", str(out), "--rows", "2")
     assert shown.returncode == 0 and "<|begin_of_text|>" in shown.stdout
@@ -144,9 +171,14 @@ def test_kill_and_rerun_equals_uninterrupted_run(tmp_path, real_texts):
     for part in range(4):
         write_jsonl(tmp_path / "in" / f"part{part}.jsonl", rows[part::4])
     (tmp_path / "slow.py").write_text(SLOW_PLUGIN)
-    recipe = make_recipe(tmp_path, str(tmp_path / "in" / "*.jsonl"), plugins=[str(tmp_path / "slow.py")],
-                         steps=[{"language": {"label_only": True}}, {"slow": {"seconds": 0.02}}, {"tag": {"template": "llama3"}}],
-                         source={"id_field": "id"}, executor={"tasks": 4, "workers": 1})
+    recipe = make_recipe(
+        tmp_path,
+        str(tmp_path / "in" / "*.jsonl"),
+        plugins=[str(tmp_path / "slow.py")],
+        steps=[{"language": {"label_only": True}}, {"slow": {"seconds": 0.02}}, {"tag": {"template": "llama3"}}],
+        source={"id_field": "id"},
+        executor={"tasks": 4, "workers": 1},
+    )
     recipe_file = tmp_path / "recipe.json"
     recipe_file.write_text(json.dumps(recipe))
     loader = "import corpusforge as cf, json, sys; cf.run(cf.Recipe.from_dict(json.load(open(sys.argv[1]))), output=sys.argv[2])"

@@ -13,8 +13,10 @@ import zstandard
 import corpusforge as cf
 from conftest import make_recipe, write_jsonl
 
-ROWS = [{"id": f"r{i}", "text": t, "url": f"https://example.org/{i}"} for i, t in
-        enumerate(["第一篇文章。", "ภาษาไทย", "English text", "日本語のテキストです", "第五篇"])]
+ROWS = [
+    {"id": f"r{i}", "text": t, "url": f"https://example.org/{i}"}
+    for i, t in enumerate(["第一篇文章。", "ภาษาไทย", "English text", "日本語のテキストです", "第五篇"])
+]
 
 
 def build(tmp_path, glob, **kwargs):
@@ -29,8 +31,13 @@ def texts(result):
 def test_jsonl_and_compressed(tmp_path, suffix):
     raw = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS).encode()
     path = tmp_path / f"in.{suffix}"
-    path.write_bytes(gzip.compress(raw) if suffix.endswith("gz") else
-                     zstandard.ZstdCompressor().compress(raw) if suffix.endswith("zst") else raw)
+    path.write_bytes(
+        gzip.compress(raw)
+        if suffix.endswith("gz")
+        else zstandard.ZstdCompressor().compress(raw)
+        if suffix.endswith("zst")
+        else raw
+    )
     result = build(tmp_path, str(path), source={"id_field": "id", "fields": ["url"]})
     ds = result.load()
     assert sorted(ds["id"]) == [r["id"] for r in ROWS]

@@ -7,7 +7,12 @@ import pytest
 from corpusforge.steps.tagging import InsCPTag, TagParams
 from corpusforge.templates import PRESETS, TemplateError, load_template, preset
 
-DOCS = ["台灣的夜市文化非常有名。\n\n  第二段有前後空白。  ", "สวัสดีครับ ยินดีต้อนรับ", "plain English, with {braces} and <tags>", "x"]
+DOCS = [
+    "台灣的夜市文化非常有名。\n\n  第二段有前後空白。  ",
+    "สวัสดีครับ ยินดีต้อนรับ",
+    "plain English, with {braces} and <tags>",
+    "x",
+]
 
 
 def inscp(text):
@@ -58,8 +63,10 @@ def test_split_qa_makes_two_data_points():
     from datatrove.data import Document
 
     step = InsCPTag(TagParams(template="chatml", split_qa="answer"))
-    docs = [Document(text="什麼是夜市？", id="a", metadata={"answer": "夜市是晚上營業的市集。"}),
-            Document(text="沒有答案", id="b", metadata={})]
+    docs = [
+        Document(text="什麼是夜市？", id="a", metadata={"answer": "夜市是晚上營業的市集。"}),
+        Document(text="沒有答案", id="b", metadata={}),
+    ]
     out = list(step.run(iter(docs)))
     assert [d.id for d in out] == ["a/q", "a/a"]
     assert out[0].text == "<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n什麼是夜市？<|im_end|>\n"

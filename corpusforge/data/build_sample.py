@@ -14,8 +14,14 @@ from pathlib import Path
 
 import yaml
 
-LANGUAGES = {"traditionalchinese": None, "chinese": None, "japanese": None, "thai": None, "korean": None,
-             "english": 300}
+LANGUAGES = {
+    "traditionalchinese": None,
+    "chinese": None,
+    "japanese": None,
+    "thai": None,
+    "korean": None,
+    "english": 300,
+}
 
 
 def main() -> None:

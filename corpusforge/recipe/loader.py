@@ -90,11 +90,13 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
     return data
 
 
-def recipe_from_dict(data: dict, overrides: list[str] | None = None, source: str | None = None,
-                     lines: dict[tuple, int] | None = None) -> Recipe:
+def recipe_from_dict(
+    data: dict, overrides: list[str] | None = None, source: str | None = None, lines: dict[tuple, int] | None = None
+) -> Recipe:
     if not isinstance(data, dict):
-        raise RecipeError([((), f"a recipe is a mapping of keys (name, sources, steps, output), got {type(data).__name__}")],
-                          source)
+        raise RecipeError(
+            [((), f"a recipe is a mapping of keys (name, sources, steps, output), got {type(data).__name__}")], source
+        )
     if overrides:
         data = apply_overrides(data, overrides)
     lines = lines or {}

@@ -37,7 +37,9 @@ class StrictModel(BaseModel):
 
 # --------------------------------------------------------------------------------------------- sources
 class _SourceBase(StrictModel):
-    name: str | None = Field(None, description="Name stored in the `source` column; defaults to the glob or dataset path.")
+    name: str | None = Field(
+        None, description="Name stored in the `source` column; defaults to the glob or dataset path."
+    )
     text_field: str = Field("text", description="Field holding the document text.")
     id_field: str | None = Field(None, description="Field holding a unique id; default: `<source>/<file>/<row>`.")
     fields: list[str] = Field(
@@ -157,7 +159,7 @@ def parse_step(raw: Any, index: int) -> StepCall:
         raw = {raw: {}}
     if not isinstance(raw, dict) or len(raw) != 1:
         raise RecipeError([(loc, f"a step is a one-key mapping like `- language: {{keep: [th]}}`, got {raw!r}")])
-    (name, params), = raw.items()
+    ((name, params),) = raw.items()
     params = {} if params is None else params
     if not isinstance(params, dict):
         raise RecipeError([(loc + (name,), f"step parameters must be a mapping, got {params!r}")])
@@ -201,15 +203,15 @@ class Recipe(StrictModel):
     """A declarative corpus build: sources → steps → Arrow shards."""
 
     name: str = Field(..., description="Recipe name, recorded in the manifest.")
-    description: str = ""
+    description: str = Field("", description="Free text, recorded in the manifest and dataset card.")
     plugins: list[str] = Field(
         default_factory=list,
         description="Python modules (dotted names) or .py files imported before the steps are resolved.",
     )
-    sources: list[Source] = Field(..., min_length=1)
-    steps: list[StepCall] = Field(default_factory=list)
-    output: OutputConfig
-    executor: Executor = Field(default_factory=LocalExecutor)
+    sources: list[Source] = Field(..., min_length=1, description="Inputs; every source feeds every task.")
+    steps: list[StepCall] = Field(default_factory=list, description="Processing steps, in order.")
+    output: OutputConfig = Field(..., description="Where the shards go.")
+    executor: Executor = Field(default_factory=LocalExecutor, description="Where the tasks run.")
 
     @field_validator("plugins")
     @classmethod

@@ -18,20 +18,25 @@ def json_schema() -> dict:
         params_schema = spec.params_model.model_json_schema(ref_template="#/$defs/{model}")
         defs.update(params_schema.pop("$defs", {}))
         defs[spec.params_model.__name__] = params_schema
-        alternatives.append({
+        alternatives.append(
+            {
+                "type": "object",
+                "description": spec.doc,
+                "properties": {name: {"$ref": f"#/$defs/{spec.params_model.__name__}"}},
+                "required": [name],
+                "additionalProperties": False,
+            }
+        )
+    alternatives.append(
+        {
             "type": "object",
-            "description": spec.doc,
-            "properties": {name: {"$ref": f"#/$defs/{spec.params_model.__name__}"}},
-            "required": [name],
-            "additionalProperties": False,
-        })
-    alternatives.append({
-        "type": "object",
-        "description": "A plugin step registered with @corpusforge.filter / @corpusforge.step, or `module:function`.",
-        "minProperties": 1,
-        "maxProperties": 1,
-        "additionalProperties": {"type": ["object", "null"]},
-    })
+            "description": "A plugin step registered with @corpusforge.filter / @corpusforge.step, or `module:function`.",
+            "minProperties": 1,
+            "maxProperties": 1,
+            "propertyNames": {"not": {"enum": sorted(builtin_specs())}},
+            "additionalProperties": {"type": ["object", "null"]},
+        }
+    )
     schema["properties"]["steps"] = {
         "type": "array",
         "description": "Steps in order; each is a one-key mapping `{step_name: {params}}`.",

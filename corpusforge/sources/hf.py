@@ -18,8 +18,12 @@ def load_hf(spec: dict, streaming: bool | None = None):
     if path.is_dir() and (path / spec["split"] / "state.json").exists():
         return datasets.load_from_disk(str(path / spec["split"]))
     return datasets.load_dataset(
-        spec["path"], spec.get("name"), split=spec["split"], data_files=spec.get("data_files"),
-        revision=spec.get("revision"), streaming=spec["streaming"] if streaming is None else streaming,
+        spec["path"],
+        spec.get("name"),
+        split=spec["split"],
+        data_files=spec.get("data_files"),
+        revision=spec.get("revision"),
+        streaming=spec["streaming"] if streaming is None else streaming,
     )
 
 
@@ -28,8 +32,16 @@ class HFReader(RecordReader):
 
     name = "hf"
 
-    def __init__(self, source_name: str, spec: dict, text_field: str, id_field: str | None, fields: list[str],
-                 limit: int | None = None, progress_dir: str | None = None):
+    def __init__(
+        self,
+        source_name: str,
+        spec: dict,
+        text_field: str,
+        id_field: str | None,
+        fields: list[str],
+        limit: int | None = None,
+        progress_dir: str | None = None,
+    ):
         super().__init__(source_name, text_field, id_field, fields, limit, progress_dir)
         self.spec = spec
 

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from corpusforge.errors import RecipeError, SourceError
 from corpusforge.recipe.models import FilesSource, HFSource, Recipe
-from corpusforge.sources.files import BUILTIN_PREFIX, FileReader, builtin_data_dir, file_format, peek_fields, resolve_files
+from corpusforge.sources.files import (
+    BUILTIN_PREFIX,
+    FileReader,
+    builtin_data_dir,
+    file_format,
+    peek_fields,
+    resolve_files,
+)
 from corpusforge.sources.hf import HFReader, load_hf
 
 
@@ -54,8 +61,14 @@ def _check_files(source: FilesSource, index: int) -> list[tuple[tuple, str]]:
             continue
         missing = [f for f in wanted if f not in names]
         if names and missing:
-            field = "text_field" if source.text_field in missing else ("id_field" if source.id_field in missing else "fields")
-            problems.append((loc + (field,), f"{path}: no field {missing[0]!r} in the first record (fields: {names[:12]})"))
+            field = (
+                "text_field"
+                if source.text_field in missing
+                else ("id_field" if source.id_field in missing else "fields")
+            )
+            problems.append(
+                (loc + (field,), f"{path}: no field {missing[0]!r} in the first record (fields: {names[:12]})")
+            )
     return problems
 
 
@@ -71,7 +84,9 @@ def _check_hf(source: HFSource, index: int) -> list[tuple[tuple, str]]:
     wanted = [source.text_field, *source.fields] + ([source.id_field] if source.id_field else [])
     missing = [f for f in wanted if f not in names]
     if missing:
-        return [(loc + ("text_field",), f"no field {missing[0]!r} in dataset '{source.hf.path}' (columns: {names[:12]})")]
+        return [
+            (loc + ("text_field",), f"no field {missing[0]!r} in dataset '{source.hf.path}' (columns: {names[:12]})")
+        ]
     return []
 
 
@@ -91,14 +106,27 @@ def preflight(recipe: Recipe) -> None:
 def make_readers(recipe: Recipe, progress_dir: str | None = None) -> list:
     readers = []
     for i, source in enumerate(recipe.sources):
-        common = dict(source_name=source_name(source, i), text_field=source.text_field, id_field=source.id_field,
-                      fields=source.fields, limit=source.limit, progress_dir=progress_dir)
+        common = dict(
+            source_name=source_name(source, i),
+            text_field=source.text_field,
+            id_field=source.id_field,
+            fields=source.fields,
+            limit=source.limit,
+            progress_dir=progress_dir,
+        )
         if isinstance(source, HFSource):
             readers.append(HFReader(spec=source.hf.model_dump(), **common))
         else:
             files = resolve_files(source.glob)
-            readers.append(FileReader(files=[str(f) for f in files], base_dir=_glob_root(source, files),
-                                      fmt=source.format, txt_unit=source.txt_unit, **common))
+            readers.append(
+                FileReader(
+                    files=[str(f) for f in files],
+                    base_dir=_glob_root(source, files),
+                    fmt=source.format,
+                    txt_unit=source.txt_unit,
+                    **common,
+                )
+            )
     return readers
 
 
@@ -113,8 +141,15 @@ def fingerprint_inputs(recipe: Recipe) -> list[dict]:
             with open(path, "rb") as f:
                 head = hashlib.sha256(f.read(1 << 20)).hexdigest()
             stat = path.stat()
-            out.append({"source": source_name(source, i), "path": str(path), "bytes": stat.st_size,
-                        "mtime": int(stat.st_mtime), "head_sha256": head})
+            out.append(
+                {
+                    "source": source_name(source, i),
+                    "path": str(path),
+                    "bytes": stat.st_size,
+                    "mtime": int(stat.st_mtime),
+                    "head_sha256": head,
+                }
+            )
     return out
 
 

@@ -20,8 +20,15 @@ class RecordReader(BaseReader):
 
     type = "📖 - READER"
 
-    def __init__(self, source_name: str, text_field: str, id_field: str | None, fields: list[str],
-                 limit: int | None, progress_dir: str | None = None):
+    def __init__(
+        self,
+        source_name: str,
+        text_field: str,
+        id_field: str | None,
+        fields: list[str],
+        limit: int | None,
+        progress_dir: str | None = None,
+    ):
         super().__init__(limit=limit or -1, text_key=text_field, id_key=id_field or "id")
         self.source_name = source_name
         self.text_field = text_field
@@ -74,8 +81,10 @@ class RecordReader(BaseReader):
         metadata = {"source": self.source_name}
         for name in self.fields:
             value = row.get(name)
-            metadata[name] = value if isinstance(value, (str, int, float, bool)) or value is None else json.dumps(
-                value, ensure_ascii=False, default=str
+            metadata[name] = (
+                value
+                if isinstance(value, (str, int, float, bool)) or value is None
+                else json.dumps(value, ensure_ascii=False, default=str)
             )
         self.stat_update("documents")
         self._progress["docs"] += 1

@@ -13,8 +13,24 @@ from pydantic import Field, field_validator
 from corpusforge.recipe.models import StrictModel
 from corpusforge.steps.registry import register_builtin
 
-OPENCC_CONFIGS = ("s2t", "s2tw", "s2twp", "s2hk", "s2hkp", "t2s", "tw2s", "tw2sp", "hk2s", "hk2sp", "t2tw", "t2hk",
-                  "tw2t", "hk2t", "t2jp", "jp2t")
+OPENCC_CONFIGS = (
+    "s2t",
+    "s2tw",
+    "s2twp",
+    "s2hk",
+    "s2hkp",
+    "t2s",
+    "tw2s",
+    "tw2sp",
+    "hk2s",
+    "hk2sp",
+    "t2tw",
+    "t2hk",
+    "tw2t",
+    "hk2t",
+    "t2jp",
+    "jp2t",
+)
 
 # C0/C1 controls except tab and newline, plus the byte-order mark and the Unicode replacement of NUL by some tools.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff]")
@@ -27,11 +43,13 @@ class NormalizeParams(StrictModel):
     """Unicode normalization, control-character removal, whitespace cleanup and optional OpenCC conversion."""
 
     form: Literal["NFC", "NFKC", "none"] = Field(
-        "NFC", description="Unicode normal form. NFKC also folds full-width Latin letters and digits (common in CJK web text)."
+        "NFC",
+        description="Unicode normal form. NFKC also folds full-width Latin letters and digits (common in CJK web text).",
     )
     control_chars: bool = Field(True, description="Remove control characters (NUL, C0/C1, BOM); keeps \\n and \\t.")
     whitespace: bool = Field(
-        True, description="Collapse runs of spaces (incl. ideographic space), strip line ends, keep at most one blank line."
+        True,
+        description="Collapse runs of spaces (incl. ideographic space), strip line ends, keep at most one blank line.",
     )
     opencc: str | None = Field(
         None, description="OpenCC conversion, e.g. `s2twp` (Simplified → Taiwan Traditional with phrases), `t2s`."

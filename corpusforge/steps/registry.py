@@ -31,10 +31,14 @@ class StepSpec:
             return self.params_model.model_validate(params).model_dump(mode="json")
         if self.signature is not None:
             accepts_any = any(p.kind is p.VAR_KEYWORD for p in self.signature.parameters.values())
-            allowed = [n for n, p in self.signature.parameters.items() if p.kind is p.KEYWORD_ONLY or p.default is not p.empty]
+            allowed = [
+                n for n, p in self.signature.parameters.items() if p.kind is p.KEYWORD_ONLY or p.default is not p.empty
+            ]
             for key in params:
                 if not accepts_any and key not in allowed:
-                    raise ValueError(f"unknown parameter '{key}' for step '{self.name}' (accepted: {allowed or 'none'})")
+                    raise ValueError(
+                        f"unknown parameter '{key}' for step '{self.name}' (accepted: {allowed or 'none'})"
+                    )
         return dict(params)
 
     def create(self, params: dict) -> PipelineStep:

@@ -146,8 +146,13 @@ def load_template(spec: str) -> ChatTemplate:
             from huggingface_hub import snapshot_download
 
             folder = snapshot_download(
-                spec, allow_patterns=["tokenizer_config.json", "special_tokens_map.json", "chat_template.json*",
-                                      "chat_template.jinja"]
+                spec,
+                allow_patterns=[
+                    "tokenizer_config.json",
+                    "special_tokens_map.json",
+                    "chat_template.json*",
+                    "chat_template.jinja",
+                ],
             )
         except Exception as err:
             raise TemplateError(
