@@ -93,6 +93,8 @@ def print_summary(manifest: dict, path: Path) -> None:
 
 
 def cmd_inspect(args) -> int:
+    from rich.markup import escape
+
     out = Path(args.output_dir)
     manifest_file = out / "manifest.json"
     if not manifest_file.exists():
@@ -108,7 +110,8 @@ def cmd_inspect(args) -> int:
         console = _console()
         for row in scan(out).head(args.rows).collect().iter_rows(named=True):
             text = row["text"] if len(row["text"]) <= 300 else row["text"][:300] + "…"
-            console.print(f"[bold]{row['id']}[/bold] [{row['language']} {row['language_score']}]")
+            label = escape(f"[{row['language']} {row['language_score']}]")
+            console.print(f"[bold]{escape(row['id'])}[/bold] {label}")
             console.print(repr(text), markup=False)
     return EXIT_OK
 

@@ -7,16 +7,9 @@ __all__ = ["ArrowShardWriter", "CP_SCHEMA", "finalize", "recipe_fingerprint", "s
 
 
 def scan(out):
-    """A polars LazyFrame over the shards.
-
-    `polars.scan_ipc` reads only the Arrow IPC *file* format, while `datasets` reads and writes the *streaming*
-    format; shards follow `datasets`, so they are memory-mapped with pyarrow and handed to polars without a copy.
-    """
+    """A polars LazyFrame over the shards (they carry a file-format footer, so `polars.scan_ipc` reads them)."""
     from pathlib import Path
 
     import polars as pl
-    import pyarrow as pa
 
-    files = sorted(Path(out).glob("data-*-of-*.arrow"))
-    tables = [pa.ipc.open_stream(pa.memory_map(str(f))).read_all() for f in files]
-    return pl.from_arrow(pa.concat_tables(tables)).lazy()
+    return pl.scan_ipc(str(Path(out) / "data-*-of-*.arrow"))

@@ -1,4 +1,5 @@
-"""Arrow shard writer: one `data-NNNNN-of-MMMMM.arrow` per task, Arrow streaming IPC as `datasets` writes it.
+"""Arrow shard writer: one `data-NNNNN-of-MMMMM.arrow` per task, Arrow streaming IPC as `datasets` writes it,
+with a file-format footer appended so that `polars.scan_ipc` and `pyarrow.dataset` open it too (see ipc.py).
 
 The shard is written to a temporary file under `.corpusforge/tmp/` and renamed into place when the task's input
 is exhausted, so a crashed or killed task never leaves a readable half shard; a rerun overwrites the whole shard.
@@ -7,11 +8,14 @@ is exhausted, so a crashed or killed task never leaves a readable half shard; a 
 from __future__ import annotations
 
 import json
+import logging
 import os
 
 import pyarrow as pa
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.writers.disk_base import DiskWriter
+
+from corpusforge.shards.ipc import DualFormatWriter
 
 CORE_COLUMNS = ("id", "text", "source", "language", "language_score", "n_tokens")
 CP_SCHEMA = pa.schema(
@@ -26,6 +30,7 @@ CP_SCHEMA = pa.schema(
     ]
 )
 WORK_DIR = ".corpusforge"
+log = logging.getLogger("corpusforge.shards")
 
 
 def hf_features(schema: pa.Schema) -> dict:
@@ -87,7 +92,8 @@ class ArrowShardWriter(DiskWriter):
         rows: list[dict] = []
         languages: dict[str, int] = {}
         try:
-            with self.output_folder.open(tmp, "wb") as f, pa.ipc.new_stream(f, schema) as writer:
+            with self.output_folder.open(tmp, "wb") as f:
+                writer = DualFormatWriter(f, schema)
                 for doc in data:
                     with self.track_time():
                         row = doc_to_row(doc)
@@ -99,6 +105,8 @@ class ArrowShardWriter(DiskWriter):
                     self.stat_update("rows")
                     yield doc
                 self._flush(writer, rows)
+                if not writer.close():
+                    log.warning("%s: file-format footer skipped; the shard is a plain Arrow stream", final)
         except BaseException:
             if self.output_folder.exists(tmp):
                 self.output_folder.rm(tmp)
