@@ -192,44 +192,43 @@ class FileReader(RecordReader):
                 if doc is not None:
                     yield doc
 
-    def _read_csv(self, path: Path, rel: str) -> Iterator:
+    def _documents(self, numbered_rows, rel: str) -> Iterator:
+        """Documents from ``(row_no, where, row)`` triples, keeping only this task's rows."""
+        for row_no, where, row in numbered_rows:
+            if self._mine(row_no):
+                doc = self.make_document(row, where, self._doc_id(rel, row_no))
+                if doc is not None:
+                    yield doc
+
+    def _csv_rows(self, path: Path) -> Iterator:
         delimiter = "\t" if ".tsv" in path.name.lower() else ","
         with open_binary(path) as f:
-            text_stream = io.TextIOWrapper(f, encoding="utf-8", errors="strict", newline="")
-            reader = csv.DictReader(text_stream, delimiter=delimiter)
+            reader = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8", newline=""), delimiter=delimiter)
             row_no = 0
             while True:
                 try:
                     row = next(reader)
                 except StopIteration:
-                    break
+                    return
                 except UnicodeDecodeError as err:
                     self.bad_row("invalid_utf8", f"{path}:{reader.line_num + 1}", f"{err}; rest of file skipped")
-                    break
+                    return
                 except csv.Error as err:
                     self.bad_row("malformed_csv", f"{path}:{reader.line_num}", str(err))
                     continue
                 row_no += 1
-                if not self._mine(row_no):
-                    continue
-                doc = self.make_document(row, f"{path}:{reader.line_num}", self._doc_id(rel, row_no))
-                if doc is not None:
-                    yield doc
+                yield row_no, f"{path}:{reader.line_num}", row
+
+    def _read_csv(self, path: Path, rel: str) -> Iterator:
+        yield from self._documents(self._csv_rows(path), rel)
 
     def _columns(self, names) -> list[str] | None:
         wanted = [self.text_field, *(self.fields or [])] + ([self.id_field] if self.id_field else [])
         return [c for c in dict.fromkeys(wanted) if c in names]
 
     def _read_batches(self, batches, path: Path, rel: str) -> Iterator:
-        row_no = 0
-        for batch in batches:
-            for row in batch.to_pylist():
-                row_no += 1
-                if not self._mine(row_no):
-                    continue
-                doc = self.make_document(row, f"{path}:row {row_no}", self._doc_id(rel, row_no))
-                if doc is not None:
-                    yield doc
+        rows = (row for batch in batches for row in batch.to_pylist())
+        yield from self._documents(((n, f"{path}:row {n}", row) for n, row in enumerate(rows, 1)), rel)
 
     def _read_parquet(self, path: Path, rel: str) -> Iterator:
         import pyarrow.parquet as pq
