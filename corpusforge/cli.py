@@ -116,6 +116,24 @@ def cmd_inspect(args) -> int:
     return EXIT_OK
 
 
+def cmd_publish(args) -> int:
+    from corpusforge.publish import publish
+
+    where = publish(
+        args.output_dir,
+        args.repo_id,
+        private=args.private,
+        revision=args.revision,
+        dry_run=args.dry_run,
+        license=args.license,
+    )
+    if args.dry_run:
+        _console().print(f"dry run: wrote and loaded back {where} (nothing uploaded)")
+    else:
+        _console().print(f"published {args.output_dir} to {args.repo_id}: {where}")
+    return EXIT_OK
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="corpusforge", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -148,6 +166,15 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("output_dir")
     p.add_argument("--rows", type=int, default=3, help="rows to show (default 3)")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("publish", help="upload a built corpus to the Hugging Face Hub (Parquet + dataset card)")
+    p.add_argument("output_dir")
+    p.add_argument("--repo-id", required=True, help="namespace/name of the dataset repo")
+    p.add_argument("--private", action="store_true", help="create the repo private")
+    p.add_argument("--revision", help="branch to commit to (created if missing)")
+    p.add_argument("--license", default="unknown", help="license id for the card (default: unknown)")
+    p.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded to DIR and load it back")
+    p.set_defaults(func=cmd_publish)
     return parser
 
 

@@ -48,6 +48,19 @@ class Result:
 
         return datasets.load_from_disk(str(self.path))
 
+    def push_to_hub(
+        self,
+        repo_id: str,
+        private: bool = False,
+        revision: str | None = None,
+        license: str = "unknown",
+        token: str | None = None,
+    ) -> str:
+        """Upload as Parquet with a dataset card, in one commit; returns the commit URL."""
+        from corpusforge.publish import publish
+
+        return publish(self.path, repo_id, private=private, revision=revision, license=license, token=token)
+
     def scan(self):
         """The corpus as a polars LazyFrame."""
         from corpusforge.shards import scan

@@ -1,7 +1,8 @@
 """`language`: fastText language ID with script-aware Chinese/Japanese/Korean resolution.
 
-Only the top-k labels are predicted (datatrove's LanguageFilter asks fastText for all 176 and builds a dict per
-document, which dominates its run time). fastText's character n-grams cannot tell Traditional from Simplified
+Only the top-k labels are predicted and read back (datatrove's LanguageFilter asks for all 176 and builds a
+176-entry dict per document: the C++ call costs about the same, the Python work per document does not), and the
+per-document bookkeeping is kept in local counters. fastText's character n-grams cannot tell Traditional from Simplified
 Chinese (lid.176 labels both `zh`) and often read short Chinese strings as Japanese; the script settles both:
 kana means Japanese, Han without kana means Chinese, and Traditional-only vs Simplified-only characters (CC-CEDICT
 character sets, via hanzidentifier) split `zh` into `zh_Hant` / `zh_Hans`. Chinese text with no distinguishing

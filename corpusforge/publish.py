@@ -1,0 +1,296 @@
+"""Publish a finished build to the Hugging Face Hub: Parquet files under `data/`, a dataset card, one commit.
+
+    corpusforge publish out/inscp-zh-tw --repo-id org/inscp-zh-tw [--private] [--revision REV] [--dry-run DIR]
+
+`--dry-run DIR` writes the exact folder that would be uploaded and loads it back with `datasets.load_dataset`.
+The token comes from `HF_TOKEN` or the login cache (`hf auth login`); it is passed to `huggingface_hub` only and is
+never written to a file or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from corpusforge.errors import CorpusforgeError
+
+log = logging.getLogger("corpusforge.publish")
+
+PARQUET_TARGET_BYTES = 256 * 1024 * 1024  # uncompressed Arrow bytes per Parquet file (~100 MB compressed text)
+ROW_GROUP_ROWS = 10_000
+REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+SIZE_CATEGORIES = [
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+]
+
+
+class PublishError(CorpusforgeError):
+    """Publishing cannot start: no token, a malformed repo id, or a folder that is not a finished build."""
+
+
+def check_repo_id(repo_id: str) -> str:
+    if not REPO_ID.match(repo_id or "") or ".." in repo_id or repo_id.endswith((".", "-")):
+        raise PublishError(
+            f"--repo-id {repo_id!r} is not a Hub repo id: expected 'namespace/name' (letters, digits, '.', '_', '-'), "
+            "e.g. 'my-org/inscp-zh-tw'"
+        )
+    return repo_id
+
+
+def load_build(out: Path) -> dict:
+    """The manifest of a finished build, or a PublishError saying what is missing."""
+    out = Path(out)
+    if not out.is_dir():
+        raise PublishError(f"{out} is not a folder")
+    missing = [name for name in ("manifest.json", "state.json", "dataset_info.json") if not (out / name).exists()]
+    if missing:
+        raise PublishError(
+            f"{out} is not a finished corpusforge build (missing {', '.join(missing)}); run it to the end first"
+        )
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    for shard in manifest["shards"]:
+        if not (out / shard["file"]).exists():
+            raise PublishError(f"{out} is incomplete: shard {shard['file']} listed in manifest.json is missing")
+    return manifest
+
+
+def _arrow_batches(out: Path, manifest: dict):
+    for shard in manifest["shards"]:
+        with pa.memory_map(str(out / shard["file"])) as source:
+            yield from pa.ipc.open_stream(source)
+
+
+def write_parquet(out: Path, manifest: dict, data_dir: Path, target_bytes: int = PARQUET_TARGET_BYTES) -> list[Path]:
+    """Rewrite the shards as `data/train-NNNNN-of-MMMMM.parquet`, each about ``target_bytes`` of Arrow data."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    schema = pa.ipc.open_stream(pa.memory_map(str(out / manifest["shards"][0]["file"]))).schema
+    parts: list[Path] = []
+    writer, written = None, 0
+    for batch in _arrow_batches(out, manifest):
+        if writer is None or written >= target_bytes:
+            if writer is not None:
+                writer.close()
+            parts.append(data_dir / f"part-{len(parts):05d}.parquet")
+            writer = pq.ParquetWriter(parts[-1], schema, compression="zstd")
+            written = 0
+        writer.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
+        written += batch.nbytes
+    if writer is None:  # an empty corpus still gets one (empty) file so the config resolves
+        parts.append(data_dir / "part-00000.parquet")
+        pq.write_table(schema.empty_table(), parts[-1])
+    else:
+        writer.close()
+    final = []
+    for i, part in enumerate(parts):
+        target = data_dir / f"train-{i:05d}-of-{len(parts):05d}.parquet"
+        part.rename(target)
+        final.append(target)
+    return final
+
+
+def _bcp47(label: str) -> str:
+    return label.replace("_", "-")
+
+
+def _size_category(rows: int) -> str:
+    return next((name for limit, name in SIZE_CATEGORIES if rows < limit), "n>1B")
+
+
+def card_metadata(manifest: dict, license: str) -> dict:
+    languages = [lang for lang in manifest["languages"]["output"] if lang not in ("unknown", "zh")] or []
+    base = sorted(
+        {lang.split("_")[0] for lang in languages} | ({"zh"} if "zh" in manifest["languages"]["output"] else set())
+    )
+    is_kd = "generation" in manifest
+    meta = {
+        "license": license,
+        "task_categories": ["text-generation"],
+        "size_categories": [_size_category(manifest["rows"])],
+        "tags": ["corpusforge", "kd" if is_kd else "continual-pretraining"]
+        + (["inscp"] if any("tag" in step for step in manifest["recipe"].get("steps", [])) else []),
+        "pretty_name": manifest["recipe"]["name"],
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
+    }
+    if base:
+        meta["language"] = base
+        meta["language_details"] = ", ".join(_bcp47(lang) for lang in languages) or None
+        meta["multilinguality"] = ["multilingual" if len(base) > 1 else "monolingual"]
+    return {k: v for k, v in meta.items() if v is not None}
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _tokenizer_note(manifest: dict) -> str:
+    for step in manifest["recipe"].get("steps", []):
+        if "tokens" in step:
+            return f"Token counts (`n_tokens`) were made with the tokenizer `{step['tokens'].get('tokenizer')}`."
+    return "This build has no token counts (`n_tokens` is empty): the recipe had no `tokens` step."
+
+
+def card_text(manifest: dict, repo_id: str, license: str) -> str:
+    meta = card_metadata(manifest, license)
+    recipe = manifest["recipe"]
+    funnel = _table(
+        ["step", "in", "out", "dropped (reason: count)"],
+        [
+            [
+                s["step"],
+                f"{s['in']:,}",
+                f"{s['out']:,}",
+                ", ".join(f"{k}: {v:,}" for k, v in s["dropped"].items()) or "—",
+            ]
+            for s in manifest["steps"]
+        ],
+    )
+    langs = _table(["language", "rows"], [[k, f"{v:,}"] for k, v in manifest["languages"]["output"].items()])
+    body = [
+        f"# {recipe['name']}",
+        recipe.get("description") or "",
+        f"{manifest['rows']:,} rows built by [corpusforge](https://pypi.org/project/corpusforge/) "
+        f"{manifest.get('corpusforge_version', '')} on {manifest.get('created_at', '')}.",
+    ]
+    if "generation" in manifest:
+        gen = manifest["generation"]
+        body += [
+            "## How it was generated",
+            f"Self-generated by `{gen.get('model')}` ({gen.get('backend', 'unknown backend')}), task "
+            f"`{gen.get('task')}`, sampling parameters:",
+            "```json\n" + json.dumps(gen.get("params", {}), indent=2, ensure_ascii=False) + "\n```",
+            "Each row has a `messages` list of `{role, content}` turns.",
+        ]
+    else:
+        body += [
+            "Each row's `text` is one document; InsCP-tagged documents already carry the chat template "
+            "(and BOS): tokenize them with `add_special_tokens=False`."
+        ]
+    body += [
+        "## Load it",
+        f'```python\nfrom datasets import load_dataset\n\nds = load_dataset("{repo_id}", split="train")\n```',
+        "## Funnel",
+        funnel,
+        "## Languages",
+        "Language of the rows as identified by the `language` step (`zh_Hant` / `zh_Hans` split by script).",
+        langs,
+        "## Tokens",
+        _tokenizer_note(manifest),
+        "## Recipe (resolved)",
+        "```yaml\n" + yaml.safe_dump(recipe, allow_unicode=True, sort_keys=False).rstrip() + "\n```",
+        "## Versions",
+        _table(["package", "version"], [[k, v] for k, v in manifest.get("versions", {}).items()]),
+    ]
+    header = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
+    return f"---\n{header}---\n\n" + "\n\n".join(part for part in body if part) + "\n"
+
+
+def prepare_folder(out: Path, dest: Path, repo_id: str, license: str = "unknown") -> Path:
+    """Write the folder that gets uploaded: README.md (card), data/*.parquet, corpusforge_manifest.json."""
+    check_repo_id(repo_id)
+    manifest = load_build(out)
+    dest = Path(dest)
+    if dest.exists() and any(dest.iterdir()):
+        raise PublishError(f"{dest} is not empty; choose an empty or new folder for --dry-run")
+    dest.mkdir(parents=True, exist_ok=True)
+    write_parquet(Path(out), manifest, dest / "data")
+    (dest / "README.md").write_text(card_text(manifest, repo_id, license), encoding="utf-8")
+    (dest / "corpusforge_manifest.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    return dest
+
+
+def verify_folder(folder: Path, out: Path) -> int:
+    """Load the prepared folder with `datasets.load_dataset` and check it holds the build's rows."""
+    import datasets
+
+    # A private cache: datasets keys its cache on the folder name and the card's data_files patterns, so two
+    # dry-run folders with the same name would otherwise read each other's cached rows.
+    with tempfile.TemporaryDirectory(prefix="corpusforge-verify-") as cache:
+        rows = len(datasets.load_dataset(str(folder), split="train", cache_dir=cache))
+    expected = load_build(out)["rows"]
+    if rows != expected:
+        raise PublishError(f"{folder} loads {rows} rows, the build has {expected}")
+    return rows
+
+
+def resolve_token(token: str | None = None) -> str:
+    from huggingface_hub import get_token
+
+    token = token or get_token()
+    if not token:
+        raise PublishError("no Hugging Face token: set HF_TOKEN, or run `hf auth login`, then publish again")
+    return token
+
+
+def push(
+    folder: Path, repo_id: str, token: str, private: bool = False, revision: str | None = None, retries: int = 4
+) -> str:
+    """Create the repo if needed and upload ``folder`` in one commit; returns the commit URL."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    if revision:
+        api.create_branch(repo_id, repo_type="dataset", branch=revision, exist_ok=True)
+    for attempt in range(retries):
+        try:
+            info = api.upload_folder(
+                repo_id=repo_id,
+                repo_type="dataset",
+                folder_path=str(folder),
+                revision=revision,
+                commit_message="Upload dataset built with corpusforge",
+            )
+            return str(info)
+        except HfHubHTTPError as err:
+            status = getattr(err.response, "status_code", None)
+            if attempt == retries - 1 or (status is not None and status < 500 and status != 429):
+                raise
+            delay = 2**attempt
+            log.warning("upload failed (HTTP %s); retrying in %ss (%d/%d)", status, delay, attempt + 1, retries)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def publish(
+    out: str | Path,
+    repo_id: str,
+    private: bool = False,
+    revision: str | None = None,
+    dry_run: str | Path | None = None,
+    license: str = "unknown",
+    token: str | None = None,
+) -> str:
+    """Publish a finished build. With ``dry_run``, write and verify the folder only; returns its path or the commit URL."""
+    check_repo_id(repo_id)
+    load_build(Path(out))
+    if dry_run is not None:
+        folder = prepare_folder(Path(out), Path(dry_run), repo_id, license)
+        verify_folder(folder, Path(out))
+        return str(folder)
+    token = resolve_token(token)
+    staging = Path(tempfile.mkdtemp(prefix="corpusforge-publish-"))
+    try:
+        prepare_folder(Path(out), staging / "repo", repo_id, license)
+        return push(staging / "repo", repo_id, token, private=private, revision=revision)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

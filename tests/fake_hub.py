@@ -1,0 +1,77 @@
+"""A local stand-in for the Hub's HTTP API, on 127.0.0.1: it answers what `upload_folder` asks and records every
+request, so the upload path runs for real without the network."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeHub:
+    def __init__(self):
+        self.calls: list[dict] = []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, code: int, payload: dict):
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _record(self, body: bytes):
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                hub.calls.append({"method": self.command, "path": self.path, "headers": headers, "body": body})
+
+            def do_GET(self):
+                self._record(b"")
+                self._reply(404, {"error": "not found"})
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self._record(body)
+                host = self.headers.get("Host")
+                if self.path.startswith("/api/repos/create"):
+                    request = json.loads(body)
+                    return self._reply(
+                        200, {"url": f"http://{host}/datasets/{request['organization']}/{request['name']}"}
+                    )
+                if self.path.startswith("/api/validate-yaml"):
+                    return self._reply(200, {"errors": [], "warnings": []})
+                if "/preupload/" in self.path:
+                    files = json.loads(body)["files"]
+                    return self._reply(
+                        200,
+                        {
+                            "files": [
+                                {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files
+                            ]
+                        },
+                    )
+                if "/commit/" in self.path:
+                    repo = self.path.split("/api/datasets/")[1].split("/commit/")[0]
+                    return self._reply(
+                        200, {"commitUrl": f"http://{host}/datasets/{repo}/commit/{'a' * 40}", "commitOid": "a" * 40}
+                    )
+                self._reply(404, {"error": f"unexpected {self.path}"})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def commits(self) -> list[list[dict]]:
+        """Each commit as its list of ndjson operations."""
+        return [
+            [json.loads(line) for line in c["body"].splitlines() if line.strip()]
+            for c in self.calls
+            if "/commit/" in c["path"]
+        ]
+
+    def close(self):
+        self.server.shutdown()
