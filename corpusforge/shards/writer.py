@@ -95,14 +95,12 @@ class ArrowShardWriter(DiskWriter):
             with self.output_folder.open(tmp, "wb") as f:
                 writer = DualFormatWriter(f, schema)
                 for doc in data:
-                    with self.track_time():
-                        row = doc_to_row(doc)
-                        rows.append(row)
-                        lang = row["language"] or "unknown"
-                        languages[lang] = languages.get(lang, 0) + 1
-                        if len(rows) >= self.batch_rows:
-                            self._flush(writer, rows)
-                    self.stat_update("rows")
+                    row = doc_to_row(doc)
+                    rows.append(row)
+                    lang = row["language"] or "unknown"
+                    languages[lang] = languages.get(lang, 0) + 1
+                    if len(rows) >= self.batch_rows:
+                        self._flush(writer, rows)
                     yield doc
                 self._flush(writer, rows)
                 if not writer.close():
@@ -112,5 +110,6 @@ class ArrowShardWriter(DiskWriter):
                 self.output_folder.rm(tmp)
             raise
         self.output_folder.mv(tmp, final)
+        self.stat_update("rows", value=sum(languages.values()))
         for lang, count in languages.items():
             self.stat_update(f"lang_{lang}", value=count)

@@ -66,11 +66,6 @@ class RecordReader(BaseReader):
         if not text.strip():
             self.bad_row("empty_text", where, f"'{self.text_field}' is empty")
             return None
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as err:  # lone surrogates, e.g. from a JSON "\ud800" escape
-            self.bad_row("invalid_unicode", where, f"text has an unpaired surrogate at character {err.start}")
-            return None
         doc_id = default_id
         if self.id_field is not None:
             value = row.get(self.id_field)
@@ -86,7 +81,6 @@ class RecordReader(BaseReader):
                 if isinstance(value, (str, int, float, bool)) or value is None
                 else json.dumps(value, ensure_ascii=False, default=str)
             )
-        self.stat_update("documents")
         self._progress["docs"] += 1
         return Document(text=text, id=doc_id, metadata=metadata)
 
@@ -95,7 +89,7 @@ class RecordReader(BaseReader):
         """Write this task's counters to ``progress_dir`` about twice a second (the CLI's progress bar reads them)."""
         if bytes_done is not None:
             self._progress["bytes"] = bytes_done
-        if not self.progress_dir:
+        if not self.progress_dir or (not force and self._progress["docs"] % 256):
             return
         now = time.monotonic()
         if not force and now - self._last_report < 0.5:
@@ -111,8 +105,12 @@ class RecordReader(BaseReader):
             pass
 
     def limited(self, docs):
-        """Apply ``limit`` (per task) to a document generator."""
-        for i, doc in enumerate(docs):
-            if self.limit != -1 and i >= self.limit:
-                return
-            yield doc
+        """Apply ``limit`` (per task) to a document generator, and record how many documents were read."""
+        try:
+            for i, doc in enumerate(docs):
+                if self.limit != -1 and i >= self.limit:
+                    return
+                yield doc
+        finally:
+            # one stats update per task, not per document: on short texts they cost as much as the LID call
+            self.stat_update("documents", value=self._progress["docs"])
