@@ -21,6 +21,7 @@ from corpusforge.errors import OutputError
 from corpusforge.executors import build_executor, completed_tasks
 from corpusforge.recipe.models import Recipe
 from corpusforge.shards import ArrowShardWriter, finalize, recipe_fingerprint
+from corpusforge.shards.budget import apply_budget
 from corpusforge.shards.writer import WORK_DIR
 from corpusforge.sources.preflight import fingerprint_inputs, input_bytes, make_readers, preflight, source_name
 from corpusforge.steps.registry import get_step
@@ -152,5 +153,8 @@ def run(
     missing = sorted(set(range(recipe.executor.tasks)) - completed_tasks(logs))
     if missing:
         raise RuntimeError(f"tasks {missing} did not complete; see {logs}/logs/ and rerun to resume")
-    manifest = finalize(out, recipe.executor.tasks, recipe_dict, names, fingerprint_inputs(recipe), started_at=started)
+    budget = apply_budget(out, recipe.executor.tasks, recipe.budget) if recipe.budget else None
+    manifest = finalize(
+        out, recipe.executor.tasks, recipe_dict, names, fingerprint_inputs(recipe), started_at=started, budget=budget
+    )
     return Result(out, manifest)

@@ -5,10 +5,20 @@ python -m corpusforge.recipe.docs > docs/recipes.md
 
 from __future__ import annotations
 
+import inspect
+
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from corpusforge.recipe.models import FilesSource, HFDataset, HFSource, LocalExecutor, OutputConfig, Recipe
+from corpusforge.recipe.models import (
+    BudgetConfig,
+    FilesSource,
+    HFDataset,
+    HFSource,
+    LocalExecutor,
+    OutputConfig,
+    Recipe,
+)
 from corpusforge.steps.registry import builtin_specs
 
 INTRO = """# Recipe reference
@@ -40,11 +50,12 @@ source's extra `fields`). `n_tokens` is empty until a token-counting step fills 
 """
 
 
-TYPE_NAMES = {"sources": "list of sources", "steps": "list of steps", "output": "output", "executor": "executor"}
+TYPE_NAMES = {"sources": "list of sources", "steps": "list of steps", "output": "output", "executor": "executor",
+              "budget": "budget"}
 
 
 def _type_name(name: str, annotation) -> str:
-    if name in TYPE_NAMES and "Annotated" in str(annotation) or name in ("steps", "output"):
+    if name in TYPE_NAMES and "Annotated" in str(annotation) or name in ("steps", "output", "budget"):
         return TYPE_NAMES[name]
     text = str(annotation).replace("typing.", "")
     for prefix in ("<class '", "'>"):
@@ -83,6 +94,7 @@ def render() -> str:
     )
     parts.append("## `output`\n\n" + model_table(OutputConfig))
     parts.append("## `executor`\n\n" + model_table(LocalExecutor))
+    parts.append("## `budget`\n\n" + inspect.cleandoc(BudgetConfig.__doc__ or "") + "\n\n" + model_table(BudgetConfig))
     parts.append(
         "## Steps\n\nEach step is a one-key mapping `- name: {params}`. Python plugins registered with "
         "`@corpusforge.filter` / `@corpusforge.step` (or named `module:function`) take their parameters "

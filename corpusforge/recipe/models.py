@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
     field_validator,
     model_serializer,
+    model_validator,
 )
 
 from corpusforge.errors import RecipeError
@@ -107,6 +108,31 @@ def _executor_kind(value: Any) -> str:
 
 # Slurm and Ray join this union (each with its own `type`); `local` is the default when `type` is omitted.
 Executor = Annotated[Annotated[LocalExecutor, Tag("local")], Discriminator(_executor_kind)]
+
+
+class BudgetConfig(StrictModel):
+    """Stop the corpus at a token total and/or mix sources by token share (needs a `tokens` step).
+
+    Rows are taken in a fixed pseudo-random order (a hash of `seed` and the row id), so the selection is a sample
+    of the whole build, the same for any number of tasks or workers, and the same on every rerun.
+    """
+
+    tokens: int | None = Field(None, ge=1, description="Token total to stop at (reached within one document).")
+    mix: dict[str, float] | None = Field(
+        None, description="Token share per source name, e.g. `{zh: 0.9, en: 0.1}` (shares sum to 1)."
+    )
+    seed: int = Field(0, description="Changes which rows a budget keeps.")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.tokens is None and not self.mix:
+            raise ValueError("a budget needs `tokens`, `mix`, or both")
+        if self.mix:
+            if any(share <= 0 for share in self.mix.values()):
+                raise ValueError(f"mix shares must be > 0, got {self.mix}")
+            if abs(sum(self.mix.values()) - 1.0) > 1e-6:
+                raise ValueError(f"mix shares must sum to 1, got {sum(self.mix.values()):g}")
+        return self
 
 
 # --------------------------------------------------------------------------------------------- steps
@@ -212,6 +238,30 @@ class Recipe(StrictModel):
     steps: list[StepCall] = Field(default_factory=list, description="Processing steps, in order.")
     output: OutputConfig = Field(..., description="Where the shards go.")
     executor: Executor = Field(default_factory=LocalExecutor, description="Where the tasks run.")
+    budget: BudgetConfig | None = Field(None, description="Token budget and source mixing (after all steps).")
+
+    @model_validator(mode="after")
+    def _budget_needs_counts(self):
+        if self.budget is None:
+            return self
+        problems = []
+        if not any(call.name == "tokens" for call in self.steps):
+            problems.append(
+                (
+                    ("budget",),
+                    "a budget needs token counts: add a `tokens` step (e.g. `- tokens: {tokenizer: /models/llama3}`)",
+                )
+            )
+        if self.budget.mix:
+            from corpusforge.sources.preflight import source_name
+
+            names = [source_name(s, i) for i, s in enumerate(self.sources)]
+            for key in self.budget.mix:
+                if key not in names:
+                    problems.append((("budget", "mix", key), f"no source is named '{key}' (sources: {names})"))
+        if problems:
+            raise RecipeError(problems)
+        return self
 
     @field_validator("plugins")
     @classmethod

@@ -12,10 +12,12 @@ import os
 import platform
 import sys
 import time
+from collections import Counter
 from importlib import metadata
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from corpusforge.shards.writer import CP_SCHEMA, WORK_DIR, hf_features, shard_name
 
@@ -91,7 +93,10 @@ def funnel(merged: list[dict], step_names: list[str]) -> list[dict]:
             rows.append({"step": name, "in": int(c.get("rows", 0)), "out": int(c.get("rows", 0)), "dropped": {}})
         else:
             total = int(c.get("total", 0))
-            rows.append({"step": name, "in": total, "out": int(c.get("forwarded", total)), "dropped": dropped})
+            row = {"step": name, "in": total, "out": int(c.get("forwarded", total)), "dropped": dropped}
+            if "tokens" in c:
+                row["tokens"] = int(c["tokens"])
+            rows.append(row)
     return rows
 
 
@@ -108,17 +113,24 @@ def finalize(
     inputs: list[dict],
     schema: pa.Schema = CP_SCHEMA,
     started_at: float | None = None,
+    budget: dict | None = None,
 ) -> dict:
     """Write state.json, dataset_info.json and manifest.json for a finished run; return the manifest."""
     shards, rows_total = [], 0
+    languages: dict[str, int] = {}
+    tokens_total: int | None = None
     for rank in range(tasks):
         path = out / shard_name(rank, tasks)
         if not path.exists():
             raise FileNotFoundError(f"shard {path.name} is missing: task {rank} did not finish")
         with pa.memory_map(str(path)) as source:
-            rows = sum(batch.num_rows for batch in pa.ipc.open_stream(source))
-        shards.append({"file": path.name, "rows": rows, "bytes": path.stat().st_size})
-        rows_total += rows
+            table = pa.ipc.open_stream(source).read_all().select(["language", "n_tokens"])
+        for lang, count in Counter(lab or "unknown" for lab in table["language"].to_pylist()).items():
+            languages[lang] = languages.get(lang, 0) + count
+        if table["n_tokens"].null_count < table.num_rows:
+            tokens_total = (tokens_total or 0) + (pc.sum(table["n_tokens"]).as_py() or 0)
+        shards.append({"file": path.name, "rows": table.num_rows, "bytes": path.stat().st_size})
+        rows_total += table.num_rows
     stale = sorted(p.name for p in out.glob("data-*-of-*.arrow") if p.name not in {s["file"] for s in shards})
     for name in stale:  # shards of an earlier run with another task count
         (out / name).unlink()
@@ -149,8 +161,18 @@ def finalize(
 
     merged = merge_task_stats(out / WORK_DIR / "logs", tasks)
     steps = funnel(merged, step_names)
+    if budget is not None:
+        steps.append(
+            {
+                "step": "budget",
+                "in": budget["rows_in"],
+                "out": budget["rows_out"],
+                "dropped": {"over_budget": budget["rows_in"] - budget["rows_out"]}
+                if budget["rows_in"] > budget["rows_out"]
+                else {},
+            }
+        )
     language_step = next((s for n, s in zip(step_names, merged) if n == "language"), None)
-    writer = merged[-1]["counters"] if merged else {}
     manifest = {
         "corpusforge_version": package_versions().get("corpusforge", "unknown"),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -163,9 +185,11 @@ def finalize(
         "tasks": tasks,
         "shards": shards,
         "rows": rows_total,
+        "tokens": tokens_total,
+        "budget": budget,
         "steps": steps,
         "languages": {
-            "output": _languages(writer),
+            "output": dict(sorted(languages.items(), key=lambda kv: -kv[1])),
             "identified": _languages(language_step["counters"]) if language_step else {},
         },
     }
