@@ -10,13 +10,18 @@ from datatrove.executor.local import LocalPipelineExecutor
 from corpusforge.recipe.models import LocalExecutor
 
 
-def build_executor(config: LocalExecutor, pipeline: list, logging_dir: Path) -> PipelineExecutor:
-    """An executor that skips tasks already completed in ``logging_dir`` (that is what makes reruns resume)."""
+def build_executor(
+    config: LocalExecutor, pipeline: list, logging_dir: Path, tasks: int | None = None
+) -> PipelineExecutor:
+    """An executor that skips tasks already completed in ``logging_dir`` (that is what makes reruns resume).
+
+    ``tasks`` overrides the recipe's task count for stages with their own (dedup buckets, clusters)."""
+    tasks = tasks or config.tasks
     if isinstance(config, LocalExecutor):
         return LocalPipelineExecutor(
             pipeline=pipeline,
-            tasks=config.tasks,
-            workers=min(config.workers, config.tasks),
+            tasks=tasks,
+            workers=min(config.workers, tasks),
             logging_dir=str(logging_dir),
             skip_completed=True,
         )

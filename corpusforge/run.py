@@ -69,16 +69,69 @@ class Result:
         return scan(self.path)
 
 
-def compile_recipe(
-    recipe: Recipe, out: Path, progress_dir: Path | None = None
-) -> tuple[list[PipelineStep], list[str]]:
-    """The pipeline (readers, steps, writer) and a label per pipeline step for the manifest's funnel."""
+@dataclass
+class Stage:
+    """One executor run. ``labels`` names each pipeline step in the manifest's funnel (None: internal step)."""
+
+    name: str
+    pipeline: list[PipelineStep]
+    tasks: int
+    logs: Path
+    labels: list[str | None]
+
+
+def compile_stages(recipe: Recipe, out: Path, progress_dir: Path | None = None) -> list[Stage]:
+    """The recipe as stages. Without a dedup step: one stage (readers, steps, writer). With one, four stages:
+    steps before dedup + signatures → LSH buckets → clusters → dedup filter + steps after it + writer."""
+    tasks = recipe.executor.tasks
+    work = out / WORK_DIR
     readers = make_readers(recipe, str(progress_dir) if progress_dir else None)
-    steps = [get_step(call.name).create(call.params) for call in recipe.steps]
+    read_labels = [f"read:{source_name(s, i)}" for i, s in enumerate(recipe.sources)]
+    calls = list(recipe.steps)
+    cut = next((i for i, call in enumerate(calls) if call.name == "dedup"), None)
     writer = ArrowShardWriter(str(out), batch_rows=recipe.output.batch_rows)
-    names = [f"read:{source_name(s, i)}" for i, s in enumerate(recipe.sources)]
-    names += [call.name for call in recipe.steps] + ["write"]
-    return [*readers, *steps, writer], names
+    if cut is None:
+        steps = [get_step(call.name).create(call.params) for call in calls]
+        labels = read_labels + [call.name for call in calls] + ["write"]
+        return [Stage("build", [*readers, *steps, writer], tasks, work / "logs", labels)]
+
+    from corpusforge.shards.reader import ShardReader
+    from corpusforge.steps.dedup import DedupParams, dedup_stages
+
+    before = [get_step(call.name).create(call.params) for call in calls[:cut]]
+    after = [get_step(call.name).create(call.params) for call in calls[cut + 1 :]]
+    params = DedupParams.model_validate(calls[cut].params)
+    parts = dedup_stages(params, str(work / "dedup"), tasks)
+    intermediate = str(work / "dedup" / "shards")
+    stages = [
+        Stage(
+            "dedup-signatures",
+            [
+                *readers,
+                *before,
+                ArrowShardWriter(intermediate, batch_rows=recipe.output.batch_rows),
+                *parts["signature_steps"],
+            ],
+            tasks,
+            work / "logs-dedup-signatures",
+            read_labels + [call.name for call in calls[:cut]] + [None] * (1 + len(parts["signature_steps"])),
+        )
+    ]
+    if parts["buckets"] is not None:
+        stages.append(
+            Stage("dedup-buckets", [parts["buckets"]], params.num_buckets, work / "logs-dedup-buckets", [None])
+        )
+    stages.append(Stage("dedup-clusters", [parts["cluster"]], 1, work / "logs-dedup-clusters", [None]))
+    stages.append(
+        Stage(
+            "build",
+            [ShardReader(intermediate, tasks), parts["filter"], *after, writer],
+            tasks,
+            work / "logs",
+            [None, "dedup"] + [call.name for call in calls[cut + 1 :]] + ["write"],
+        )
+    )
+    return stages
 
 
 def _prepare_output(out: Path, recipe_dict: dict, overwrite: bool) -> None:
@@ -128,8 +181,7 @@ def run(
     _prepare_output(out, recipe_dict, overwrite)
     logs, progress_dir = out / WORK_DIR / "logs", out / WORK_DIR / "progress"
     shutil.rmtree(progress_dir, ignore_errors=True)
-    pipeline, names = compile_recipe(recipe, out, progress_dir)
-    executor = build_executor(recipe.executor, pipeline, logs)
+    stages = compile_stages(recipe, out, progress_dir)
     started = time.time()
     stop = threading.Event()
     watcher = None
@@ -145,16 +197,25 @@ def run(
 
         logger.disable("datatrove")
     try:
-        executor.run()
+        for stage in stages:
+            build_executor(recipe.executor, stage.pipeline, stage.logs, tasks=stage.tasks).run()
+            missing = sorted(set(range(stage.tasks)) - completed_tasks(stage.logs))
+            if missing:
+                raise RuntimeError(
+                    f"stage {stage.name}: tasks {missing} did not complete; see {stage.logs}/logs/ and rerun to resume"
+                )
     finally:
         stop.set()
         if watcher is not None:
             watcher.join()
-    missing = sorted(set(range(recipe.executor.tasks)) - completed_tasks(logs))
-    if missing:
-        raise RuntimeError(f"tasks {missing} did not complete; see {logs}/logs/ and rerun to resume")
     budget = apply_budget(out, recipe.executor.tasks, recipe.budget) if recipe.budget else None
     manifest = finalize(
-        out, recipe.executor.tasks, recipe_dict, names, fingerprint_inputs(recipe), started_at=started, budget=budget
+        out,
+        recipe.executor.tasks,
+        recipe_dict,
+        [(stage.logs, stage.tasks, stage.labels) for stage in stages],
+        fingerprint_inputs(recipe),
+        started_at=started,
+        budget=budget,
     )
     return Result(out, manifest)

@@ -15,7 +15,7 @@ import pytest
 
 import corpusforge as cf
 from conftest import REPO, make_recipe, write_jsonl
-from corpusforge.run import compile_recipe
+from corpusforge.run import compile_stages
 
 
 def mixed_rows(real_texts, n=60):
@@ -114,8 +114,12 @@ def test_module_function_steps(tmp_path, monkeypatch):
 @pytest.mark.parametrize("path", sorted((REPO / "recipes").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_recipe_loads_and_compiles(path, tmp_path):
     recipe = cf.Recipe.from_yaml(path)
-    pipeline, names = compile_recipe(recipe, tmp_path)
-    assert len(pipeline) == len(names) == len(recipe.sources) + len(recipe.steps) + 1
+    stages = compile_stages(recipe, tmp_path)
+    assert stages[-1].name == "build" and stages[-1].tasks == recipe.executor.tasks
+    labels = [label for stage in stages for label in stage.labels if label is not None]
+    assert labels[: len(recipe.sources)] == [f"read:{s.name}" for s in recipe.sources]
+    assert labels[len(recipe.sources) :] == [call.name for call in recipe.steps] + ["write"]
+    assert all(len(stage.pipeline) == len(stage.labels) for stage in stages)
 
 
 def _cli(*args, cwd=None, env=None):

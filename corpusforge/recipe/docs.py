@@ -50,8 +50,13 @@ source's extra `fields`). `n_tokens` is empty until a token-counting step fills 
 """
 
 
-TYPE_NAMES = {"sources": "list of sources", "steps": "list of steps", "output": "output", "executor": "executor",
-              "budget": "budget"}
+TYPE_NAMES = {
+    "sources": "list of sources",
+    "steps": "list of steps",
+    "output": "output",
+    "executor": "executor",
+    "budget": "budget",
+}
 
 
 def _type_name(name: str, annotation) -> str:

@@ -241,7 +241,12 @@ class Recipe(StrictModel):
     budget: BudgetConfig | None = Field(None, description="Token budget and source mixing (after all steps).")
 
     @model_validator(mode="after")
-    def _budget_needs_counts(self):
+    def _cross_checks(self):
+        dedups = [i for i, call in enumerate(self.steps) if call.name == "dedup"]
+        if len(dedups) > 1:
+            raise RecipeError(
+                [(("steps", dedups[1]), "only one `dedup` step per recipe (it splits the build into stages)")]
+            )
         if self.budget is None:
             return self
         problems = []

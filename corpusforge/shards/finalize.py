@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corpusforge.shards.writer import CP_SCHEMA, WORK_DIR, hf_features, shard_name
+from corpusforge.shards.writer import CP_SCHEMA, hf_features, shard_name
 
 VERSIONED_PACKAGES = (
     "corpusforge",
@@ -80,10 +80,10 @@ def merge_task_stats(logs_dir: Path, tasks: int) -> list[dict]:
     return merged
 
 
-def funnel(merged: list[dict], step_names: list[str]) -> list[dict]:
-    """Per step: docs in, docs out and drop reasons. ``step_names`` labels the steps in pipeline order."""
+def funnel(labelled: list[tuple[str, dict]]) -> list[dict]:
+    """Per step: docs in, docs out and drop reasons, from ``(label, merged stats)`` in pipeline order."""
     rows = []
-    for name, step in zip(step_names, merged):
+    for name, step in labelled:
         c = step["counters"]
         dropped = {k.removeprefix("dropped_"): int(v) for k, v in sorted(c.items()) if k.startswith("dropped_")}
         if name.startswith("read:"):
@@ -94,6 +94,9 @@ def funnel(merged: list[dict], step_names: list[str]) -> list[dict]:
         else:
             total = int(c.get("total", 0))
             row = {"step": name, "in": total, "out": int(c.get("forwarded", total)), "dropped": dropped}
+            unexplained = row["in"] - row["out"] - sum(dropped.values())
+            if unexplained > 0:  # steps that count drops without a reason (datatrove's dedup filter)
+                dropped["duplicate" if name == "dedup" else "unspecified"] = unexplained
             if "tokens" in c:
                 row["tokens"] = int(c["tokens"])
             rows.append(row)
@@ -109,13 +112,15 @@ def finalize(
     out: Path,
     tasks: int,
     recipe_dict: dict,
-    step_names: list[str],
+    stages: list[tuple[Path, int, list[str | None]]],
     inputs: list[dict],
     schema: pa.Schema = CP_SCHEMA,
     started_at: float | None = None,
     budget: dict | None = None,
 ) -> dict:
-    """Write state.json, dataset_info.json and manifest.json for a finished run; return the manifest."""
+    """Write state.json, dataset_info.json and manifest.json for a finished run; return the manifest.
+
+    ``stages`` lists each executor run as (logging dir, task count, funnel label per pipeline step)."""
     shards, rows_total = [], 0
     languages: dict[str, int] = {}
     tokens_total: int | None = None
@@ -159,8 +164,11 @@ def finalize(
         },
     )
 
-    merged = merge_task_stats(out / WORK_DIR / "logs", tasks)
-    steps = funnel(merged, step_names)
+    labelled = []  # (label, merged stats) of every labelled step, stage after stage
+    for logs_dir, stage_tasks, labels in stages:
+        merged = merge_task_stats(Path(logs_dir), stage_tasks)
+        labelled += [(label, step) for label, step in zip(labels, merged) if label is not None]
+    steps = funnel(labelled)
     if budget is not None:
         steps.append(
             {
@@ -172,7 +180,7 @@ def finalize(
                 else {},
             }
         )
-    language_step = next((s for n, s in zip(step_names, merged) if n == "language"), None)
+    language_step = next((step for label, step in labelled if label == "language"), None)
     manifest = {
         "corpusforge_version": package_versions().get("corpusforge", "unknown"),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
