@@ -16,7 +16,7 @@ install-test: $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[test]"
 
 quickstart: install
-	$(BIN)/corpusforge run recipes/quickstart.yaml
+	$(BIN)/corpusforge run recipes/quickstart.yaml --overwrite
 	$(BIN)/corpusforge inspect out/quickstart --rows 2
 
 test: install-test

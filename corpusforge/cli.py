@@ -68,7 +68,9 @@ def cmd_run(args) -> int:
         def on_progress(p):
             display.update(bar, completed=p.bytes, total=p.total_bytes, docs=p.docs, done=p.tasks_done, tasks=p.tasks)
 
-        result = corpusforge.run(recipe, output=args.output, overwrite=args.overwrite, progress=on_progress)
+        result = corpusforge.run(
+            recipe, output=args.output, overwrite=args.overwrite, progress=on_progress, report=not args.no_report
+        )
     print_summary(result.manifest, result.path)
     return EXIT_OK
 
@@ -116,6 +118,13 @@ def cmd_inspect(args) -> int:
     return EXIT_OK
 
 
+def cmd_report(args) -> int:
+    from corpusforge.report import write_report
+
+    _console().print(f"wrote {write_report(args.output_dir)}")
+    return EXIT_OK
+
+
 def cmd_publish(args) -> int:
     from corpusforge.publish import publish
 
@@ -153,6 +162,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", help="output folder (overrides the recipe's output.path)")
     p.add_argument("--overwrite", action="store_true", help="replace an output folder built from another recipe")
     p.add_argument("--verbose", "-v", action="store_true", help="show datatrove's per-task logs")
+    p.add_argument("--no-report", action="store_true", help="skip writing OUT/report.html")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("validate", help="check a recipe and its inputs without running it (exit 0 ok, 2 bad)")
@@ -166,6 +176,10 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("output_dir")
     p.add_argument("--rows", type=int, default=3, help="rows to show (default 3)")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("report", help="write OUT/report.html: funnel, languages, length histograms, sources")
+    p.add_argument("output_dir")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("publish", help="upload a built corpus to the Hugging Face Hub (Parquet + dataset card)")
     p.add_argument("output_dir")

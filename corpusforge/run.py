@@ -7,6 +7,7 @@ ds = result.load()
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -25,6 +26,8 @@ from corpusforge.shards.budget import apply_budget
 from corpusforge.shards.writer import WORK_DIR
 from corpusforge.sources.preflight import fingerprint_inputs, input_bytes, make_readers, preflight, source_name
 from corpusforge.steps.registry import get_step
+
+log = logging.getLogger("corpusforge.run")
 
 
 @dataclass
@@ -166,13 +169,31 @@ def _watch(progress_dir: Path, logs: Path, tasks: int, total: int | None, callba
         callback(Progress(docs, nbytes, total, len(completed_tasks(logs)), tasks))
 
 
+def _write_report(out: Path) -> None:
+    """The HTML report is a convenience: a plotting failure must not fail a finished build."""
+    from corpusforge.report import write_report
+
+    try:
+        write_report(out)
+    except Exception as err:  # noqa: BLE001
+        log.warning(
+            "the build is complete, but its report failed (%s: %s); retry with `corpusforge report %s`",
+            type(err).__name__,
+            err,
+            out,
+        )
+
+
 def run(
     recipe: Recipe,
     output: str | Path | None = None,
     overwrite: bool = False,
     progress: Callable[[Progress], None] | None = None,
+    report: bool = True,
 ) -> Result:
-    """Build the recipe's corpus. Reruns resume: tasks completed earlier are skipped."""
+    """Build the recipe's corpus. Reruns resume: tasks completed earlier are skipped.
+
+    ``report`` also writes OUT/report.html (plots; about a second, mostly importing matplotlib)."""
     if output is not None:
         recipe = recipe.model_copy(update={"output": recipe.output.model_copy(update={"path": str(output)})})
     out = Path(recipe.output.path)
@@ -218,4 +239,6 @@ def run(
         started_at=started,
         budget=budget,
     )
+    if report:
+        _write_report(out)
     return Result(out, manifest)
