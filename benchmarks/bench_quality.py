@@ -41,11 +41,8 @@ Run (from the repository root):
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gettext
 import math
-import os
-import platform
 import random
 import sys
 import time
@@ -53,6 +50,9 @@ from collections import Counter
 from pathlib import Path
 
 import regex
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_lid import machine  # noqa: E402  (one description of the machine for every benchmark)
 
 LOCALES = ("zh_TW", "zh_CN")
 LOCALE_DIR = Path("/usr/share/locale")
@@ -146,16 +146,6 @@ def run(step, texts: list[str]) -> tuple[float, float, list]:
 
 
 # -- report --------------------------------------------------------------------------------------------------------
-def machine() -> str:
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} cores (nproc {len(os.sched_getaffinity(0))}), {cpu}, Python {platform.python_version()}"
-
-
 def versions() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
