@@ -352,12 +352,17 @@ def plot_funnel(steps: list[dict], path: Path) -> None:
         if s["in"] and s["out"] < s["in"]:
             note += f"  (−{1 - s['out'] / s['in']:.1%})"
         ax.text(left[i] + widest * 0.01, i, note, va="center", fontsize=8)
-    ax.set_yticks(y, [plot_label(s["step"]) for s in steps])
+    _finish_step_plot(fig, ax, steps, widest, "documents", "Documents per step: kept, and dropped by reason", path)
+
+
+def _finish_step_plot(fig, ax, steps: list[dict], widest: float, xlabel: str, title: str, path: Path) -> None:
+    """Axes, labels and legend shared by the per-step bar charts; saves the figure."""
+    ax.set_yticks(list(range(len(steps))), [plot_label(s["step"]) for s in steps])
     ax.invert_yaxis()
     ax.set_xlim(0, widest * 1.32)
     _count_axis(ax)
-    ax.set_xlabel("documents")
-    ax.set_title("Documents per step: kept, and dropped by reason")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     _save(fig, path)
 
@@ -371,14 +376,7 @@ def plot_token_funnel(steps: list[dict], path: Path) -> None:
     widest = max([*tokens_in, *tokens_out, 1])
     for i, (t_in, t_out) in enumerate(zip(tokens_in, tokens_out)):
         ax.text(max(t_in, t_out) + widest * 0.01, i, f"{t_in:,} → {t_out:,}", va="center", fontsize=8)
-    ax.set_yticks(y, [plot_label(s["step"]) for s in steps])
-    ax.invert_yaxis()
-    ax.set_xlim(0, widest * 1.32)
-    _count_axis(ax)
-    ax.set_xlabel("tokens")
-    ax.set_title("Tokens per step: received and passed on")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    _save(fig, path)
+    _finish_step_plot(fig, ax, steps, widest, "tokens", "Tokens per step: received and passed on", path)
 
 
 def plot_languages(identified: dict[str, int], output: dict[str, int], path: Path) -> None:
