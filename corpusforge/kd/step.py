@@ -1,0 +1,321 @@
+"""The generation step: source rows → prompts → KD tasks driven in batches through a backend → KD rows.
+
+Resumable by design. Every completed request is saved in a per-task replay cache (chunk files written atomically,
+one per batched backend call) under a key of (prompt id, sample, call, hash of model + sampling + messages). A
+rerun of a killed task replays what it finds and sends only what is missing, so its rows equal those of an
+uninterrupted run. A request that still fails after its retries is written to ``kd-failures/<task>.jsonl``; with
+``on_failure: fail`` the task then ends in error (no shard) and a rerun sends only those requests again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+from datatrove.pipeline.filters.base_filter import BaseFilter
+
+from corpusforge.kd.backends import Completion, Request, get_backend
+from corpusforge.kd.config import GenerateConfig
+from corpusforge.kd.tasks import Call, Prompt, start
+
+log = logging.getLogger("corpusforge.kd")
+FAILURES_DIR = "kd-failures"
+CACHE_DIR = "kd-cache"
+
+
+class GenerationFailed(RuntimeError):
+    pass
+
+
+def request_seed(base: int, prompt_id: str, sample: int, call: str) -> int:
+    digest = hashlib.sha256(f"{base}\x00{prompt_id}\x00{sample}\x00{call}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+class ReplayCache:
+    """Completed requests of one task: ``chunk-NNNNNN.jsonl`` files, each written to a temp file and renamed."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.entries: dict[str, Completion] = {}
+        chunks = sorted(folder.glob("chunk-*.jsonl"))
+        for chunk in chunks:
+            for line in chunk.read_text(encoding="utf-8").splitlines():
+                rec = json.loads(line)
+                self.entries[rec["key"]] = Completion(rec["text"], rec["finish_reason"], rec["n_tokens"])
+        self.next_chunk = int(chunks[-1].stem.split("-")[1]) + 1 if chunks else 0
+
+    def get(self, key: str) -> Completion | None:
+        return self.entries.get(key)
+
+    def put(self, new: dict[str, Completion]) -> None:
+        if not new:
+            return
+        lines = [
+            json.dumps({"key": k, "text": c.text, "finish_reason": c.finish_reason, "n_tokens": c.n_tokens})
+            for k, c in new.items()
+        ]
+        final = self.folder / f"chunk-{self.next_chunk:06d}.jsonl"
+        tmp = final.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.replace(tmp, final)
+        self.next_chunk += 1
+        self.entries.update(new)
+
+
+class Job:
+    """One (prompt, task, sample): a running task generator and what its calls returned."""
+
+    def __init__(self, prompt: Prompt, task, sample: int, system: str | None):
+        self.prompt, self.task, self.sample = prompt, task, sample
+        self.run = start(task, prompt, system)
+        self.call: Call | None = None
+        self.done: list[tuple[Call, Completion]] = []
+        self.rows: list | None = None
+        self.error: str | None = None
+
+    def advance(self, completion: Completion | None = None) -> bool:
+        """Feed the last call's completion; False when the task has returned its rows."""
+        try:
+            if completion is None:
+                self.call = next(self.run)
+            else:
+                self.done.append((self.call, completion))
+                self.call = self.run.send(completion)
+        except StopIteration as stop:
+            self.call, self.rows = None, stop.value
+            return False
+        return True
+
+
+def prompt_key(text: str) -> bytes:
+    from corpusforge.steps.dedup import exact_key
+
+    return hashlib.blake2b(exact_key(text).encode(), digest_size=8).digest()
+
+
+class KDGenerate(PipelineStep):
+    name = "generate"
+    type = "🤖 - KD"
+
+    def __init__(self, config: GenerateConfig, work_dir: str):
+        super().__init__()
+        self.config = config
+        self.work_dir = work_dir
+        self.params_hash = config.params_hash()
+
+    @property
+    def backend(self):
+        return get_backend(self.config)
+
+    # -- prompts -----------------------------------------------------------------------------------
+    def _prompt(self, doc: Document) -> Prompt:
+        fields = {k: v for k, v in doc.metadata.items() if isinstance(v, str)}
+        try:
+            user = self.config.prompts.template.format_map({**fields, "text": doc.text})
+        except KeyError as err:
+            raise KeyError(
+                f"generate.prompts.template: row {doc.id} has no field {err} (add it to the source's `fields`)"
+            ) from None
+        return Prompt(doc.id, doc.text, user, fields)
+
+    def _jobs(self, data: DocumentsPipeline):
+        cfg = self.config
+        seen: dict[str, set[bytes]] = {}
+        for doc in data:
+            self.stat_update("total")
+            prompt = self._prompt(doc)
+            source = doc.metadata.get("source")
+            tasks = [t for t in cfg.tasks if t.sources is None or source in t.sources]
+            if not tasks:
+                self.stat_update("dropped_no_task")
+                continue
+            if len(prompt.user) > cfg.prompts.max_chars or (
+                cfg.prompts.max_tokens
+                and self.backend.prompt_tokens(Request((("user", prompt.user),), 0)) > cfg.prompts.max_tokens
+            ):
+                self.stat_update("dropped_prompt_too_long")
+                continue
+            for task_index, task in enumerate(tasks):
+                if cfg.prompts.dedup:
+                    key = prompt_key(prompt.user)
+                    bucket = seen.setdefault(f"{task_index}", set())
+                    if key in bucket:
+                        self.stat_update(f"dropped_duplicate_prompt_{task.kind}")
+                        continue
+                    bucket.add(key)
+                for sample in range(cfg.sampling.n):
+                    yield Job(prompt, task, sample, cfg.prompts.system)
+
+    # -- driving -----------------------------------------------------------------------------------
+    def _key(self, job: Job) -> str:
+        what = [job.prompt.id, job.sample, job.call.name, self.params_hash, job.call.messages]
+        return hashlib.sha256(json.dumps(what, ensure_ascii=False).encode()).hexdigest()[:32]
+
+    def _generate(self, requests: dict[str, Request]) -> dict[str, Completion | Exception]:
+        """Send the requests; retry the failed ones with a doubling backoff."""
+        results: dict[str, Completion | Exception] = {}
+        todo = list(requests)
+        for attempt in range(self.config.max_retries + 1):
+            if attempt:
+                time.sleep(self.config.retry_backoff * 2 ** (attempt - 1))
+            outs = self.backend.generate([requests[k] for k in todo])
+            for key, out in zip(todo, outs):
+                results[key] = out
+            self.stat_update("requests", value=len(todo))
+            todo = [k for k in todo if isinstance(results[k], Exception)]
+            if not todo:
+                break
+            log.warning("%d request(s) failed (attempt %d): %s", len(todo), attempt + 1, results[todo[0]])
+        return results
+
+    def _drive(self, jobs: list[Job], cache: ReplayCache) -> None:
+        active = [job for job in jobs if job.advance()]
+        while active:
+            keys = {id(job): self._key(job) for job in active}
+            missing = {}
+            for job in active:
+                key = keys[id(job)]
+                if cache.get(key) is None:
+                    seed = request_seed(self.config.sampling.seed, job.prompt.id, job.sample, job.call.name)
+                    missing[key] = Request(job.call.messages, seed)
+            fresh = self._generate(missing) if missing else {}
+            cache.put({k: v for k, v in fresh.items() if isinstance(v, Completion)})
+            self.stat_update("cache_hits", value=len(active) - len(missing))
+            still = []
+            for job in active:
+                key = keys[id(job)]
+                result = cache.get(key) or fresh[key]
+                if isinstance(result, Exception):
+                    job.error = f"{job.call.name}: {type(result).__name__}: {result}"
+                    continue
+                if job.advance(result):
+                    still.append(job)
+            active = still
+
+    def _documents(self, job: Job) -> list[Document]:
+        if not job.done and job.sample > 0:
+            return []  # nothing generated (a supplied pair): one copy, not one per sample
+        finish = "length" if any(c.finish_reason == "length" for _, c in job.done) else "stop"
+        n_tokens = sum(c.n_tokens for _, c in job.done)
+        checks = [{"field": call.name, "text": c.text, "language": call.language} for call, c in job.done]
+        docs = []
+        for suffix, messages in job.rows:
+            row_id = f"{job.prompt.id}/{job.task.kind}/{job.sample}" + (f"/{suffix}" if suffix else "")
+            metadata = {
+                "messages": messages,
+                "kind": job.task.kind,
+                "source_id": job.prompt.id,
+                "model": self.config.model,
+                "params_hash": self.params_hash,
+                "finish_reason": finish if job.done else "supplied",
+                "n_tokens": n_tokens,
+                "_checks": checks,
+            }
+            docs.append(Document(text=messages[-1]["content"], id=row_id, metadata=metadata))
+        return docs
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        work = Path(self.work_dir)
+        cache = ReplayCache(work / CACHE_DIR / f"{rank:05d}")
+        failures_file = work / FAILURES_DIR / f"{rank:05d}.jsonl"
+        failures = []
+        batch: list[Job] = []
+        jobs = self._jobs(data)
+        while True:
+            batch.clear()
+            for job in jobs:
+                batch.append(job)
+                if len(batch) >= self.config.backend.batch_size:
+                    break
+            if not batch:
+                break
+            with self.track_time("batch"):
+                self._drive(batch, cache)
+            for job in batch:
+                if job.error is not None:
+                    failures.append(
+                        {"prompt_id": job.prompt.id, "task": job.task.kind, "sample": job.sample, "error": job.error}
+                    )
+                    self.stat_update("dropped_request_failed")
+                    continue
+                for doc in self._documents(job):
+                    self.stat_update("forwarded")
+                    self.stat_update("generated_tokens", value=doc.metadata["n_tokens"])
+                    yield doc
+        self._record_failures(failures_file, failures)
+        if failures and self.config.on_failure == "fail":
+            raise GenerationFailed(
+                f"task {rank}: {len(failures)} request(s) failed after {self.config.max_retries} retries "
+                f"(first: {failures[0]['error']}); listed in {failures_file}. Rerun to retry only those, or set "
+                "generate.on_failure: skip"
+            )
+
+    @staticmethod
+    def _record_failures(path: Path, failures: list[dict]) -> None:
+        if not failures:
+            path.unlink(missing_ok=True)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def raise_if_failed_requests(work: Path, tasks: list[int]) -> None:
+    """After a KD stage with unfinished tasks: name the failed requests, if that is why."""
+    files = [work / FAILURES_DIR / f"{rank:05d}.jsonl" for rank in tasks]
+    failures = [json.loads(line) for f in files if f.exists() for line in f.read_text(encoding="utf-8").splitlines()]
+    if failures:
+        raise GenerationFailed(
+            f"{len(failures)} request(s) failed after all retries (first: {failures[0]['error']}); they are listed "
+            f"in {work / FAILURES_DIR}/. Rerun to retry only those (every finished request is replayed from the "
+            "cache), or set generate.on_failure: skip to drop them"
+        )
+
+
+def languages_agree(detected: str, expected: str) -> bool:
+    """`zh` (no script-distinguishing character) is acceptable for zh_Hant and zh_Hans, and either for `zh`."""
+    if detected == expected:
+        return True
+    family = {"zh", "zh_Hant", "zh_Hans"}
+    return detected in family and expected in family and "zh" in (detected, expected)
+
+
+def letters(text: str) -> int:
+    return sum(ch.isalpha() for ch in text)
+
+
+class KDChecks(BaseFilter):
+    """Output checks on each generated field: empty, truncated, and in the expected language (script-aware LID)."""
+
+    name = "checks"
+
+    def __init__(self, config: GenerateConfig):
+        super().__init__()
+        from corpusforge.steps.language import LanguageID, LanguageParams
+
+        self.checks = config.checks
+        self.lid = LanguageID(LanguageParams())
+
+    def filter(self, doc: Document) -> bool | tuple[bool, str]:
+        checks = doc.metadata.pop("_checks")
+        if self.checks.empty == "drop" and any(not c["text"].strip() for c in checks):
+            return False, "empty_output"
+        if self.checks.truncated == "drop" and doc.metadata["finish_reason"] == "length":
+            return False, "truncated"
+        if self.checks.language:
+            for c in checks:
+                if c["language"] is None or letters(c["text"]) < self.checks.min_language_chars:
+                    continue
+                detected, _ = self.lid.identify(c["text"])
+                if not languages_agree(detected, c["language"]):
+                    return False, f"wrong_language_{c['field']}"
+        return True

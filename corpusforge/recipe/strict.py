@@ -1,0 +1,7 @@
+"""The base of every recipe model: unknown keys are an error, never silently ignored."""
+
+from pydantic import BaseModel, ConfigDict
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")

@@ -1,0 +1,68 @@
+"""Tiny chat models built in code, for tests and benchmarks that must run offline (no Hub download).
+
+``tiny_chat_model(folder, texts)`` saves a 2-layer Llama (head_dim 64, which vLLM's CPU attention needs) with a
+byte-level BPE trained on ``texts``, the real Llama-3 chat template and Llama-3's special tokens, so
+``AutoTokenizer`` / ``AutoModelForCausalLM`` / ``vllm.LLM`` load the folder like a real chat model. Needs torch and
+transformers (extra ``[ppl]``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
+
+
+def tiny_chat_model(
+    folder: str | Path,
+    texts: list[str],
+    vocab_size: int = 1024,
+    hidden_size: int = 128,
+    layers: int = 2,
+    seed: int = 0,
+) -> Path:
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from corpusforge.templates import preset
+
+    folder = Path(folder)
+    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=LLAMA3_SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(texts, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>", pad_token="<|end_of_text|>"
+    )
+    tokenizer.chat_template = preset("llama3").template
+    ids = tokenizer.convert_tokens_to_ids
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden_size // 64,
+        num_key_value_heads=hidden_size // 64,
+        head_dim=64,
+        max_position_embeddings=2048,
+        bos_token_id=ids("<|begin_of_text|>"),
+        eos_token_id=[ids("<|eot_id|>"), ids("<|end_of_text|>")],
+        pad_token_id=ids("<|end_of_text|>"),
+        tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
