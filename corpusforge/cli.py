@@ -1,9 +1,15 @@
 """The `corpusforge` command: parse, call one library function, print.
 
-corpusforge run recipes/quickstart.yaml [--output DIR] [--set a.b=c ...] [--overwrite]
+corpusforge run recipes/quickstart.yaml [--output DIR] [--set a.b=c ...] [--overwrite] [--dry-run]
+corpusforge status out/quickstart
 corpusforge validate recipes/quickstart.yaml
 corpusforge schema > recipe.schema.json
 corpusforge inspect out/quickstart
+corpusforge vocab fertility --tokenizer TOK out/quickstart
+corpusforge vocab extend --tokenizer TOK out/quickstart --add 8000 --output tok-ext
+corpusforge eval align --model M [--model M2] --prompts th.jsonl --prompts-en en.jsonl --language th -o DIR
+corpusforge eval align --config align.yaml [--set k=v]
+corpusforge train trainer/configs/cp-lora.yaml [--set k=v] | corpusforge train merge RUN_DIR --output DIR
 """
 
 from __future__ import annotations
@@ -62,6 +68,11 @@ def cmd_run(args) -> int:
     if args.verbose:
         os.environ["CORPUSFORGE_VERBOSE"] = "1"
     recipe = load_recipe(args.recipe, args.set)
+    if args.dry_run:
+        from corpusforge.status import plan_build
+
+        print_plan(plan_build(recipe, output=args.output))
+        return EXIT_OK
     with _progress_display() as display:
         bar = display.add_task("build", total=None, docs=0, done=0, tasks=recipe.executor.tasks)
 
@@ -71,7 +82,64 @@ def cmd_run(args) -> int:
         result = corpusforge.run(
             recipe, output=args.output, overwrite=args.overwrite, progress=on_progress, report=not args.no_report
         )
+    from corpusforge.run import Submitted
+
+    if isinstance(result, Submitted):
+        console = _console()
+        for job in result.jobs:
+            what = f"job {job.job_id}, {job.tasks} task(s)" if job.job_id else "already complete"
+            console.print(f"  {job.stage}: {what}", soft_wrap=True)
+        console.print(f"queued on Slurm; follow with `corpusforge status {result.path}`", soft_wrap=True)
+        return EXIT_OK
     print_summary(result.manifest, result.path)
+    return EXIT_OK
+
+
+def print_plan(plan) -> None:
+    console = _console()
+    console.soft_wrap = True  # paths are copied from here: never break them
+    console.print(f"[bold]plan[/bold] (dry run: nothing written to {plan.out})")
+    console.print(f"executor: {plan.executor}, workers: {plan.workers}")
+    for i, stage in enumerate(plan.stages, 1):
+        done = stage.tasks - stage.pending
+        console.print(f"  {i}. {stage.name}: {stage.tasks} task(s)" + (f", {done} already done" if done else ""))
+        console.print(f"     logs: {stage.logs}")
+        if stage.script:
+            console.print(f"     script: {stage.script}")
+    if plan.slurm_logs:
+        console.print(f"Slurm output files: {plan.slurm_logs}")
+        console.print(f"job scripts: {plan.scripts_dir} (each stage waits for the one before: afterok)")
+
+
+def cmd_status(args) -> int:
+    from corpusforge.status import build_status
+
+    status = build_status(args.output_dir)
+    console = _console()
+    console.soft_wrap = True  # paths are copied from here: never break them
+    console.print(f"[bold]{status.recipe}[/bold] → {status.out} ({status.executor})")
+    for stage in status.stages:
+        pending = ""
+        if stage.pending:
+            shown = ", ".join(map(str, stage.pending[:10])) + (" …" if len(stage.pending) > 10 else "")
+            pending = f", pending: {shown}"
+        console.print(f"  {stage.name}: {stage.completed}/{stage.tasks} tasks done{pending}")
+    if status.active_jobs:
+        console.print(f"Slurm jobs queued or running: {', '.join(status.active_jobs)}")
+    if status.finalized:
+        console.print("[green]finalized[/green]: manifest.json written")
+    elif status.complete:
+        console.print(f"every task is done, not finalized yet: `corpusforge finalize {status.out}`")
+    elif not status.active_jobs:
+        console.print("incomplete: rerun `corpusforge run` with the same recipe and output to resume")
+    return EXIT_OK
+
+
+def cmd_finalize(args) -> int:
+    from corpusforge.status import finalize_build
+
+    manifest = finalize_build(args.output_dir, report=not args.no_report)
+    print_summary(manifest, Path(args.output_dir))
     return EXIT_OK
 
 
@@ -89,6 +157,10 @@ def print_summary(manifest: dict, path: Path) -> None:
     langs = manifest["languages"]["output"]
     if langs:
         console.print("languages: " + ", ".join(f"{k} {v:,}" for k, v in list(langs.items())[:8]))
+    if manifest.get("kd"):
+        kd = manifest["kd"]
+        console.print("kinds: " + ", ".join(f"{k} {v:,}" for k, v in kd["kinds"].items()))
+        console.print("finish reasons: " + ", ".join(f"{k} {v:,}" for k, v in kd["finish_reasons"].items()))
     console.print(
         f"{manifest['rows']:,} rows in {len(manifest['shards'])} shard(s); open with datasets.load_from_disk('{path}')"
     )
@@ -111,6 +183,14 @@ def cmd_inspect(args) -> int:
 
         console = _console()
         for row in scan(out).head(args.rows).collect().iter_rows(named=True):
+            if "messages" in row:  # a KD dataset
+                label = escape(f"[{row['kind']} {row['finish_reason']}]")
+                console.print(f"[bold]{escape(row['id'])}[/bold] {label}")
+                for message in row["messages"]:
+                    content = message["content"]
+                    content = content if len(content) <= 300 else content[:300] + "…"
+                    console.print(f"  {message['role']}: {content!r}", markup=False)
+                continue
             text = row["text"] if len(row["text"]) <= 300 else row["text"][:300] + "…"
             label = escape(f"[{row['language']} {row['language_score']}]")
             console.print(f"[bold]{escape(row['id'])}[/bold] {label}")
@@ -123,6 +203,12 @@ def cmd_report(args) -> int:
 
     _console().print(f"wrote {write_report(args.output_dir)}")
     return EXIT_OK
+
+
+def cmd_train(args) -> int:
+    from corpusforge_trainer.cli import run
+
+    return run(args.args)
 
 
 def cmd_publish(args) -> int:
@@ -140,6 +226,156 @@ def cmd_publish(args) -> int:
         _console().print(f"dry run: wrote and loaded back {where} (nothing uploaded)")
     else:
         _console().print(f"published {args.output_dir} to {args.repo_id}: {where}")
+    return EXIT_OK
+
+
+def _corpus_docs(args):
+    from corpusforge.diagnostics.corpus import iter_docs, lid_identifier
+
+    identify = lid_identifier() if args.lid and not args.language else None
+    return iter_docs(args.corpus, args.max_docs or None, args.language, args.text_field, identify, not args.keep_tags)
+
+
+def print_fertility(report, title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{title} ({report.vocab_size:,} ids)", title_justify="left")
+    for col in ("language", "docs", "chars", "tokens", "tok/char", "tok/word", "word", "bytes", "unk"):
+        table.add_column(col, justify="left" if col in ("language", "word") else "right")
+    for s in report.languages.values():
+        per_word = "—" if s.tokens_per_word is None else f"{s.tokens_per_word:.3f}"
+        table.add_row(
+            s.language, f"{s.docs:,}", f"{s.chars:,}", f"{s.tokens:,}", f"{s.tokens_per_char:.3f}", per_word,
+            s.word_unit, f"{s.byte_share:.1%}", f"{s.unk_share:.1%}",
+        )  # fmt: skip
+    _console().print(table)
+    for s in report.languages.values():
+        if s.note:
+            _console().print(f"{s.language}: {s.note}")
+
+
+def cmd_vocab_fertility(args) -> int:
+    from corpusforge.diagnostics import measure_fertility
+
+    report = measure_fertility(args.tokenizer, _corpus_docs(args), segment_words=not args.no_words)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print_fertility(report, f"fertility of {args.tokenizer}")
+    return EXIT_OK
+
+
+def cmd_vocab_extend(args) -> int:
+    from rich.table import Table
+
+    from corpusforge.diagnostics import extend_vocabulary
+
+    ext = extend_vocabulary(
+        args.tokenizer, args.corpus, args.add, args.output, languages=args.languages, language=args.language,
+        max_docs=args.max_docs or None, heldout=args.heldout, text_field=args.text_field, lid=args.lid,
+        overwrite=args.overwrite,
+    )  # fmt: skip
+    if args.json:
+        print(
+            json.dumps({k: v for k, v in ext.to_dict().items() if k != "added_pieces"}, indent=2, ensure_ascii=False)
+        )
+        return EXIT_OK
+    table = Table(title=f"held-out fertility, {ext.base} → {ext.output}", title_justify="left")
+    for col in ("language", "docs", "tok/char before", "tok/char after", "fewer tokens"):
+        table.add_column(col, justify="left" if col == "language" else "right")
+    for lang, before in ext.before.languages.items():
+        after = ext.after.languages[lang]
+        ratio = before.tokens / after.tokens if after.tokens else float("nan")
+        table.add_row(
+            lang, f"{before.docs:,}", f"{before.tokens_per_char:.3f}", f"{after.tokens_per_char:.3f}", f"{ratio:.2f}×"
+        )
+    console = _console()
+    console.print(table)
+    console.print(
+        f"added {len(ext.added):,} pieces (ids {ext.base_size:,}–{ext.extended_size - 1:,}, {ext.method}); "
+        f"load with AutoTokenizer.from_pretrained('{ext.output}'); report: {ext.output}/vocab_extension.json"
+    )
+    for note in ext.notes:
+        console.print(f"note: {note}")
+    return EXIT_OK
+
+
+def _align_config(args):
+    from corpusforge.diagnostics.align_config import align_config_from_dict, load_align_config
+    from corpusforge.errors import CorpusforgeError
+
+    flags = {"--model": args.model, "--prompts": args.prompts, "--prompts-en": args.prompts_en}
+    flags["--language"] = args.language
+    if args.config:
+        given = [flag for flag, value in flags.items() if value]
+        if given:
+            raise CorpusforgeError(
+                f"{', '.join(given)}: with --config, models, prompts and language come from the file "
+                "(change them with --set key=value)"
+            )
+        return load_align_config(args.config, args.set, output=args.output)
+    missing = [flag for flag, value in {**flags, "--output": args.output}.items() if not value]
+    if missing:
+        raise CorpusforgeError(f"missing {', '.join(missing)} (or pass --config FILE)")
+    if args.backend == "openai" and not args.base_url:
+        raise CorpusforgeError("--backend openai needs --base-url (e.g. http://localhost:8000/v1)")
+    if args.label and len(args.label) != len(args.model):
+        raise CorpusforgeError(f"{len(args.label)} --label for {len(args.model)} --model: give one label per model")
+    backend = {"type": args.backend}
+    backend.update({"base_url": args.base_url} if args.base_url else {})
+    backend.update({"dtype": args.dtype} if args.dtype else {})
+    labels = args.label or [None] * len(args.model)
+    sampling = {"temperature": args.temperature, "max_tokens": args.max_tokens, "seed": args.seed}
+    data = {
+        "language": args.language,
+        "models": [{"model": m, "backend": backend, **({"name": n} if n else {})} for m, n in zip(args.model, labels)],
+        "prompts": {"target": args.prompts, "en": args.prompts_en, "text_field": args.text_field, "limit": args.limit},
+        "sampling": {k: v for k, v in sampling.items() if v is not None},
+        "system": args.system,
+        "output": args.output,
+        **({"min_letters": args.min_letters} if args.min_letters is not None else {}),
+    }
+    return align_config_from_dict(data, args.set)
+
+
+def cmd_eval_align(args) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from corpusforge.diagnostics.align import CLASSES, run_align
+    from corpusforge.kd.config import language_name
+
+    config = _align_config(args)
+    columns = (TextColumn("[bold]{task.description}[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=_console(stderr=True), transient=True) as display:
+        bars: dict[str, int] = {}
+
+        def on_progress(name: str, done: int, total: int) -> None:
+            if name not in bars:
+                bars[name] = display.add_task(name, total=total)
+            display.update(bars[name], completed=done)
+
+        result = run_align(config, progress=on_progress)
+    target = language_name(result.language)
+    table = Table(title=f"response language ({result.language}; shares of classified responses)", title_justify="left")
+    for col in ("model", "prompts", "n", "→ English", f"→ {target}", "→ other", "undet.", "failed"):
+        table.add_column(col, justify="left" if col in ("model", "prompts") else "right", no_wrap=col != "model")
+    for m in result.models:
+        for prompt_set, cell in m.cells.items():
+            shares = cell.shares
+            shown = ["—" if shares[c] is None else f"{shares[c]:.1%} ({cell.counts[c]:,})" for c in CLASSES]
+            table.add_row(
+                m.name, "English" if prompt_set == "en" else target, f"{cell.prompts:,}", *shown,
+                f"{cell.counts['undetermined']:,}", f"{cell.counts['failed']:,}",
+            )  # fmt: skip
+    console = _console()
+    console.print(table)
+    for m in result.models:
+        others = m.cells["target"].other_languages
+        if others:
+            shown = ", ".join(f"{k} {v}" for k, v in others.items())
+            console.print(f"{m.name}, other languages on {target} prompts: {shown}")
+    console.print(f"wrote {result.json_path} and {result.png_path}", soft_wrap=True)
     return EXIT_OK
 
 
@@ -163,7 +399,19 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an output folder built from another recipe")
     p.add_argument("--verbose", "-v", action="store_true", help="show datatrove's per-task logs")
     p.add_argument("--no-report", action="store_true", help="skip writing OUT/report.html")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the plan (stages, tasks, logs, Slurm scripts); run nothing"
+    )
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="completed and pending tasks per stage of a build; finalized or not")
+    p.add_argument("output_dir")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("finalize", help="write the manifest of a build whose stages are all done (idempotent)")
+    p.add_argument("output_dir")
+    p.add_argument("--no-report", action="store_true", help="skip writing OUT/report.html")
+    p.set_defaults(func=cmd_finalize)
 
     p = sub.add_parser("validate", help="check a recipe and its inputs without running it (exit 0 ok, 2 bad)")
     recipe_args(p)
@@ -189,6 +437,73 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--license", default="unknown", help="license id for the card (default: unknown)")
     p.add_argument("--dry-run", metavar="DIR", help="write the folder that would be uploaded to DIR and load it back")
     p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser(
+        "train",
+        help="train on built shards (`train CONFIG`) or merge a LoRA run (`train merge RUN --output DIR`)",
+        add_help=False,
+        prefix_chars="+",  # so every option, --help included, reaches the trainer's own parser
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_train)
+
+    vocab = sub.add_parser("vocab", help="tokenizer diagnostics: fertility per language, vocabulary extension")
+    vocab_sub = vocab.add_subparsers(dest="vocab_command", required=True)
+
+    def corpus_args(p):
+        p.add_argument("corpus", nargs="+", help="corpusforge output folders, jsonl (`text` field) or txt files")
+        p.add_argument(
+            "--tokenizer", "-t", required=True, help="HF folder or Hub id, SentencePiece .model, tekken .json"
+        )
+        p.add_argument(
+            "--max-docs", type=int, default=20_000, help="read the first N documents (0: all; default 20000)"
+        )
+        p.add_argument("--language", help="language of rows that have no `language` column")
+        p.add_argument("--lid", action="store_true", help="identify unlabelled rows with fastText (lid.176)")
+        p.add_argument("--text-field", default="text", help="jsonl field / column holding the text (default: text)")
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = vocab_sub.add_parser("fertility", help="tokens per character / word, byte-fallback and unknown shares")
+    corpus_args(p)
+    p.add_argument(
+        "--keep-tags", action="store_true", help="measure InsCP-tagged builds with their chat-template wrapper"
+    )
+    p.add_argument("--no-words", action="store_true", help="skip word counting (Thai segmentation is the slow part)")
+    p.set_defaults(func=cmd_vocab_fertility)
+
+    p = vocab_sub.add_parser("extend", help="learn target-language pieces and append them; existing ids unchanged")
+    corpus_args(p)
+    p.add_argument("--add", type=int, required=True, help="number of new pieces (at most)")
+    p.add_argument("--output", "-o", required=True, help="folder for the extended tokenizer")
+    p.add_argument("--languages", nargs="+", help="train on these languages (default: all but en)")
+    p.add_argument("--heldout", type=float, default=0.1, help="share of documents kept for before/after (0.1)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.set_defaults(func=cmd_vocab_extend)
+
+    evaluate = sub.add_parser("eval", help="evaluate transferred models: response language (InsCP's alignment matrix)")
+    eval_sub = evaluate.add_subparsers(dest="eval_command", required=True)
+    p = eval_sub.add_parser(
+        "align", help="share of English / target / other answers to English and target prompts, per model"
+    )
+    p.add_argument("--config", "-c", help="align YAML (models with their own backends); replaces the flags below")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--model", "-m", action="append", help="model folder, LoRA adapter folder, Hub id or served name")
+    p.add_argument("--label", action="append", help="name of each --model in the table and chart (in order)")
+    p.add_argument("--prompts", nargs="+", help="target-language prompts: jsonl (`text`), txt, corpusforge outputs")
+    p.add_argument("--prompts-en", nargs="+", help="English prompts, same forms")
+    p.add_argument("--language", "-l", help="target language, e.g. th, zh_Hant")
+    p.add_argument("--backend", choices=("transformers", "vllm", "openai"), default="transformers")
+    p.add_argument("--base-url", help="endpoint root for --backend openai, e.g. http://localhost:8000/v1")
+    p.add_argument("--dtype", help="model dtype (transformers, vllm)")
+    p.add_argument("--max-tokens", type=int, help="tokens per response (default 256)")
+    p.add_argument("--temperature", type=float, help="default 0 (greedy)")
+    p.add_argument("--seed", type=int, help="base seed (default 0)")
+    p.add_argument("--limit", type=int, help="first N prompts of each set")
+    p.add_argument("--min-letters", type=int, help="shorter responses are `undetermined` (default 10)")
+    p.add_argument("--system", help="system prompt for every request")
+    p.add_argument("--text-field", default="text", help="jsonl field / column holding the prompt (default: text)")
+    p.add_argument("--output", "-o", help="folder for align.json and align.png")
+    p.set_defaults(func=cmd_eval_align)
     return parser
 
 

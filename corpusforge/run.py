@@ -19,12 +19,12 @@ from pathlib import Path
 from datatrove.pipeline.base import PipelineStep
 
 from corpusforge.errors import OutputError
-from corpusforge.executors import build_executor, completed_tasks
-from corpusforge.recipe.models import Recipe
-from corpusforge.shards import ArrowShardWriter, finalize, recipe_fingerprint
-from corpusforge.shards.budget import apply_budget
-from corpusforge.shards.writer import WORK_DIR
-from corpusforge.sources.preflight import fingerprint_inputs, input_bytes, make_readers, preflight, source_name
+from corpusforge.executors import SubmittedJob, build_executor, completed_tasks, start_engine
+from corpusforge.recipe.models import LocalExecutor, Recipe, SlurmExecutor
+from corpusforge.shards import ArrowShardWriter, recipe_fingerprint
+from corpusforge.shards.writer import CP_SCHEMA, KD_SCHEMA, WORK_DIR
+from corpusforge.sources.preflight import input_bytes, make_readers, preflight, source_name
+from corpusforge.status import finalize_build, guard_active_jobs, new_plan, submit, write_plan
 from corpusforge.steps.registry import get_step
 
 log = logging.getLogger("corpusforge.run")
@@ -73,6 +73,15 @@ class Result:
 
 
 @dataclass
+class Submitted:
+    """A build queued on Slurm: its output folder and jobs. `corpusforge status OUT` follows it; the last job
+    finalizes it (or rerun `corpusforge run`, or `corpusforge finalize OUT`, once every stage is done)."""
+
+    path: Path
+    jobs: list[SubmittedJob]
+
+
+@dataclass
 class Stage:
     """One executor run. ``labels`` names each pipeline step in the manifest's funnel (None: internal step)."""
 
@@ -81,6 +90,21 @@ class Stage:
     tasks: int
     logs: Path
     labels: list[str | None]
+
+
+def _output_steps(recipe: Recipe, out: Path) -> tuple[list[PipelineStep], list[str]]:
+    """The end of the build stage: the shard writer; for a KD recipe, generation and output checks before it."""
+    if recipe.generate is None:
+        return [ArrowShardWriter(str(out), batch_rows=recipe.output.batch_rows)], ["write"]
+    from corpusforge.kd import KDChecks, KDGenerate
+    from corpusforge.shards.writer import KDShardWriter
+
+    steps = [
+        KDGenerate(recipe.generate, str(out / WORK_DIR)),
+        KDChecks(recipe.generate),
+        KDShardWriter(str(out), batch_rows=recipe.output.batch_rows),
+    ]
+    return steps, ["generate", "checks", "write"]
 
 
 def compile_stages(recipe: Recipe, out: Path, progress_dir: Path | None = None) -> list[Stage]:
@@ -92,11 +116,11 @@ def compile_stages(recipe: Recipe, out: Path, progress_dir: Path | None = None) 
     read_labels = [f"read:{source_name(s, i)}" for i, s in enumerate(recipe.sources)]
     calls = list(recipe.steps)
     cut = next((i for i, call in enumerate(calls) if call.name == "dedup"), None)
-    writer = ArrowShardWriter(str(out), batch_rows=recipe.output.batch_rows)
+    writer, write_labels = _output_steps(recipe, out)
     if cut is None:
         steps = [get_step(call.name).create(call.params) for call in calls]
-        labels = read_labels + [call.name for call in calls] + ["write"]
-        return [Stage("build", [*readers, *steps, writer], tasks, work / "logs", labels)]
+        labels = read_labels + [call.name for call in calls] + write_labels
+        return [Stage("build", [*readers, *steps, *writer], tasks, work / "logs", labels)]
 
     from corpusforge.shards.reader import ShardReader
     from corpusforge.steps.dedup import DedupParams, dedup_stages
@@ -128,10 +152,10 @@ def compile_stages(recipe: Recipe, out: Path, progress_dir: Path | None = None) 
     stages.append(
         Stage(
             "build",
-            [ShardReader(intermediate, tasks), parts["filter"], *after, writer],
+            [ShardReader(intermediate, tasks), parts["filter"], *after, *writer],
             tasks,
             work / "logs",
-            [None, "dedup"] + [call.name for call in calls[cut + 1 :]] + ["write"],
+            [None, "dedup"] + [call.name for call in calls[cut + 1 :]] + write_labels,
         )
     )
     return stages
@@ -151,9 +175,9 @@ def _prepare_output(out: Path, recipe_dict: dict, overwrite: bool) -> None:
             shutil.rmtree(out)
     (out / WORK_DIR).mkdir(parents=True, exist_ok=True)
     if not marker.exists():
-        marker.write_text(
-            json.dumps({"fingerprint": fingerprint, "recipe": recipe_dict}, indent=2, ensure_ascii=False)
-        )
+        tmp = marker.with_name(f".{marker.name}.tmp")  # a kill while writing must not leave a half marker
+        tmp.write_text(json.dumps({"fingerprint": fingerprint, "recipe": recipe_dict}, indent=2, ensure_ascii=False))
+        os.replace(tmp, marker)
 
 
 def _watch(progress_dir: Path, logs: Path, tasks: int, total: int | None, callback, stop: threading.Event) -> None:
@@ -169,41 +193,37 @@ def _watch(progress_dir: Path, logs: Path, tasks: int, total: int | None, callba
         callback(Progress(docs, nbytes, total, len(completed_tasks(logs)), tasks))
 
 
-def _write_report(out: Path) -> None:
-    """The HTML report is a convenience: a plotting failure must not fail a finished build."""
-    from corpusforge.report import write_report
-
-    try:
-        write_report(out)
-    except Exception as err:  # noqa: BLE001
-        log.warning(
-            "the build is complete, but its report failed (%s: %s); retry with `corpusforge report %s`",
-            type(err).__name__,
-            err,
-            out,
-        )
-
-
 def run(
     recipe: Recipe,
     output: str | Path | None = None,
     overwrite: bool = False,
     progress: Callable[[Progress], None] | None = None,
     report: bool = True,
-) -> Result:
+) -> Result | Submitted:
     """Build the recipe's corpus. Reruns resume: tasks completed earlier are skipped.
 
+    On Slurm, queues every stage and a finalize job and returns a `Submitted` at once.
     ``report`` also writes OUT/report.html (plots; about a second, mostly importing matplotlib)."""
     if output is not None:
         recipe = recipe.model_copy(update={"output": recipe.output.model_copy(update={"path": str(output)})})
     out = Path(recipe.output.path)
+    if not isinstance(recipe.executor, LocalExecutor):
+        out = out.absolute()  # tasks run from another working directory, maybe on another machine
     preflight(recipe)  # raises before anything is written
+    guard_active_jobs(out)  # never two runs of one build: queued Slurm tasks would write the same shards
     recipe_dict = recipe.to_dict()
     _prepare_output(out, recipe_dict, overwrite)
     logs, progress_dir = out / WORK_DIR / "logs", out / WORK_DIR / "progress"
     shutil.rmtree(progress_dir, ignore_errors=True)
     stages = compile_stages(recipe, out, progress_dir)
     started = time.time()
+    plan = new_plan(recipe, out, stages, started)
+    write_plan(out, plan)
+    if isinstance(recipe.executor, SlurmExecutor):
+        jobs = submit(recipe, out, stages, plan)
+        if jobs is not None:
+            return Submitted(out, jobs)
+        stages = []  # every task completed in earlier jobs: finalize here
     stop = threading.Event()
     watcher = None
     if progress is not None:
@@ -217,28 +237,28 @@ def run(
         from loguru import logger
 
         logger.disable("datatrove")
+    stop_engine = start_engine(recipe.executor) if stages else (lambda: None)
     try:
         for stage in stages:
             build_executor(recipe.executor, stage.pipeline, stage.logs, tasks=stage.tasks).run()
             missing = sorted(set(range(stage.tasks)) - completed_tasks(stage.logs))
             if missing:
+                if recipe.generate is not None:
+                    from corpusforge.kd.step import raise_if_failed_requests
+
+                    raise_if_failed_requests(out / WORK_DIR, missing)
                 raise RuntimeError(
                     f"stage {stage.name}: tasks {missing} did not complete; see {stage.logs}/logs/ and rerun to resume"
                 )
     finally:
+        stop_engine()
         stop.set()
         if watcher is not None:
             watcher.join()
-    budget = apply_budget(out, recipe.executor.tasks, recipe.budget) if recipe.budget else None
-    manifest = finalize(
+    manifest = finalize_build(
         out,
-        recipe.executor.tasks,
-        recipe_dict,
-        [(stage.logs, stage.tasks, stage.labels) for stage in stages],
-        fingerprint_inputs(recipe),
+        report=report,
         started_at=started,
-        budget=budget,
+        schema=KD_SCHEMA if recipe.generate is not None else CP_SCHEMA,
     )
-    if report:
-        _write_report(out)
     return Result(out, manifest)

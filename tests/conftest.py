@@ -35,6 +35,27 @@ def real_texts() -> dict[str, list[str]]:
     }
 
 
+def gettext_messages(locale: str) -> list[tuple[str, str]]:
+    """(English msgid, translation) of every translated message in /usr/share/locale/<locale>/LC_MESSAGES/*.mo
+    (real translated text shipped by the image: coreutils, apt, dpkg, glib, gtk, ...; ISO code lists excluded)."""
+    import gettext
+
+    out = []
+    for path in sorted(Path("/usr/share/locale", locale, "LC_MESSAGES").glob("*.mo")):
+        if path.name.startswith("iso_"):
+            continue
+        try:
+            with path.open("rb") as f:
+                catalog = gettext.GNUTranslations(f)._catalog
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        for key, value in catalog.items():
+            msgid = (key[0] if isinstance(key, tuple) else key).split("\x04")[-1]
+            if msgid and isinstance(value, str) and value.strip() and value != msgid:
+                out.append((msgid, value.strip()))
+    return out
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as f:

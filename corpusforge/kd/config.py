@@ -118,6 +118,9 @@ BackendConfig = Annotated[
 # --------------------------------------------------------------------------------------------- tasks
 class _TaskBase(StrictModel):
     sources: list[str] | None = Field(None, description="Source names this task reads; default: all sources.")
+    languages: list[str] | None = Field(
+        None, description="Prompt languages this task takes (as a `language` step labelled them); default: all."
+    )
 
 
 class RecoveryTask(_TaskBase):
@@ -146,7 +149,7 @@ class TCoTTask(_TaskBase):
         description="Source field with a target-language answer to use as is; missing: the model translates its "
         "English answer.",
     )
-    markers: Markers = Field(default_factory=Markers)
+    markers: Markers = Field(default_factory=Markers, description="Section markers of the assistant turn.")
     translate_prompt: str = Field(
         "Translate the following {source_language} text into {target_language}. "
         "Reply with the translation only.\n\n{text}",
@@ -227,10 +230,10 @@ class GenerateConfig(StrictModel):
 
     model: str = Field(..., description="Local model folder or Hub id (served model name for `openai`).")
     backend: BackendConfig = Field(..., description="`vllm`, `transformers` or `openai` with its settings.")
-    sampling: Sampling
+    sampling: Sampling = Field(..., description="temperature, top_p, max_tokens, n, seed — all explicit.")
     tasks: list[Task] = Field(..., min_length=1, description="`recovery`, `tcot`, `translation`, each `{kind: {…}}`.")
-    prompts: PromptConfig = Field(default_factory=PromptConfig)
-    checks: Checks = Field(default_factory=Checks)
+    prompts: PromptConfig = Field(default_factory=PromptConfig, description="Prompt template and guards.")
+    checks: Checks = Field(default_factory=Checks, description="Output checks (language, truncated, empty).")
     max_retries: int = Field(3, ge=0, description="Retries of a failed request.")
     retry_backoff: float = Field(1.0, ge=0.0, description="Seconds before the first retry; doubles each retry.")
     on_failure: Literal["fail", "skip"] = Field(

@@ -22,7 +22,7 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 
 from corpusforge.kd.backends import Completion, Request, get_backend
 from corpusforge.kd.config import GenerateConfig
-from corpusforge.kd.tasks import Call, Prompt, start
+from corpusforge.kd.tasks import Call, Prompt, chat, start
 
 log = logging.getLogger("corpusforge.kd")
 FAILURES_DIR = "kd-failures"
@@ -128,25 +128,31 @@ class KDGenerate(PipelineStep):
 
     def _jobs(self, data: DocumentsPipeline):
         cfg = self.config
-        seen: dict[str, set[bytes]] = {}
+        seen: dict[int, set[bytes]] = {}  # per task: 8-byte keys of the prompts it has taken
         for doc in data:
             self.stat_update("total")
             prompt = self._prompt(doc)
             source = doc.metadata.get("source")
-            tasks = [t for t in cfg.tasks if t.sources is None or source in t.sources]
+            language = doc.metadata.get("language")
+            tasks = [
+                t
+                for t in cfg.tasks
+                if (t.sources is None or source in t.sources) and (t.languages is None or language in t.languages)
+            ]
             if not tasks:
                 self.stat_update("dropped_no_task")
                 continue
             if len(prompt.user) > cfg.prompts.max_chars or (
                 cfg.prompts.max_tokens
-                and self.backend.prompt_tokens(Request((("user", prompt.user),), 0)) > cfg.prompts.max_tokens
+                and self.backend.prompt_tokens(Request(chat(prompt.user, cfg.prompts.system), 0))
+                > cfg.prompts.max_tokens
             ):
                 self.stat_update("dropped_prompt_too_long")
                 continue
             for task_index, task in enumerate(tasks):
                 if cfg.prompts.dedup:
                     key = prompt_key(prompt.user)
-                    bucket = seen.setdefault(f"{task_index}", set())
+                    bucket = seen.setdefault(task_index, set())
                     if key in bucket:
                         self.stat_update(f"dropped_duplicate_prompt_{task.kind}")
                         continue
@@ -166,7 +172,7 @@ class KDGenerate(PipelineStep):
         for attempt in range(self.config.max_retries + 1):
             if attempt:
                 time.sleep(self.config.retry_backoff * 2 ** (attempt - 1))
-            outs = self.backend.generate([requests[k] for k in todo])
+            outs = self.backend.generate([requests[k] for k in todo], self.config.sampling)
             for key, out in zip(todo, outs):
                 results[key] = out
             self.stat_update("requests", value=len(todo))

@@ -56,11 +56,18 @@ TYPE_NAMES = {
     "output": "output",
     "executor": "executor",
     "budget": "budget",
+    "generate": "generate",
+    "backend": "backend (by `type`)",
+    "tasks": "list of tasks",
+    "sampling": "sampling",
+    "prompts": "prompts",
+    "checks": "checks",
+    "markers": "markers",
 }
 
 
 def _type_name(name: str, annotation) -> str:
-    if name in TYPE_NAMES and "Annotated" in str(annotation) or name in ("steps", "output", "budget"):
+    if name in TYPE_NAMES and ("Annotated" in str(annotation) or "corpusforge." in str(annotation)):
         return TYPE_NAMES[name]
     text = str(annotation).replace("typing.", "")
     for prefix in ("<class '", "'>"):
@@ -85,6 +92,34 @@ def model_table(model: type[BaseModel]) -> str:
     return "\n".join(rows)
 
 
+def _generate_section() -> str:
+    from corpusforge.kd import config as kd
+
+    parts = [
+        "## `generate` (KD datasets)\n\n"
+        + inspect.cleandoc(kd.GenerateConfig.__doc__ or "")
+        + " Guide: [kd.md](kd.md).\n\n"
+        + model_table(kd.GenerateConfig),
+        "### `generate.sampling`\n\n"
+        + inspect.cleandoc(kd.Sampling.__doc__ or "")
+        + "\n\n"
+        + model_table(kd.Sampling),
+    ]
+    for model in (kd.VLLMBackendConfig, kd.TransformersBackendConfig, kd.OpenAIBackendConfig):
+        kind = model.model_fields["type"].default
+        parts.append(
+            f"### `generate.backend` — `type: {kind}`\n\n{inspect.cleandoc(model.__doc__ or '')}\n\n{model_table(model)}"
+        )
+    for model in (kd.RecoveryTask, kd.TCoTTask, kd.TranslationTask):
+        kind = model.model_fields["kind"].default
+        parts.append(f"### task `{kind}`\n\n{inspect.cleandoc(model.__doc__ or '')}\n\n{model_table(model)}")
+    parts.append("### `generate.prompts`\n\n" + model_table(kd.PromptConfig))
+    parts.append(
+        "### `generate.checks`\n\n" + inspect.cleandoc(kd.Checks.__doc__ or "") + "\n\n" + model_table(kd.Checks)
+    )
+    return "\n\n".join(parts)
+
+
 def render() -> str:
     parts = [INTRO]
     parts.append("## Top level\n\n" + model_table(Recipe))
@@ -100,6 +135,7 @@ def render() -> str:
     parts.append("## `output`\n\n" + model_table(OutputConfig))
     parts.append("## `executor`\n\n" + model_table(LocalExecutor))
     parts.append("## `budget`\n\n" + inspect.cleandoc(BudgetConfig.__doc__ or "") + "\n\n" + model_table(BudgetConfig))
+    parts.append(_generate_section())
     parts.append(
         "## Steps\n\nEach step is a one-key mapping `- name: {params}`. Python plugins registered with "
         "`@corpusforge.filter` / `@corpusforge.step` (or named `module:function`) take their parameters "

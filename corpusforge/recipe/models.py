@@ -28,12 +28,8 @@ from pydantic import (
 )
 
 from corpusforge.errors import RecipeError
-
-
-class StrictModel(BaseModel):
-    """Unknown keys are an error, never silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
+from corpusforge.kd.config import GenerateConfig
+from corpusforge.recipe.strict import StrictModel
 
 
 # --------------------------------------------------------------------------------------------- sources
@@ -97,17 +93,84 @@ class OutputConfig(StrictModel):
 
 
 class LocalExecutor(StrictModel):
+    """Tasks run as processes on this machine."""
+
     type: Literal["local"] = "local"
     tasks: int = Field(1, ge=1, description="Number of tasks = number of shards. Files are split across tasks.")
     workers: int = Field(1, ge=1, description="Tasks run at the same time (processes).")
+
+
+class SlurmExecutor(StrictModel):
+    """Each stage is a Slurm job array (one array task per corpusforge task), chained with `afterok` dependencies;
+    a last job finalizes. `corpusforge run` submits and returns; `corpusforge status OUT` follows the build."""
+
+    type: Literal["slurm"]
+    tasks: int = Field(1, ge=1, description="Number of tasks = number of shards. Files are split across tasks.")
+    workers: int | None = Field(
+        None, ge=1, description="Array tasks running at the same time (`--array=0-N%workers`); default: no limit."
+    )
+    partition: str = Field(..., description="Slurm partition (`--partition`).")
+    time: str = Field("12:00:00", description="Time limit per array task (`--time`), e.g. `02:00:00`.")
+    cpus_per_task: int = Field(1, ge=1, description="CPUs per task (`--cpus-per-task`).")
+    mem_per_cpu_gb: int = Field(2, ge=1, description="Memory per CPU in GB (`--mem-per-cpu`).")
+    qos: str | None = Field(None, description="Quality of service (`--qos`); default: the cluster's.")
+    job_name: str | None = Field(
+        None, description="Job name prefix; default `cf-<recipe name>`. Stages append theirs."
+    )
+    venv: str | None = Field(
+        None,
+        description="Python virtual environment activated in each job (`source VENV/bin/activate`); "
+        "default: the environment running `corpusforge run`, when it is a venv.",
+    )
+    env_command: str | None = Field(
+        None, description="Shell command(s) that set up the environment in each job instead (e.g. `module load …`)."
+    )
+    sbatch_args: dict[str, str | int] = Field(
+        default_factory=dict,
+        description="Extra `#SBATCH --key=value` directives, e.g. `{account: proj42, constraint: cpu}`.",
+    )
+    requeue: bool = Field(True, description="Let Slurm requeue preempted or failed jobs (`--requeue`).")
+    max_array_size: int = Field(
+        1001, ge=1, description="The cluster's MaxArraySize; larger stages use several arrays."
+    )
+    logs: str | None = Field(
+        None, description="Folder for Slurm's stdout/stderr files; default `OUT/.corpusforge/slurm`."
+    )
+
+    @model_validator(mode="after")
+    def _one_environment(self):
+        if self.venv and self.env_command:
+            raise ValueError("set `venv` or `env_command`, not both")
+        return self
+
+
+class RayExecutor(StrictModel):
+    """Tasks run on a Ray cluster (datatrove's RayPipelineExecutor); stages run one after the other."""
+
+    type: Literal["ray"]
+    tasks: int = Field(1, ge=1, description="Number of tasks = number of shards. Files are split across tasks.")
+    workers: int | None = Field(None, ge=1, description="Tasks running at the same time; default: all of them.")
+    address: str | None = Field(
+        None,
+        description="Cluster to connect to (`auto`, `ray://host:10001`, `host:6379`); default: `RAY_ADDRESS`, "
+        "else a local cluster started for the run. Ignored when the process already called `ray.init()`.",
+    )
+    cpus_per_task: int = Field(1, ge=1, description="CPUs reserved per task.")
+    mem_per_task_gb: float = Field(2, gt=0, description="Memory reserved per task, in GB.")
+    time_limit_s: int | None = Field(None, ge=1, description="Kill (and resubmit) a task running longer than this.")
 
 
 def _executor_kind(value: Any) -> str:
     return value.get("type", "local") if isinstance(value, dict) else value.type
 
 
-# Slurm and Ray join this union (each with its own `type`); `local` is the default when `type` is omitted.
-Executor = Annotated[Annotated[LocalExecutor, Tag("local")], Discriminator(_executor_kind)]
+# `local` is the default when `type` is omitted.
+Executor = Annotated[
+    Annotated[LocalExecutor, Tag("local")]
+    | Annotated[SlurmExecutor, Tag("slurm")]
+    | Annotated[RayExecutor, Tag("ray")],
+    Discriminator(_executor_kind),
+]
 
 
 class BudgetConfig(StrictModel):
@@ -239,6 +302,11 @@ class Recipe(StrictModel):
     output: OutputConfig = Field(..., description="Where the shards go.")
     executor: Executor = Field(default_factory=LocalExecutor, description="Where the tasks run.")
     budget: BudgetConfig | None = Field(None, description="Token budget and source mixing (after all steps).")
+    generate: GenerateConfig | None = Field(
+        None,
+        description="Self-generated KD: the sources (after the steps) are prompts and the output is a KD dataset "
+        "(`id, messages, kind, source_id, model, params_hash, finish_reason, n_tokens`).",
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self):
@@ -247,6 +315,8 @@ class Recipe(StrictModel):
             raise RecipeError(
                 [(("steps", dedups[1]), "only one `dedup` step per recipe (it splits the build into stages)")]
             )
+        if self.generate is not None:
+            self._check_generate()
         if self.budget is None:
             return self
         problems = []
@@ -267,6 +337,54 @@ class Recipe(StrictModel):
         if problems:
             raise RecipeError(problems)
         return self
+
+    def _check_generate(self) -> None:
+        from corpusforge.sources.preflight import source_name
+
+        gen, problems = self.generate, []
+        names = [source_name(s, i) for i, s in enumerate(self.sources)]
+        for i, call in enumerate(self.steps):
+            if call.name in ("tag", "tokens"):
+                problems.append(
+                    (("steps", i), f"`{call.name}` acts on corpus text, not on prompts: remove it from a KD recipe")
+                )
+        if self.budget is not None:
+            problems.append((("budget",), "a token budget applies to corpora, not to KD datasets"))
+        for t, task in enumerate(gen.tasks):
+            for name in task.sources or []:
+                if name not in names:
+                    problems.append(
+                        (("generate", "tasks", t, "sources"), f"no source is named '{name}' (sources: {names})")
+                    )
+        fields = {"text"} | {f for s in self.sources for f in s.fields}
+        for t, task in enumerate(gen.tasks):
+            for key in ("query_en_field", "answer_field", "pair_field"):
+                name = getattr(task, key, None)
+                if name and name not in fields:
+                    problems.append(
+                        (
+                            ("generate", "tasks", t, key),
+                            f"'{name}' is not a field of any source (available: {sorted(fields)}); list it in the "
+                            "source's `fields`",
+                        )
+                    )
+        import string
+
+        for _, placeholder, _, _ in string.Formatter().parse(gen.prompts.template):
+            if placeholder and placeholder not in fields:
+                problems.append(
+                    (
+                        ("generate", "prompts", "template"),
+                        f"'{{{placeholder}}}' is not a field of any source (available: {sorted(fields)}); "
+                        "list it in the source's `fields`",
+                    )
+                )
+        if gen.prompts.max_tokens and gen.backend.type == "openai" and not gen.backend.tokenizer:
+            problems.append(
+                (("generate", "prompts", "max_tokens"), "the openai backend needs `backend.tokenizer` to count tokens")
+            )
+        if problems:
+            raise RecipeError(problems)
 
     @field_validator("plugins")
     @classmethod

@@ -1,13 +1,38 @@
 """JSON Schema of the recipe language (for editors: `corpusforge schema > recipe.schema.json`).
 
 The `steps` items are generated from the step registry: one `{name: params}` alternative per built-in step, plus
-an open alternative for `@corpusforge.filter` plugins.
+an open alternative for `@corpusforge.filter` plugins; `generate.tasks` items take their one-key YAML form too.
 """
 
 from __future__ import annotations
 
 from corpusforge.recipe.models import Recipe
 from corpusforge.steps.registry import builtin_specs
+
+
+def _task_items(defs: dict) -> None:
+    """`generate.tasks` items as written in YAML: `{recovery: {...}}`, `{kind: recovery, ...}` or `recovery`."""
+    from corpusforge.kd.config import TASK_KINDS
+
+    generate = defs.get("GenerateConfig")
+    if generate is None:
+        return
+    alternatives: list[dict] = [{"enum": list(TASK_KINDS)}]
+    for kind in TASK_KINDS:
+        ref = {"$ref": f"#/$defs/{_TASK_MODELS[kind]}"}
+        alternatives.append(ref)
+        alternatives.append(
+            {
+                "type": "object",
+                "properties": {kind: {"anyOf": [ref, {"type": "null"}]}},
+                "required": [kind],
+                "additionalProperties": False,
+            }
+        )
+    generate["properties"]["tasks"]["items"] = {"anyOf": alternatives}
+
+
+_TASK_MODELS = {"recovery": "RecoveryTask", "tcot": "TCoTTask", "translation": "TranslationTask"}
 
 
 def json_schema() -> dict:
@@ -43,6 +68,7 @@ def json_schema() -> dict:
         "items": {"anyOf": alternatives},
     }
     defs.pop("StepCall", None)
+    _task_items(defs)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "corpusforge recipe"
     return schema

@@ -12,7 +12,6 @@ import os
 import platform
 import sys
 import time
-from collections import Counter
 from importlib import metadata
 from pathlib import Path
 
@@ -53,10 +52,12 @@ def package_versions() -> dict[str, str]:
 
 
 def recipe_fingerprint(recipe_dict: dict) -> str:
-    """Hash of what determines the output: the resolved recipe minus the output path and the worker count."""
+    """Hash of what determines the output: the resolved recipe minus the output path and every executor setting
+    but the task count (the same build may be resumed on another executor or with other workers)."""
     stable = json.loads(json.dumps(recipe_dict))
     stable.get("output", {}).pop("path", None)
-    stable.get("executor", {}).pop("workers", None)
+    if "executor" in stable:
+        stable["executor"] = {"tasks": stable["executor"].get("tasks")}
     return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -103,6 +104,10 @@ def funnel(labelled: list[tuple[str, dict]]) -> list[dict]:
     return rows
 
 
+def _by_count(counts: dict[str, int]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def _languages(counters: dict) -> dict[str, int]:
     langs = {k.removeprefix("lang_"): int(v) for k, v in counters.items() if k.startswith("lang_")}
     return dict(sorted(langs.items(), key=lambda kv: -kv[1]))
@@ -123,19 +128,27 @@ def finalize(
     ``stages`` lists each executor run as (logging dir, task count, funnel label per pipeline step)."""
     shards, rows_total = [], 0
     languages: dict[str, int] = {}
+    kinds: dict[str, int] = {}  # KD datasets: rows per task kind and per finish reason
+    finishes: dict[str, int] = {}
     tokens_total: int | None = None
     for rank in range(tasks):
         path = out / shard_name(rank, tasks)
         if not path.exists():
             raise FileNotFoundError(f"shard {path.name} is missing: task {rank} did not finish")
-        with pa.memory_map(str(path)) as source:
-            table = pa.ipc.open_stream(source).read_all().select(["language", "n_tokens"])
-        for lang, count in Counter(lab or "unknown" for lab in table["language"].to_pylist()).items():
-            languages[lang] = languages.get(lang, 0) + count
-        if table["n_tokens"].null_count < table.num_rows:
-            tokens_total = (tokens_total or 0) + (pc.sum(table["n_tokens"]).as_py() or 0)
-        shards.append({"file": path.name, "rows": table.num_rows, "bytes": path.stat().st_size})
-        rows_total += table.num_rows
+        rows = 0
+        with pa.memory_map(str(path)) as source:  # batch by batch: memory stays flat whatever the shard size
+            for batch in pa.ipc.open_stream(source):
+                rows += batch.num_rows
+                for column, counter in (("language", languages), ("kind", kinds), ("finish_reason", finishes)):
+                    if column in batch.schema.names:
+                        counts = pc.value_counts(batch.column(column).fill_null("unknown"))
+                        for item in counts.to_pylist():
+                            counter[item["values"]] = counter.get(item["values"], 0) + item["counts"]
+                n_tokens = batch.column("n_tokens") if "n_tokens" in batch.schema.names else None
+                if n_tokens is not None and n_tokens.null_count < batch.num_rows:
+                    tokens_total = (tokens_total or 0) + (pc.sum(n_tokens).as_py() or 0)
+        shards.append({"file": path.name, "rows": rows, "bytes": path.stat().st_size})
+        rows_total += rows
     stale = sorted(p.name for p in out.glob("data-*-of-*.arrow") if p.name not in {s["file"] for s in shards})
     for name in stale:  # shards of an earlier run with another task count
         (out / name).unlink()
@@ -197,9 +210,11 @@ def finalize(
         "budget": budget,
         "steps": steps,
         "languages": {
-            "output": dict(sorted(languages.items(), key=lambda kv: -kv[1])),
+            "output": _by_count(languages),
             "identified": _languages(language_step["counters"]) if language_step else {},
         },
     }
+    if kinds:
+        manifest["kd"] = {"kinds": _by_count(kinds), "finish_reasons": _by_count(finishes)}
     write_json_atomic(out / "manifest.json", manifest)
     return manifest

@@ -29,6 +29,18 @@ CP_SCHEMA = pa.schema(
         ("metadata", pa.string()),  # JSON: the source's extra `fields` and any step annotations
     ]
 )
+KD_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+        ("kind", pa.string()),  # recovery | tcot | translation
+        ("source_id", pa.string()),  # id of the prompt's source row
+        ("model", pa.string()),
+        ("params_hash", pa.string()),  # model + backend + sampling: rows with equal hashes were sampled alike
+        ("finish_reason", pa.string()),  # stop | length | supplied (nothing generated)
+        ("n_tokens", pa.int64()),  # tokens generated for the row
+    ]
+)
 WORK_DIR = ".corpusforge"
 log = logging.getLogger("corpusforge.shards")
 
@@ -59,9 +71,15 @@ def doc_to_row(doc: Document) -> dict:
     return row
 
 
+def kd_row(doc: Document) -> dict:
+    return {name: doc.id if name == "id" else doc.metadata.get(name) for name in KD_SCHEMA.names}
+
+
 class ArrowShardWriter(DiskWriter):
     name = "arrow shards"
     default_output_filename = "data-${rank}.arrow"
+    group_column, group_stat = "language", "lang"  # rows counted per value into the task's stats: `lang_th`
+    row_of = staticmethod(doc_to_row)
 
     def __init__(self, output_folder: str, batch_rows: int = 1000, schema: pa.Schema = CP_SCHEMA):
         super().__init__(output_folder, compression=None, mode="wb")
@@ -95,9 +113,9 @@ class ArrowShardWriter(DiskWriter):
             with self.output_folder.open(tmp, "wb") as f:
                 writer = DualFormatWriter(f, schema)
                 for doc in data:
-                    row = doc_to_row(doc)
+                    row = self.row_of(doc)
                     rows.append(row)
-                    lang = row["language"] or "unknown"
+                    lang = row[self.group_column] or "unknown"
                     languages[lang] = languages.get(lang, 0) + 1
                     if len(rows) >= self.batch_rows:
                         self._flush(writer, rows)
@@ -112,4 +130,14 @@ class ArrowShardWriter(DiskWriter):
         self.output_folder.mv(tmp, final)
         self.stat_update("rows", value=sum(languages.values()))
         for lang, count in languages.items():
-            self.stat_update(f"lang_{lang}", value=count)
+            self.stat_update(f"{self.group_stat}_{lang}", value=count)
+
+
+class KDShardWriter(ArrowShardWriter):
+    """KD rows: `id, messages, kind, source_id, model, params_hash, finish_reason, n_tokens`."""
+
+    group_column, group_stat = "kind", "kind"
+    row_of = staticmethod(kd_row)
+
+    def __init__(self, output_folder: str, batch_rows: int = 1000):
+        super().__init__(output_folder, batch_rows, schema=KD_SCHEMA)

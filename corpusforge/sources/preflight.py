@@ -99,8 +99,22 @@ def preflight(recipe: Recipe) -> None:
     for i, name in enumerate(names):
         if names.index(name) != i:
             problems.append((("sources", i, "name"), f"two sources are named '{name}'; give each a distinct `name`"))
+    if recipe.generate is not None:
+        problems += _check_model(recipe.generate)
     if problems:
         raise RecipeError(problems)
+
+
+def _check_model(generate) -> list[tuple[tuple, str]]:
+    """A model given as a path must exist; anything else is a Hub id (or, for `openai`, a served name)."""
+    model = generate.model
+    if generate.backend.type == "openai" or not model.startswith(("/", "./", "../", "~")):
+        return []
+    path = Path(model).expanduser()
+    if not (path / "config.json").is_file():
+        what = "has no config.json" if path.is_dir() else "does not exist"
+        return [(("generate", "model"), f"model folder '{model}' {what} (cwd={Path.cwd()})")]
+    return []
 
 
 def make_readers(recipe: Recipe, progress_dir: str | None = None) -> list:

@@ -1,0 +1,418 @@
+"""Language alignment (InsCP, Table 1): in which language does each model answer English prompts and
+target-language prompts?
+
+    from corpusforge.diagnostics.align import run_align
+    from corpusforge.diagnostics.align_config import load_align_config
+    result = run_align(load_align_config("docs/examples/align-th.yaml"))
+    result.models[0].cells["target"].shares      # {"en": 0.12, "target": 0.85, "other": 0.03}
+
+Each model (any KD backend: transformers, vllm, an OpenAI-compatible endpoint; a LoRA adapter folder with
+transformers) answers both prompt sets, one user turn per prompt. Each response is classified by the `language`
+step's LID (fastText lid.176, Chinese split by script): English, the target language, or another language;
+responses with fewer than ``min_letters`` letters are `undetermined`, and requests that still fail after the
+retries are `failed` — both counted apart, outside the shares. Writes ``align.json`` (counts, shares and every
+response) and ``align.png`` (grouped bars, models side by side) to the output folder.
+
+Models run one after another and each is released before the next loads. Each model's responses are kept in
+``OUT/responses/``, keyed by what determines them (model and its files' sizes and times, backend settings,
+sampling, system prompt, prompts): a rerun after a crash, or with another ``min_letters``, regenerates nothing.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from corpusforge.diagnostics.align_config import AlignConfig, AlignModel
+from corpusforge.errors import SourceError
+
+log = logging.getLogger("corpusforge.diagnostics")
+
+PROMPT_SETS = ("en", "target")  # English prompts, target-language prompts
+CLASSES = ("en", "target", "other")  # the matrix columns; shares are over these
+APART = ("undetermined", "failed")  # counted, never in the shares
+RESPONSES_DIR = "responses"
+
+Progress = Callable[[str, int, int], None]  # (model name, responses done, total)
+
+
+@dataclass
+class Response:
+    prompt_set: str  # "en" | "target"
+    prompt: str
+    response: str
+    finish_reason: str  # "stop" | "length" | "error"
+    n_tokens: int
+    detected: str | None  # LID label; None when undetermined or failed
+    score: float | None
+    answered_in: str  # "en" | "target" | "other" | "undetermined" | "failed"
+
+
+@dataclass
+class Cell:
+    """One row of the matrix: the responses to one prompt set."""
+
+    prompts: int
+    counts: dict[str, int]  # en, target, other, undetermined, failed
+    other_languages: dict[str, int]  # what "other" was, most frequent first
+
+    @property
+    def determined(self) -> int:
+        return sum(self.counts[c] for c in CLASSES)
+
+    @property
+    def shares(self) -> dict[str, float | None]:
+        """Share of each class among the classified responses (undetermined and failed left out)."""
+        n = self.determined
+        return {c: (self.counts[c] / n if n else None) for c in CLASSES}
+
+    def to_dict(self) -> dict:
+        return {
+            "prompts": self.prompts,
+            "counts": self.counts,
+            "shares": {c: None if v is None else round(v, 6) for c, v in self.shares.items()},
+            "undetermined_share": round(self.counts["undetermined"] / self.prompts, 6) if self.prompts else None,
+            "other_languages": self.other_languages,
+        }
+
+
+@dataclass
+class ModelResult:
+    name: str
+    model: str
+    backend: dict
+    cells: dict[str, Cell]  # keyed by prompt set
+    responses: list[Response] = field(repr=False)
+    reused: bool = False  # responses read back from OUT/responses (nothing generated)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "model": self.model,
+            "backend": self.backend,
+            "matrix": {s: self.cells[s].to_dict() for s in PROMPT_SETS},
+            "responses": [asdict(r) for r in self.responses],
+        }
+
+
+@dataclass
+class AlignResult:
+    language: str
+    config: AlignConfig
+    models: list[ModelResult]
+    output: Path
+
+    @property
+    def json_path(self) -> Path:
+        return self.output / "align.json"
+
+    @property
+    def png_path(self) -> Path:
+        return self.output / "align.png"
+
+    def to_dict(self) -> dict:
+        return {
+            "language": self.language,
+            "classes": {"en": "English", "target": self.language, "other": "any other language"},
+            "min_letters": self.config.min_letters,
+            "lid_model": self.config.lid_model or "lid.176.ftz",
+            "sampling": self.config.sampling.model_dump(),
+            "system": self.config.system,
+            "prompts": {
+                "en": self.config.prompts.en,
+                "target": self.config.prompts.target,
+                "text_field": self.config.prompts.text_field,
+                "limit": self.config.prompts.limit,
+            },
+            "models": [m.to_dict() for m in self.models],
+        }
+
+
+# --------------------------------------------------------------------------------------------- prompts
+def load_prompts(paths: list[str], text_field: str = "text", limit: int | None = None) -> list[str]:
+    """Prompts from jsonl / txt files or corpusforge output folders (InsCP tags removed), in file order."""
+    from corpusforge.diagnostics.corpus import iter_docs
+
+    prompts = [doc.text for doc in iter_docs(paths, max_docs=limit, text_field=text_field)]
+    if not prompts:
+        raise SourceError(f"no prompt in {', '.join(map(str, paths))} (empty files?)")
+    return prompts
+
+
+# --------------------------------------------------------------------------------------------- classification
+class Classifier:
+    """Response → (detected label, score, class) with the `language` step's LID."""
+
+    def __init__(self, language: str, min_letters: int, lid_model: str | None = None):
+        from corpusforge.steps.language import LanguageID, LanguageParams
+
+        self.language, self.min_letters = language, min_letters
+        self.lid = LanguageID(LanguageParams(model=lid_model))
+
+    def __call__(self, text: str) -> tuple[str | None, float | None, str]:
+        from corpusforge.kd.step import languages_agree, letters
+
+        if letters(text) < self.min_letters:
+            return None, None, "undetermined"
+        label, score = self.lid.identify(text)
+        if label == "en":
+            return label, score, "en"
+        # `zh` (no script-distinguishing character) agrees with zh_Hant / zh_Hans; the other script does not.
+        return label, score, "target" if languages_agree(label, self.language) else "other"
+
+
+def tabulate(prompt_set: str, responses: list[Response]) -> Cell:
+    mine = [r for r in responses if r.prompt_set == prompt_set]
+    counts = Counter(r.answered_in for r in mine)
+    others = Counter(r.detected for r in mine if r.answered_in == "other")
+    return Cell(
+        prompts=len(mine),
+        counts={c: counts.get(c, 0) for c in CLASSES + APART},
+        other_languages=dict(sorted(others.items(), key=lambda kv: (-kv[1], kv[0]))),
+    )
+
+
+# --------------------------------------------------------------------------------------------- generation
+def _model_fingerprint(model: str) -> list | None:
+    """Names, sizes and modification times of a local model folder's files: a retrained model in the same folder
+    must not reuse the old responses. None for a Hub id or a served name."""
+    folder = Path(model).expanduser()
+    if not folder.is_dir():
+        return None
+    return sorted([p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in folder.iterdir() if p.is_file())
+
+
+def responses_key(model: AlignModel, config: AlignConfig, prompts: dict[str, list[str]]) -> str:
+    what = {
+        "model": model.model,
+        "files": _model_fingerprint(model.model),
+        "backend": model.backend.model_dump(),
+        "sampling": config.sampling.model_dump(),
+        "system": config.system,
+        "prompts": prompts,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+def _check_loadable(model: AlignModel) -> None:
+    """Fail before loading anything when a LoRA adapter folder cannot work with the chosen backend."""
+    folder = Path(model.model).expanduser()
+    if not (folder / "adapter_config.json").is_file():
+        return
+    where = f"model '{model.name}' ({model.model})"
+    if model.backend.type == "vllm":
+        raise SourceError(
+            f"{where} is a LoRA adapter folder: the vllm backend needs a full model. Merge it first "
+            f"(`corpusforge train merge {model.model} --output DIR`) or use `backend: {{type: transformers}}`"
+        )
+    if model.backend.type != "transformers":
+        return
+    try:
+        import peft  # noqa: F401 — transformers loads base + adapter through it
+    except ImportError as err:
+        raise SourceError(
+            f"{where} is a LoRA adapter folder: loading it needs peft: pip install 'corpusforge[train]'"
+        ) from err
+    if not (folder / "tokenizer_config.json").is_file():
+        raise SourceError(
+            f"{where} is a LoRA adapter folder without a tokenizer: save the base model's tokenizer beside the "
+            "adapter (`AutoTokenizer.from_pretrained(BASE).save_pretrained(ADAPTER_DIR)`; corpusforge train does), "
+            "or merge it (`corpusforge train merge`)"
+        )
+
+
+def _open_backend(model: AlignModel):
+    # Not kd.backends.get_backend: it keeps every engine for the life of the process, and a comparison of several
+    # models must free one before the next loads.
+    from corpusforge.kd import backends
+
+    classes = {
+        "vllm": backends.VLLMBackend,
+        "transformers": backends.TransformersBackend,
+        "openai": backends.OpenAIBackend,
+    }
+    return classes[model.backend.type](model.model, model.backend)
+
+
+def _free_memory() -> None:
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def generate_responses(
+    model: AlignModel, config: AlignConfig, prompts: dict[str, list[str]], progress: Progress | None = None
+) -> list[tuple[str, str, str, str, int]]:
+    """(prompt set, prompt, response, finish reason, tokens) for every prompt, in order; a request that fails
+    ``max_retries + 1`` times has finish reason ``error`` and the error text as its response."""
+    from corpusforge.kd.backends import Request
+    from corpusforge.kd.step import request_seed
+
+    _check_loadable(model)
+    sampling = config.sampling.to_kd()
+    items = [(s, p) for s in PROMPT_SETS for p in prompts[s]]
+    system = (("system", config.system),) if config.system else ()
+    requests = [
+        Request(
+            messages=(*system, ("user", prompt)),
+            seed=request_seed(sampling.seed, hashlib.sha256(prompt.encode()).hexdigest(), 0, "align"),
+        )
+        for _, prompt in items
+    ]
+    backend = _open_backend(model)
+    try:
+        # An error is kept as its text: an exception's traceback would hold the backend (and its weights) alive.
+        results: list = [None] * len(requests)
+        size = model.backend.batch_size
+        for start in range(0, len(requests), size):
+            todo = list(range(start, min(start + size, len(requests))))
+            for attempt in range(config.max_retries + 1):
+                outs = backend.generate([requests[i] for i in todo], sampling)
+                for i, out in zip(todo, outs):
+                    results[i] = f"{type(out).__name__}: {out}" if isinstance(out, Exception) else out
+                outs = out = None
+                todo = [i for i in todo if isinstance(results[i], str)]
+                if not todo:
+                    break
+                log.warning(
+                    "%s: %d request(s) failed (attempt %d): %s", model.name, len(todo), attempt + 1, results[todo[0]]
+                )
+            if progress:
+                progress(model.name, min(start + size, len(requests)), len(requests))
+    finally:
+        del backend  # the next model loads into the memory this one frees
+        _free_memory()
+    rows = []
+    for (prompt_set, prompt), out in zip(items, results):
+        if isinstance(out, str):
+            rows.append((prompt_set, prompt, out, "error", 0))
+        else:
+            rows.append((prompt_set, prompt, out.text, out.finish_reason, out.n_tokens))
+    return rows
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def evaluate_model(
+    model: AlignModel,
+    config: AlignConfig,
+    prompts: dict[str, list[str]],
+    classify: Classifier,
+    output: Path,
+    progress: Progress | None = None,
+) -> ModelResult:
+    key = responses_key(model, config, prompts)
+    cache = output / RESPONSES_DIR / f"{_slug(model.name)}-{key}.json"
+    reused = cache.is_file()
+    if reused:
+        rows = [tuple(r) for r in json.loads(cache.read_text(encoding="utf-8"))["rows"]]
+        log.info("%s: reusing %d responses from %s", model.name, len(rows), cache)
+    else:
+        rows = generate_responses(model, config, prompts, progress)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"model": model.model, "backend": model.backend.model_dump(), "rows": rows}
+        _write_atomic(cache, json.dumps(payload, ensure_ascii=False).encode())
+    responses = []
+    for prompt_set, prompt, text, finish, n_tokens in rows:
+        if finish == "error":
+            detected, score, answered_in = None, None, "failed"
+        else:
+            detected, score, answered_in = classify(text)
+        score = None if score is None else round(float(score), 4)
+        responses.append(Response(prompt_set, prompt, text, finish, n_tokens, detected, score, answered_in))
+    return ModelResult(
+        name=model.name,
+        model=model.model,
+        backend=model.backend.model_dump(),
+        cells={s: tabulate(s, responses) for s in PROMPT_SETS},
+        responses=responses,
+        reused=reused,
+    )
+
+
+def run_align(config: AlignConfig, progress: Progress | None = None) -> AlignResult:
+    """Generate, classify, and write ``align.json`` + ``align.png`` to ``config.output``."""
+    output = Path(config.output).expanduser()
+    if output.exists() and not output.is_dir():
+        raise SourceError(f"output '{config.output}' exists and is not a folder")
+    p = config.prompts
+    prompts = {
+        "en": load_prompts(p.en, p.text_field, p.limit),
+        "target": load_prompts(p.target, p.text_field, p.limit),
+    }
+    classify = Classifier(config.language, config.min_letters, config.lid_model)
+    output.mkdir(parents=True, exist_ok=True)
+    models = [evaluate_model(m, config, prompts, classify, output, progress) for m in config.models]
+    result = AlignResult(config.language, config, models, output)
+    _write_atomic(result.json_path, json.dumps(result.to_dict(), indent=1, ensure_ascii=False).encode())
+    plot_alignment(result, result.png_path)
+    return result
+
+
+# --------------------------------------------------------------------------------------------- chart
+MODEL_COLORS = ("#3b6ea5", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+
+
+def plot_alignment(result: AlignResult, path: Path) -> None:
+    """Two panels (English prompts, target prompts); in each, a group of bars per answer language with one bar
+    per model, heights = share of the classified responses."""
+    import matplotlib
+
+    from corpusforge.kd.config import language_name
+    from corpusforge.report import RC, _figure, _save, plot_label
+
+    target = language_name(result.language)
+    groups = {"en": "English", "target": target, "other": "other"}
+    n = len(result.models)
+    width = 0.8 / n
+    with matplotlib.rc_context(RC):
+        fig, axes = _figure(3.4, width=max(8.0, 3.2 + 1.1 * n), ncols=2, sharey=True)
+        for ax, prompt_set in zip(axes, PROMPT_SETS):
+            for j, m in enumerate(result.models):
+                shares = m.cells[prompt_set].shares
+                xs = [i - 0.4 + width * (j + 0.5) for i in range(len(CLASSES))]
+                heights = [100 * (shares[c] or 0.0) for c in CLASSES]
+                bars = ax.bar(
+                    xs,
+                    heights,
+                    width=width * 0.92,
+                    color=MODEL_COLORS[j % len(MODEL_COLORS)],
+                    label=plot_label(m.name),
+                )
+                if n <= 4:
+                    ax.bar_label(bars, labels=[f"{h:.0f}" for h in heights], fontsize=7, padding=1)
+            ax.set_xticks(range(len(CLASSES)), [f"answered in\n{groups[c]}" for c in CLASSES])
+            prompts = "English" if prompt_set == "en" else target
+            ax.set_title(f"{prompts} prompts")
+            # Undetermined and failed responses are outside the bars: say how many bars rest on.
+            classified = (
+                f"{plot_label(m.name, 16)} {m.cells[prompt_set].determined}/{m.cells[prompt_set].prompts}"
+                for m in result.models
+            )
+            ax.set_xlabel("classified: " + ", ".join(classified), fontsize=7, color="#555")
+            ax.set_ylim(0, 108)
+        axes[0].set_ylabel("% of classified responses")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(n, 4), fontsize=8, frameon=False)
+        fig.suptitle(f"Response language by prompt language ({target})", fontsize=10)
+        _save(fig, path)

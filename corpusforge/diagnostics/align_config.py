@@ -1,0 +1,189 @@
+"""The `corpusforge eval align` configuration: one pydantic model for the YAML file and the command-line flags.
+
+```yaml
+language: th                                   # target language (lid.176 code, or zh_Hant / zh_Hans)
+prompts:
+  target: [data/prompts-th.jsonl]              # jsonl (`text` field), txt (a prompt per line), corpusforge outputs
+  en: [data/prompts-en.jsonl]
+  limit: 200                                   # first N prompts of each set
+sampling: {temperature: 0.0, max_tokens: 256, seed: 0}
+models:
+  - name: base
+    model: /models/Meta-Llama-3-8B-Instruct
+    backend: {type: vllm}
+  - name: inscp-lora
+    model: runs/inscp-lora                     # a LoRA adapter folder (transformers backend + peft)
+    backend: {type: transformers, dtype: bfloat16}
+output: out/align-th
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+
+from corpusforge.errors import RecipeError
+from corpusforge.kd.config import BackendConfig, Sampling, TransformersBackendConfig
+from corpusforge.recipe.strict import StrictModel
+
+
+def _exists(raw: str) -> str:
+    if not Path(raw).expanduser().exists():
+        raise ValueError(f"'{raw}' does not exist (cwd={Path.cwd()})")
+    return raw
+
+
+ExistingPath = Annotated[str, AfterValidator(_exists)]
+
+
+class PromptSets(StrictModel):
+    target: list[ExistingPath] = Field(
+        ..., min_length=1, description="Target-language prompts: jsonl / txt files or corpusforge output folders."
+    )
+    en: list[ExistingPath] = Field(..., min_length=1, description="English prompts, same forms.")
+    text_field: str = Field("text", description="jsonl field / dataset column holding the prompt.")
+    limit: int | None = Field(None, ge=1, description="Use the first N prompts of each set; default: all.")
+
+    @field_validator("target", "en", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return [value] if isinstance(value, str) else value
+
+
+class AlignSampling(StrictModel):
+    """Greedy by default: the matrix should not move between two runs of the same model."""
+
+    temperature: float = Field(0.0, ge=0.0, description="0 = greedy.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(256, ge=1, description="Generated tokens per response.")
+    seed: int = Field(0, description="Base seed; each request's seed derives from it and the prompt text.")
+
+    def to_kd(self) -> Sampling:
+        return Sampling(
+            temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, n=1, seed=self.seed
+        )
+
+
+class AlignModel(StrictModel):
+    name: str | None = Field(None, description="Label in the table, JSON and chart; default: the model folder's name.")
+    model: str = Field(
+        ...,
+        description="Local model folder, LoRA adapter folder (transformers backend, needs peft), Hub id, or the "
+        "served model name (openai backend).",
+    )
+    backend: BackendConfig = Field(
+        default_factory=TransformersBackendConfig, description="`transformers` (default), `vllm` or `openai`."
+    )
+
+    @model_validator(mode="after")
+    def _default_name(self):
+        if not self.name:
+            self.name = Path(self.model.rstrip("/")).name or self.model
+        return self
+
+
+class AlignConfig(StrictModel):
+    """Which models answer which prompts, and how the answers are classified."""
+
+    language: str = Field(..., description="Target language: a lid.176 code (`th`, `vi`…) or `zh_Hant` / `zh_Hans`.")
+    models: list[AlignModel] = Field(..., min_length=1, description="Models compared side by side, in this order.")
+    prompts: PromptSets
+    sampling: AlignSampling = Field(default_factory=AlignSampling)
+    system: str | None = Field(None, description="System prompt for every request (none by default).")
+    min_letters: int = Field(
+        10, ge=1, description="Responses with fewer letters are `undetermined` (LID is noise on 'OK', '42', '✓')."
+    )
+    lid_model: str | None = Field(None, description="fastText LID model file; default: lid.176.ftz (bundled).")
+    max_retries: int = Field(2, ge=0, description="Retries of a failed request before it counts as `failed`.")
+    output: str = Field(..., description="Folder for align.json and align.png.")
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, code: str) -> str:
+        import difflib
+
+        from corpusforge.steps.language import LANGUAGE_ALIASES, LID176_LABELS, SCRIPT_LABELS
+
+        if code == "en":
+            raise ValueError("the target language must not be English: the matrix compares English with it")
+        known = LID176_LABELS | SCRIPT_LABELS
+        if code in known:
+            return code
+        hint = LANGUAGE_ALIASES.get(code.lower()) or next(
+            iter(difflib.get_close_matches(code, sorted(known), 1)), None
+        )
+        raise ValueError(f"unknown language '{code}'" + (f" — did you mean '{hint}'?" if hint else ""))
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[AlignModel]) -> list[AlignModel]:
+        seen: dict[str, int] = {}
+        for i, m in enumerate(models):
+            if m.name in seen:
+                raise ValueError(
+                    f"models[{seen[m.name]}] and models[{i}] are both named '{m.name}': give each a distinct `name`"
+                )
+            seen[m.name] = i
+        return models
+
+    @field_validator("lid_model")
+    @classmethod
+    def _lid_exists(cls, path: str | None) -> str | None:
+        if path is not None and not Path(path).expanduser().is_file():
+            raise ValueError(f"'{path}' is not a file (cwd={Path.cwd()})")
+        return path
+
+
+def align_config_from_dict(
+    data, overrides: list[str] | None = None, source: str | None = None, lines: dict | None = None
+) -> AlignConfig:
+    """Validate; every problem is reported with its key path (and YAML line when ``lines`` has it)."""
+    from corpusforge.recipe.loader import _lines_for, apply_overrides
+    from corpusforge.recipe.models import pydantic_problems
+
+    if not isinstance(data, dict):
+        raise RecipeError([((), f"an align config is a mapping (language, models, prompts, output), got {data!r}")])
+    if overrides:
+        data = apply_overrides(data, overrides)
+    try:
+        return AlignConfig.model_validate(data)
+    except ValidationError as err:
+        problems = [(loc, _own_hint(loc, msg)) for loc, msg in pydantic_problems(err)]
+    raise RecipeError(problems, source, _lines_for(problems, lines or {}))
+
+
+def _own_hint(loc: tuple, message: str) -> str:
+    """pydantic_problems suggests keys of the build-recipe language; suggest this file's keys instead."""
+    if not message.startswith("unknown key"):
+        return message
+    import difflib
+
+    from corpusforge.recipe.vocabulary import _walk
+
+    key = str(loc[-1])
+    close = difflib.get_close_matches(key, sorted(_walk(AlignConfig, set())), n=1)
+    return f"unknown key '{key}'" + (f" — did you mean '{close[0]}'?" if close else "")
+
+
+def load_align_config(path: str | Path, overrides: list[str] | None = None, output: str | None = None) -> AlignConfig:
+    """Load and validate a config file; ``output`` replaces its `output` key."""
+    from corpusforge.recipe.loader import _line_map
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError([((), f"config file '{path}' does not exist (cwd={Path.cwd()})")])
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise RecipeError([((), f"{where}: not valid YAML: {getattr(err, 'problem', err)}")]) from None
+    if output is not None and isinstance(data, dict):
+        data["output"] = output
+    return align_config_from_dict(data, overrides, str(path), _line_map(node) if node is not None else {})
