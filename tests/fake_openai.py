@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,12 +13,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class FakeChatServer:
     """``reply(messages) -> (text, finish_reason)``. A request whose last message contains a key of ``fail_first``
-    gets HTTP 500 that many times first; one containing a string in ``always_fail`` gets HTTP 500 every time."""
+        gets HTTP 500 that many times first; one containing a string in ``always_fail`` gets HTTP 500 every time; one
+    containing a key of ``delay`` is answered that many seconds late."""
 
     def __init__(self, reply: Callable[[list[dict]], tuple[str, str]]):
         self.reply = reply
         self.fail_first: dict[str, int] = {}
         self.always_fail: set[str] = set()
+        self.delay: dict[str, float] = {}  # seconds to wait before answering a request containing the key
         self.requests: list[dict] = []
         self.failed: Counter = Counter()
         self.lock = threading.Lock()
@@ -45,6 +48,9 @@ class FakeChatServer:
                         if key in last and server.failed[key] < times:
                             server.failed[key] += 1
                             fail = True
+                for key, seconds in server.delay.items():
+                    if key in last:
+                        time.sleep(seconds)
                 if self.path != "/v1/chat/completions":
                     return self._send(404, {"error": "not found"})
                 if fail:

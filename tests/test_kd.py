@@ -287,6 +287,19 @@ def test_on_failure_skip_drops_and_counts(tmp_path):
     assert generate["dropped"] == {"request_failed": 1}
 
 
+def test_requests_past_the_timeout_fail_and_the_others_go_on(tmp_path):
+    prompts = [f"Question number {i}: what is the capital of country {i}?" for i in range(6)]
+    with FakeChatServer(scripted_model()) as server:
+        server.delay = {"number 4:": 3.0}
+        gen = endpoint_generate(server.url, ["recovery"], max_retries=1, on_failure="skip")
+        gen["backend"]["timeout"] = 0.5
+        result = cf.run(cf.Recipe.from_dict(kd_recipe(tmp_path, {"en": [{"text": p} for p in prompts]}, gen)))
+    assert sorted(r["source_id"] for r in rows_of(result)) == [f"en/en.jsonl/{i}" for i in (1, 2, 3, 4, 6)]
+    assert next(s for s in result.manifest["steps"] if s["step"] == "generate")["dropped"] == {"request_failed": 1}
+    failure = json.loads((tmp_path / "out" / ".corpusforge" / "kd-failures" / "00000.jsonl").read_text())
+    assert "Timeout" in failure["error"]
+
+
 # --------------------------------------------------------------------------------------------- resume
 KILL_SCRIPT = """
 import sys

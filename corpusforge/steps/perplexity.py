@@ -65,8 +65,14 @@ class PerplexityParams(StrictModel):
         gt=0,
         description="Drop documents with perplexity above this (`perplexity_high`). InsCP instruction data: 15.",
     )
-    backend: Literal["transformers"] = Field(
-        "transformers", description="Scoring engine; only `transformers` is implemented (vLLM is planned)."
+    backend: Literal["transformers", "vllm"] = Field(
+        "transformers",
+        description="Scoring engine: `transformers` (batched forward passes) or `vllm` (prompt log-probabilities; "
+        "extra `[gen]`).",
+    )
+    engine_args: dict = Field(
+        default_factory=dict,
+        description="More keyword arguments for `vllm.LLM` (e.g. `gpu_memory_utilization`, `tensor_parallel_size`).",
     )
     batch_size: int = Field(
         8,
@@ -160,26 +166,9 @@ class TransformersScorer:
                 f"cannot load causal LM '{params.model}' ({err}); offline, give a local model folder"
             ) from None
         self.model.to(self.device).eval()
-        self.bos = self.tokenizer.bos_token
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
-        """Token ids of each text, as many as `max_length`, special tokens added as `add_special_tokens` says."""
-        p = self.params
-        cap = p.max_length * _CHARS_PER_TOKEN_CAP
-        out: list[list[int]] = [[] for _ in texts]
-        for add in (True, False):
-            if p.add_special_tokens == "auto":
-                picked = [i for i, t in enumerate(texts) if add != bool(self.bos and t.startswith(self.bos))]
-            else:
-                picked = list(range(len(texts))) if add == p.add_special_tokens else []
-            if not picked:
-                continue
-            encoded = self.tokenizer(
-                [texts[i][:cap] for i in picked], add_special_tokens=add, truncation=True, max_length=p.max_length
-            )["input_ids"]
-            for i, ids in zip(picked, encoded):
-                out[i] = ids
-        return out
+        return token_ids(self.tokenizer, texts, self.params)
 
     def score(self, texts: list[str]) -> list[float | None]:
         import torch
@@ -211,7 +200,57 @@ class TransformersScorer:
         return scores
 
 
-SCORERS: dict[str, type] = {"transformers": TransformersScorer}
+def token_ids(tokenizer, texts: list[str], p: PerplexityParams) -> list[list[int]]:
+    """Token ids of each text, as many as `max_length`, special tokens added as `add_special_tokens` says."""
+    bos = tokenizer.bos_token
+    cap = p.max_length * _CHARS_PER_TOKEN_CAP
+    out: list[list[int]] = [[] for _ in texts]
+    for add in (True, False):
+        if p.add_special_tokens == "auto":
+            picked = [i for i, t in enumerate(texts) if add != bool(bos and t.startswith(bos))]
+        else:
+            picked = list(range(len(texts))) if add == p.add_special_tokens else []
+        if not picked:
+            continue
+        encoded = tokenizer(
+            [texts[i][:cap] for i in picked], add_special_tokens=add, truncation=True, max_length=p.max_length
+        )["input_ids"]
+        for i, ids in zip(picked, encoded):
+            out[i] = ids
+    return out
+
+
+class VLLMScorer:
+    """Prompt log-probabilities from a vLLM engine: each document is a prompt; one token is generated and ignored."""
+
+    def __init__(self, params: PerplexityParams):
+        try:
+            import vllm
+        except ImportError as err:
+            raise ImportError("the perplexity step's vllm backend needs vllm: pip install 'corpusforge[gen]'") from err
+        self.params = params
+        args = {"model": params.model, "max_model_len": params.max_length + 1, **params.engine_args}
+        if params.dtype != "auto":
+            args.setdefault("dtype", params.dtype)
+        self.llm = vllm.LLM(**args)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.sampling = vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
+
+    def score(self, texts: list[str]) -> list[float | None]:
+        ids = token_ids(self.tokenizer, texts, self.params)
+        scored = [i for i, row in enumerate(ids) if len(row) >= 2]
+        prompts = [{"prompt_token_ids": ids[i]} for i in scored]
+        outs = self.llm.generate(prompts, self.sampling, use_tqdm=False) if prompts else []
+        scores: list[float | None] = [None] * len(ids)
+        for i, out in zip(scored, outs):
+            # prompt_logprobs[0] is None (nothing predicts the first token); entry k holds token k's log-probability
+            logprobs = [entry[token].logprob for token, entry in zip(ids[i][1:], out.prompt_logprobs[1:])]
+            nll = -sum(logprobs) / len(logprobs)
+            scores[i] = math.exp(nll) if nll < 700 else math.inf
+        return scores
+
+
+SCORERS: dict[str, type] = {"transformers": TransformersScorer, "vllm": VLLMScorer}
 
 
 def _dtype_kwarg() -> str:
