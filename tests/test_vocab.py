@@ -18,7 +18,7 @@ from conftest import corpus_texts, gettext_messages, write_jsonl
 from corpusforge.cli import main
 from corpusforge.diagnostics import Doc, extend_vocabulary, iter_docs, load_tokenizer, measure_fertility
 from corpusforge.diagnostics.fertility import NO_THAI_SEGMENTER, WordCount
-from corpusforge.diagnostics.vocab import is_heldout, mean_init_new_rows
+from corpusforge.diagnostics.vocab import is_heldout
 from corpusforge.errors import CorpusforgeError, OutputError, SourceError
 
 HELDOUT = 0.2
@@ -242,8 +242,11 @@ def test_fast_and_sentencepiece_agree_after_extension(extended, mistral_hf, mess
 
 
 def test_mean_init_resize_and_one_training_step(extended, mistral_hf, messages):
+    """The trainer's resize takes the extended folder as it is: new rows = mean of the base pieces."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    trainer_model = pytest.importorskip("corpusforge_trainer.model")
 
     base, ext = AutoTokenizer.from_pretrained(mistral_hf), AutoTokenizer.from_pretrained(extended)
     torch.manual_seed(0)
@@ -255,7 +258,7 @@ def test_mean_init_resize_and_one_training_step(extended, mistral_hf, messages):
     old_in = model.get_input_embeddings().weight.detach().clone()
     old_out = model.get_output_embeddings().weight.detach().clone()
 
-    assert mean_init_new_rows(model, base, ext) == len(ext) - len(base)
+    assert trainer_model.extend_vocabulary(model, ext, base) == list(range(len(base), len(ext)))
     emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
     assert emb.shape[0] == head.shape[0] == len(ext) == model.config.vocab_size
     assert torch.equal(emb[: len(base)], old_in) and torch.equal(head[: len(base)], old_out)
@@ -281,47 +284,6 @@ def test_mean_init_resize_and_one_training_step(extended, mistral_hf, messages):
     optimizer.step()
     assert torch.isfinite(loss)
     assert not torch.equal(model.get_input_embeddings().weight.detach()[used], before_step[used])
-
-
-def test_trainer_resize_consumes_the_extension(extended, mistral_hf):
-    """The trainer's own resize (corpusforge_trainer) takes the extended folder as it is."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    trainer_model = pytest.importorskip("corpusforge_trainer.model")
-    base, ext = AutoTokenizer.from_pretrained(mistral_hf), AutoTokenizer.from_pretrained(extended)
-    config = LlamaConfig(
-        vocab_size=len(base), hidden_size=64, intermediate_size=64, num_hidden_layers=1, num_attention_heads=1,
-        num_key_value_heads=1, head_dim=64,
-    )  # fmt: skip
-    model = LlamaForCausalLM(config)
-    assert trainer_model.extend_vocabulary(model, ext, base) == list(range(len(base), len(ext)))
-    weight = model.get_input_embeddings().weight
-    assert weight.shape[0] == len(ext) and torch.isfinite(weight).all()
-
-
-def test_mean_init_over_all_rows():
-    import torch
-    from tokenizers import Tokenizer, models
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    def tokenizer(n):
-        return PreTrainedTokenizerFast(
-            tokenizer_object=Tokenizer(models.WordLevel({f"w{i}": i for i in range(n)}, "w0"))
-        )
-
-    config = LlamaConfig(
-        vocab_size=10, hidden_size=64, intermediate_size=64, num_hidden_layers=1, num_attention_heads=1,
-        num_key_value_heads=1, head_dim=64, tie_word_embeddings=True,
-    )  # fmt: skip
-    model = LlamaForCausalLM(config)
-    old = model.get_input_embeddings().weight.detach().clone()
-    assert mean_init_new_rows(model, tokenizer(10), tokenizer(13), by_subwords=False) == 3
-    weight = model.get_input_embeddings().weight
-    assert torch.allclose(weight[10:], old.mean(0).expand(3, -1)) and torch.equal(weight[:10], old)
-    config.vocab_size = 10
-    with pytest.raises(CorpusforgeError, match="the model has 10 embedding rows but the base tokenizer has 12 ids"):
-        mean_init_new_rows(LlamaForCausalLM(config), tokenizer(12), tokenizer(14))
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,6 @@
-"""Transfer diagnostics. Vocabulary: tokenizer fertility per language and vocabulary extension.
+"""Transfer diagnostics. Vocabulary: tokenizer fertility per language and vocabulary extension. Language
+alignment (``corpusforge eval align``): which language a model answers English and target prompts in, see
+``corpusforge.diagnostics.align``.
 
 from corpusforge.diagnostics import iter_docs, measure_fertility, extend_vocabulary
 report = measure_fertility("path/to/tokenizer", iter_docs(["out/inscp-zh-tw"]))
@@ -8,7 +10,7 @@ ext = extend_vocabulary("path/to/tokenizer", ["out/inscp-zh-tw"], add=8000, outp
 from corpusforge.diagnostics.corpus import Doc, iter_docs
 from corpusforge.diagnostics.fertility import FertilityReport, LanguageFertility, measure_fertility
 from corpusforge.diagnostics.tokenizer import load_tokenizer
-from corpusforge.diagnostics.vocab import Extension, extend_vocabulary, mean_init_new_rows
+from corpusforge.diagnostics.vocab import Extension, extend_vocabulary
 
 __all__ = [
     "Doc",
@@ -18,6 +20,5 @@ __all__ = [
     "extend_vocabulary",
     "iter_docs",
     "load_tokenizer",
-    "mean_init_new_rows",
     "measure_fertility",
 ]

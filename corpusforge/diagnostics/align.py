@@ -15,7 +15,8 @@ response) and ``align.png`` (grouped bars, models side by side) to the output fo
 
 Models run one after another and each is released before the next loads. Each model's responses are kept in
 ``OUT/responses/``, keyed by what determines them (model and its files' sizes and times, backend settings,
-sampling, system prompt, prompts): a rerun after a crash, or with another ``min_letters``, regenerates nothing.
+sampling, system prompt, prompts): a rerun after a crash, or with another ``min_letters``, regenerates nothing
+but the requests that failed.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ class ModelResult:
     backend: dict
     cells: dict[str, Cell]  # keyed by prompt set
     responses: list[Response] = field(repr=False)
-    reused: bool = False  # responses read back from OUT/responses (nothing generated)
+    reused: bool = False  # every response read back from OUT/responses (nothing generated)
 
     def to_dict(self) -> dict:
         return {
@@ -236,6 +237,8 @@ def _open_backend(model: AlignModel):
     # models must free one before the next loads.
     from corpusforge.kd import backends
 
+    if model.backend.type == "vllm":
+        backends.prepare_vllm(model.backend.tensor_parallel_size)
     classes = {
         "vllm": backends.VLLMBackend,
         "transformers": backends.TransformersBackend,
@@ -323,12 +326,22 @@ def evaluate_model(
 ) -> ModelResult:
     key = responses_key(model, config, prompts)
     cache = output / RESPONSES_DIR / f"{_slug(model.name)}-{key}.json"
-    reused = cache.is_file()
-    if reused:
-        rows = [tuple(r) for r in json.loads(cache.read_text(encoding="utf-8"))["rows"]]
-        log.info("%s: reusing %d responses from %s", model.name, len(rows), cache)
-    else:
+    rows = [tuple(r) for r in json.loads(cache.read_text(encoding="utf-8"))["rows"]] if cache.is_file() else None
+    failed = [i for i, row in enumerate(rows or []) if row[3] == "error"]
+    reused = rows is not None and not failed
+    if rows is None:
         rows = generate_responses(model, config, prompts, progress)
+    elif failed:
+        # Only the requests that failed last time are sent again; rows are in prompt-set order, and so is `todo`.
+        log.info(
+            "%s: %d responses kept, %d failed requests sent again", model.name, len(rows) - len(failed), len(failed)
+        )
+        todo = {s: [rows[i][1] for i in failed if rows[i][0] == s] for s in PROMPT_SETS}
+        for i, row in zip(failed, generate_responses(model, config, todo, progress)):
+            rows[i] = row
+    else:
+        log.info("%s: reusing %d responses from %s", model.name, len(rows), cache)
+    if not reused:
         cache.parent.mkdir(parents=True, exist_ok=True)
         payload = {"model": model.model, "backend": model.backend.model_dump(), "rows": rows}
         _write_atomic(cache, json.dumps(payload, ensure_ascii=False).encode())

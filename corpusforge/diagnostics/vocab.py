@@ -11,7 +11,7 @@ Two kinds of base tokenizer are handled, each the way its own family grows:
 
 New merges rank after every existing merge, and only pieces holding a character of a non-Latin script are taken:
 a merge can only fire on text that contains one of its pieces' characters, so English text keeps its exact ids.
-``mean_init_new_rows`` grows a model to the extended tokenizer.
+The trainer (``corpusforge_trainer.model.extend_vocabulary``) grows a model to the extended tokenizer.
 """
 
 from __future__ import annotations
@@ -422,50 +422,3 @@ def _check_ids_kept(base, extended, n_added: int, output: Path) -> None:
 
 
 # -- model ------------------------------------------------------------------------------------------------------
-def mean_init_new_rows(model, base_tokenizer, extended_tokenizer, by_subwords: bool = True) -> int:
-    """Grow ``model`` to ``extended_tokenizer`` and initialise each new embedding row from old rows.
-
-    With ``by_subwords`` a new piece's row is the mean of the rows of the base pieces the base tokenizer splits
-    it into (its meaning is close to theirs); otherwise, and for a piece the base cannot split, the mean of all
-    base rows. The output embedding (LM head) gets the same treatment when it is not tied. Returns the number of
-    rows initialised; ids below ``len(base_tokenizer)`` are never touched.
-    """
-    import torch
-
-    n_base, n_new = len(base_tokenizer), len(extended_tokenizer)
-    if n_new <= n_base:
-        return 0
-    vocab = extended_tokenizer.get_vocab()
-    new_pieces = sorted((i, t) for t, i in vocab.items() if i >= n_base)
-    if [i for i, _ in new_pieces] != list(range(n_base, n_new)):
-        raise CorpusforgeError(f"the extended tokenizer's new ids are not {n_base}..{n_new - 1}; was it extended?")
-    rows = model.get_input_embeddings().weight.shape[0]
-    if rows < n_base:
-        raise CorpusforgeError(f"the model has {rows} embedding rows but the base tokenizer has {n_base} ids")
-    model.resize_token_embeddings(max(rows, n_new), mean_resizing=False)
-    split = _base_splitter(base_tokenizer) if by_subwords else None
-    sources = [split(piece) if split else [] for _, piece in new_pieces]
-    matrices = [model.get_input_embeddings().weight]
-    output = model.get_output_embeddings()
-    if output is not None and output.weight.data_ptr() != matrices[0].data_ptr():
-        matrices.append(output.weight)
-    with torch.no_grad():
-        for weight in matrices:
-            mean = weight[:n_base].mean(dim=0)
-            for (row, _), ids in zip(new_pieces, sources):
-                weight[row] = weight[ids].mean(dim=0) if ids else mean
-    return len(new_pieces)
-
-
-def _base_splitter(base_tokenizer):
-    """piece string → base ids, with the base BPE model alone (no normalizer or pre-tokenizer in between)."""
-    backend = getattr(base_tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return None
-    model = backend.model
-    n_base = len(base_tokenizer)
-
-    def split(piece: str) -> list[int]:
-        return [t.id for t in model.tokenize(piece) if t.id < n_base]
-
-    return split

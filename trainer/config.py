@@ -1,0 +1,322 @@
+"""The training config: pydantic models loaded from YAML, with errors that name the key path and the YAML line.
+
+```yaml
+mode: cp                      # cp: InsCP / plain corpus shards (text); sft: KD shards (messages)
+method: lora                  # lora | full
+model: {path: meta-llama/Meta-Llama-3-8B-Instruct}
+data:
+  sources: [{path: out/inscp-zh-tw, weight: 1.0}]
+  seq_len: 2048
+lora: {r: 16, alpha: 32, modules_to_save: [embed_tokens, lm_head]}
+optim: {lr: 2.0e-4, scheduler: cosine, warmup: 0.03}
+train: {output_dir: runs/inscp-zh-tw, epochs: 1, batch_size: 4, precision: bf16}
+```
+
+Relative paths are resolved against the working directory, as in recipes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from corpusforge.errors import RecipeError
+from corpusforge.recipe.loader import _line_map, _lines_for, apply_overrides
+
+
+class ConfigError(RecipeError):
+    """Problems in a training config, each tied to a key path like ``data.sources[0].path``."""
+
+
+class _Strict(BaseModel):
+    """Unknown keys are an error, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelConfig(_Strict):
+    path: str = Field(..., description="Local model folder or Hub model id.")
+    tokenizer: str | None = Field(
+        None,
+        description="Tokenizer folder or Hub id (default: `path`). A tokenizer with tokens the model has no "
+        "embedding row for (vocabulary extension) makes the trainer resize the embeddings.",
+    )
+    base_tokenizer: str | None = Field(
+        None,
+        description="The model's original tokenizer, used to initialise each new embedding row as the mean of the "
+        "pieces it splits the new token into (default: the tokenizer in `path`).",
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="Weights dtype on load. `auto`: float32 for full fine-tuning (master weights for mixed "
+        "precision), the training precision for LoRA (the frozen base needs no float32 copy).",
+    )
+    attn_implementation: str = Field(
+        "sdpa", description="`sdpa`, `flash_attention_2`, `flash_attention_3`, `eager`, ... (transformers names)."
+    )
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+
+class SourceConfig(_Strict):
+    path: str = Field(..., description="A shard folder written by `corpusforge run` (datasets `save_to_disk` layout).")
+    weight: float = Field(
+        1.0,
+        gt=0,
+        description="Row multiplier: 2 repeats every row twice, 0.5 keeps a random half (seeded by `train.seed`).",
+    )
+    text_format: Literal["auto", "formatted", "plain"] = Field(
+        "auto",
+        description="cp only. `formatted`: text already carries BOS and chat tags (InsCP) and is tokenized as is; "
+        "`plain`: BOS (and EOS, see `data.add_eos`) are added; `auto`: formatted when the shard's recipe ran `tag` "
+        "or the row starts with the tokenizer's BOS.",
+    )
+
+
+class DataConfig(_Strict):
+    sources: list[SourceConfig] = Field(..., min_length=1)
+    seq_len: int = Field(2048, ge=8, description="Tokens per packed row (the longest a document can be).")
+    packing: Literal["flatten", "blocks", "pad"] = Field(
+        "flatten",
+        description="`flatten`: documents best-fit into rows of `seq_len` with per-document `position_ids` (no "
+        "attention across documents; one padding-free sequence per batch with flash-attention); `blocks`: the "
+        "document stream cut into rows of exactly `seq_len` (fixed shapes, documents split at row ends); `pad`: "
+        "one document per row, padded to the longest in the batch (for models whose attention ignores packed "
+        "`position_ids`).",
+    )
+    overlong: Literal["split", "truncate", "drop"] | None = Field(
+        None,
+        description="Documents longer than `seq_len`: `split` into pieces, `truncate`, or `drop`. "
+        "Default: split for cp, drop for sft (a truncated answer teaches the model to stop mid-sentence).",
+    )
+    add_eos: bool = Field(True, description="cp: append EOS to plain text (formatted text already ends its turn).")
+    num_proc: int = Field(1, ge=1, description="Processes for tokenization.")
+    cache_dir: str | None = Field(
+        None, description="Where tokenized shards are cached (default: $XDG_CACHE_HOME/corpusforge/tokenized)."
+    )
+
+
+class LoraConfig(_Strict):
+    r: int = Field(16, ge=1)
+    alpha: float = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names to adapt, or `all-linear`."
+    )
+    modules_to_save: list[str] = Field(
+        default_factory=list,
+        description="Modules trained in full beside the adapter, e.g. `[embed_tokens, lm_head]` (TransLLM; "
+        "needed for new vocabulary rows to learn anything).",
+    )
+
+
+class OptimConfig(_Strict):
+    name: str = Field("adamw_torch", description="A transformers optimizer name (`adamw_torch`, `adamw_8bit`, ...).")
+    lr: float = Field(2e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    scheduler: str = Field("cosine", description="A transformers scheduler name (`cosine`, `linear`, `constant`...).")
+    warmup: float = Field(0.03, ge=0, description="Warmup steps (an integer) or a fraction of all steps (< 1).")
+    max_grad_norm: float = Field(1.0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _known_optimizer(cls, name: str) -> str:
+        from transformers.training_args import OptimizerNames
+
+        return _one_of(name, [o.value for o in OptimizerNames])
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, name: str) -> str:
+        from transformers.trainer_utils import SchedulerType
+
+        return _one_of(name, [s.value for s in SchedulerType])
+
+    @field_validator("warmup")
+    @classmethod
+    def _steps_or_fraction(cls, warmup: float) -> float:
+        if warmup >= 1 and warmup != int(warmup):
+            raise ValueError(f"warmup is a step count (an integer) or a fraction below 1, got {warmup}")
+        return warmup
+
+
+# TrainingArguments fields this config sets itself; `trainer_args` must not set them a second way.
+_OWNED_ARGS = {
+    "output_dir": "train.output_dir",
+    "num_train_epochs": "train.epochs",
+    "max_steps": "train.max_steps",
+    "per_device_train_batch_size": "train.batch_size",
+    "gradient_accumulation_steps": "train.grad_accum",
+    "bf16": "train.precision",
+    "fp16": "train.precision",
+    "gradient_checkpointing": "train.gradient_checkpointing",
+    "logging_steps": "train.logging_steps",
+    "save_steps": "train.save_steps",
+    "save_total_limit": "train.save_total_limit",
+    "seed": "train.seed",
+    "report_to": "train.report_to",
+    "resume_from_checkpoint": "train.resume",
+    "learning_rate": "optim.lr",
+    "optim": "optim.name",
+    "weight_decay": "optim.weight_decay",
+    "lr_scheduler_type": "optim.scheduler",
+    "warmup_steps": "optim.warmup",
+    "max_grad_norm": "optim.max_grad_norm",
+    "remove_unused_columns": "(always false: the packed rows carry their own columns)",
+}
+
+
+class TrainSection(_Strict):
+    output_dir: str = Field(..., description="Checkpoints, the final adapter or model, tokenizer and stats.")
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    batch_size: int = Field(1, ge=1, description="Packed rows per device per step (each up to `data.seq_len`).")
+    grad_accum: int = Field(1, ge=1)
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="`auto`: bf16 on a GPU that supports it, else fp16 on a GPU, fp32 on CPU."
+    )
+    gradient_checkpointing: bool = False
+    logging_steps: int = Field(10, ge=1)
+    save_steps: int = Field(500, ge=1)
+    save_total_limit: int | None = Field(2, ge=1)
+    seed: int = 42
+    report_to: list[str] = Field(
+        default_factory=lambda: ["none"], description="`[none]`, `[wandb]`, `[tensorboard]`..."
+    )
+    resume: bool | str = Field(
+        False,
+        description="`true`: continue from the newest checkpoint in `output_dir` (start fresh if there is none); "
+        "a path: continue from that checkpoint.",
+    )
+    trainer_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Other `transformers.TrainingArguments` fields, passed through (e.g. `dataloader_num_workers`).",
+    )
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _listify(cls, value):
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("trainer_args")
+    @classmethod
+    def _known_args(cls, args: dict[str, Any]) -> dict[str, Any]:
+        from transformers import TrainingArguments
+
+        fields = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+        problems = []
+        for key in args:
+            if key in _OWNED_ARGS:
+                problems.append(f"'{key}' is set by {_OWNED_ARGS[key]}")
+            elif key not in fields:
+                problems.append(f"'{key}' is not a TrainingArguments field{_suggest(key, fields)}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return args
+
+
+class TrainConfig(_Strict):
+    mode: Literal["cp", "sft"] = Field(
+        ..., description="`cp`: continual pre-training on `text` rows; `sft`: loss on assistant turns of `messages`."
+    )
+    method: Literal["lora", "full"] = "lora"
+    model: ModelConfig
+    data: DataConfig
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainSection
+
+    _source: str | None = PrivateAttr(None)
+    _lines: dict = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _lora_only_with_lora(self) -> TrainConfig:
+        if self.method == "full" and "lora" in self.model_fields_set:
+            raise ValueError("a `lora:` section is only used with `method: lora` (this config says `method: full`)")
+        return self
+
+    @property
+    def overlong(self) -> str:
+        return self.data.overlong or ("split" if self.mode == "cp" else "drop")
+
+    def error(self, loc: tuple, message: str) -> ConfigError:
+        """A ConfigError about ``loc`` carrying this config's file and the line of that key."""
+        return ConfigError([(loc, message)], self._source, _lines_for([(loc, message)], self._lines))
+
+
+def _one_of(name: str, choices: list[str]) -> str:
+    if name not in choices:
+        raise ValueError(f"unknown name '{name}'{_suggest(name, choices)}")
+    return name
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" — did you mean '{close[0]}'?" if close else ""
+
+
+def _field_names(model: type[BaseModel]) -> set[str]:
+    names = set(model.model_fields)
+    for field in model.model_fields.values():
+        for arg in [field.annotation, *getattr(field.annotation, "__args__", ())]:
+            inner = getattr(arg, "__args__", (arg,))
+            for cls in (arg, *inner):
+                if isinstance(cls, type) and issubclass(cls, BaseModel):
+                    names |= _field_names(cls)
+    return names
+
+
+def _problems(err: ValidationError) -> list[tuple[tuple, str]]:
+    known = _field_names(TrainConfig)
+    problems = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith(("<", "function-"))))
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = f"unknown key '{loc[-1]}'{_suggest(str(loc[-1]), known)}"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif "input" in e and e["type"] not in ("value_error", "assertion_error"):
+            msg = f"{msg}, got {e['input']!r}"
+        problems.append((loc, msg))
+    return problems
+
+
+def config_from_dict(
+    data: Any, overrides: list[str] | None = None, source: str | None = None, lines: dict | None = None
+) -> TrainConfig:
+    if not isinstance(data, dict):
+        raise ConfigError([((), f"a training config is a mapping (mode, model, data, train), got {data!r}")], source)
+    if overrides:
+        try:
+            data = apply_overrides(data, overrides)
+        except RecipeError as err:
+            raise ConfigError(err.problems, source) from None
+    try:
+        config = TrainConfig.model_validate(data)
+    except ValidationError as err:
+        problems = _problems(err)
+        raise ConfigError(problems, source, _lines_for(problems, lines or {})) from None
+    config._source, config._lines = source, lines or {}
+    return config
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Load and validate a training config file (``overrides``: ``key.path=value`` strings, YAML-parsed)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([(("config",), f"file '{path}' does not exist (cwd={Path.cwd()})")])
+    text = path.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError([(("config",), f"{where}: not valid YAML: {getattr(err, 'problem', err)}")]) from None
+    return config_from_dict(data, overrides, str(path), _line_map(node) if node is not None else {})

@@ -1,0 +1,240 @@
+"""Shards → tokenized documents: CP text without a doubled BOS, SFT messages with a loss mask on assistant tokens.
+
+Tokenized documents are cached as Arrow files (``input_ids``, ``loss_mask``, ``length``) keyed by the shard files,
+the tokenizer and the settings, so a second run — or the other ranks of a multi-GPU launch — reads them back
+instead of tokenizing again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+from corpusforge.errors import CorpusforgeError
+
+logger = logging.getLogger(__name__)
+
+# Bump when the tokenized layout or the masking rules change, so old caches are not reused.
+_CACHE_VERSION = 1
+_GENERATION_BLOCK = re.compile(r"\{%-?\s*generation\s*-?%\}")
+_NEEDS = {"cp": "text", "sft": "messages"}
+
+
+class DataError(CorpusforgeError):
+    """A shard row the trainer cannot use; the message names the row id and the shard folder."""
+
+
+def open_shards(config) -> list:
+    """Each ``data.sources[i].path`` opened memory-mapped with ``datasets.load_from_disk``, columns checked."""
+    import datasets
+
+    opened = []
+    column = _NEEDS[config.mode]
+    for i, source in enumerate(config.data.sources):
+        loc = ("data", "sources", i, "path")
+        path = Path(source.path).expanduser()
+        if not (path / "state.json").is_file():
+            what = "does not exist" if not path.exists() else "is not a shard folder (no state.json)"
+            raise config.error(loc, f"'{path}' {what} (cwd={Path.cwd()}); build it with `corpusforge run RECIPE`")
+        dataset = datasets.load_from_disk(str(path))
+        if column not in dataset.column_names:
+            other = next((m for m, c in _NEEDS.items() if c in dataset.column_names), None)
+            hint = f" — it looks like {other} data: set `mode: {other}`" if other else ""
+            raise config.error(
+                loc,
+                f"mode {config.mode} reads the '{column}' column; '{path}' has {dataset.column_names}{hint}",
+            )
+        opened.append(dataset)
+    return opened
+
+
+def source_is_tagged(path: str | Path) -> bool:
+    """Whether the recipe that built this shard folder ran the InsCP `tag` step (its manifest says so)."""
+    manifest = Path(path) / "manifest.json"
+    if not manifest.is_file():
+        return False
+    steps = json.loads(manifest.read_text(encoding="utf-8")).get("recipe", {}).get("steps", [])
+    return any(isinstance(step, dict) and "tag" in step for step in steps)
+
+
+class TokenizeText:
+    """cp rows: formatted text (InsCP) is tokenized as is — it carries its own BOS; plain text gets BOS + EOS."""
+
+    def __init__(self, tokenizer, text_format: str = "auto", tagged_source: bool = False, add_eos: bool = True):
+        self.tokenizer = tokenizer
+        self.text_format = text_format
+        self.tagged_source = tagged_source
+        self.add_eos = add_eos
+
+    def formatted(self, text: str) -> bool:
+        if self.text_format != "auto":
+            return self.text_format == "formatted"
+        bos = self.tokenizer.bos_token
+        return self.tagged_source or bool(bos and text.startswith(bos))
+
+    def __call__(self, batch: dict) -> dict:
+        tok = self.tokenizer
+        # add_special_tokens=False always: formatted text already has BOS, and for plain text we add BOS/EOS
+        # ourselves because post-processors differ (some add EOS, some add nothing).
+        encoded = tok(batch["text"], add_special_tokens=False)["input_ids"]
+        head = [tok.bos_token_id] if tok.bos_token_id is not None else []
+        tail = [tok.eos_token_id] if self.add_eos and tok.eos_token_id is not None else []
+        rows = [ids if self.formatted(text) else head + ids + tail for text, ids in zip(batch["text"], encoded)]
+        return {"input_ids": rows, "loss_mask": [[1] * len(r) for r in rows], "length": [len(r) for r in rows]}
+
+
+def render_with_mask(tokenizer, messages: list[dict], row_id: str = "?") -> tuple[list[int], list[int]]:
+    """Token ids of the conversation rendered by the chat template, and 1 on every assistant token.
+
+    With ``{% generation %}`` blocks in the template, transformers' own assistant masks are used. Otherwise each
+    assistant turn is located by rendering the conversation up to it (with the generation prompt) and through it:
+    the characters between are the turn's content and its end-of-turn token, and every token overlapping them is
+    trained. That needs the template to be prefix-stable (rendering a prefix of the conversation gives a prefix
+    of the text); templates that rewrite earlier turns fail loudly.
+    """
+    template = tokenizer.chat_template
+    if not template:
+        raise DataError(f"row '{row_id}': the tokenizer has no chat template to render `messages` with")
+    try:
+        if _GENERATION_BLOCK.search(template):
+            out = tokenizer.apply_chat_template(
+                messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+            )
+            return list(out["input_ids"]), list(out["assistant_masks"])
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+        spans = []
+        for i, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            start = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
+            end = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
+            if not (end.startswith(start) and text.startswith(end)):
+                raise DataError(
+                    f"row '{row_id}': the chat template is not prefix-stable at message {i} (rendering the "
+                    "conversation up to this turn is not a prefix of the whole), so assistant tokens cannot be "
+                    "located; use a template with {% generation %} blocks"
+                )
+            spans.append((len(start), len(end)))
+    except DataError:
+        raise
+    except Exception as err:  # jinja raise_exception(), missing keys in a message...
+        raise DataError(f"row '{row_id}': the chat template failed on this conversation: {err}") from None
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    mask = [0] * len(encoded["input_ids"])
+    for t, (s, e) in enumerate(encoded["offset_mapping"]):
+        for lo, hi in spans:
+            # A token overlapping the span is trained; a zero-width one (trimmed whitespace) if it sits inside.
+            if (s < hi and e > lo) if e > s else (lo <= s < hi):
+                mask[t] = 1
+                break
+    return list(encoded["input_ids"]), mask
+
+
+class TokenizeMessages:
+    """sft rows: the chat template renders `messages`; the loss mask is 1 exactly on assistant tokens."""
+
+    def __init__(self, tokenizer, source: str = ""):
+        self.tokenizer = tokenizer
+        self.source = source
+
+    def __call__(self, batch: dict) -> dict:
+        out = {"input_ids": [], "loss_mask": [], "length": []}
+        ids_column = batch.get("id") or [f"#{i}" for i in range(len(batch["messages"]))]
+        for row_id, messages in zip(ids_column, batch["messages"]):
+            if not messages:
+                raise DataError(f"row '{row_id}' in {self.source}: `messages` is empty")
+            ids, mask = render_with_mask(self.tokenizer, messages, row_id)
+            if not any(mask):
+                roles = ", ".join(m.get("role", "?") for m in messages)
+                raise DataError(
+                    f"row '{row_id}' in {self.source}: no assistant token to train on (roles: {roles}); every sft "
+                    "row needs at least one assistant turn"
+                )
+            out["input_ids"].append(ids)
+            out["loss_mask"].append(mask)
+            out["length"].append(len(ids))
+        return out
+
+
+def _cache_root(config) -> Path:
+    if config.data.cache_dir:
+        return Path(config.data.cache_dir).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "corpusforge" / "tokenized"
+
+
+def _tokenizer_fingerprint(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        body = backend.to_str()
+    else:  # a slow (sentencepiece) tokenizer
+        from datasets.fingerprint import Hasher
+
+        body = Hasher.hash(tokenizer)
+    parts = [body, str(tokenizer.chat_template), str(tokenizer.bos_token), str(tokenizer.eos_token)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _shard_fingerprint(path: Path) -> list:
+    """The shard files as they are now: a rebuilt shard folder gets a new cache entry."""
+    return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.glob("*.arrow"))] + [
+        (path / "state.json").read_text(encoding="utf-8")
+    ]
+
+
+def tokenize_sources(config, tokenizer, shards: list) -> list:
+    """Each opened shard tokenized (cached, ``data.num_proc`` processes) into input_ids / loss_mask / length."""
+    from datasets import Features, Sequence, Value
+
+    features = Features(
+        {"input_ids": Sequence(Value("int32")), "loss_mask": Sequence(Value("int8")), "length": Value("int32")}
+    )
+    root = _cache_root(config)
+    root.mkdir(parents=True, exist_ok=True)
+    tokenizer_key = _tokenizer_fingerprint(tokenizer)
+    out = []
+    for source, dataset in zip(config.data.sources, shards):
+        path = Path(source.path).expanduser().resolve()
+        if config.mode == "cp":
+            tagged = source_is_tagged(path)
+            fn = TokenizeText(tokenizer, source.text_format, tagged, config.data.add_eos)
+            _warn_on_foreign_template(fn, dataset, tokenizer, path)
+            settings = [source.text_format, tagged, config.data.add_eos]
+        else:
+            fn = TokenizeMessages(tokenizer, str(path))
+            settings = []
+        key_parts = [_CACHE_VERSION, config.mode, str(path), _shard_fingerprint(path), tokenizer_key, settings]
+        key = hashlib.sha256(json.dumps(key_parts, default=str).encode()).hexdigest()[:24]
+        tokenized = dataset.map(
+            fn,
+            batched=True,
+            batch_size=256,
+            remove_columns=dataset.column_names,
+            features=features,
+            num_proc=config.data.num_proc if len(dataset) > 1 else None,
+            cache_file_name=str(root / f"{key}.arrow"),
+            load_from_cache_file=True,
+            new_fingerprint=key,
+            desc=f"tokenizing {path.name}",
+        )
+        out.append(tokenized)
+    return out
+
+
+def _warn_on_foreign_template(fn: TokenizeText, dataset, tokenizer, path: Path) -> None:
+    """Tagged text rendered for another model's template would be trained on as literal characters."""
+    if not fn.tagged_source or not tokenizer.bos_token or not len(dataset):
+        return
+    first = dataset[0]["text"]
+    if not first.startswith(tokenizer.bos_token):
+        logger.warning(
+            "%s was InsCP-tagged but its first row does not start with this tokenizer's BOS %r (starts with %r): "
+            "was it tagged with another model's chat template?",
+            path,
+            tokenizer.bos_token,
+            first[:40],
+        )
