@@ -1,33 +1,260 @@
-"""Recipe `executor:` → a datatrove executor. Scale-out engines (Slurm, Ray) plug in here, not in the steps."""
+"""Recipe `executor:` → datatrove's Local, Slurm or Ray executor. Scale-out plugs in here, not in the steps.
+
+A build is a list of stages (`run.compile_stages`); each stage is one datatrove executor run over its tasks, and a
+task that completed (datatrove's `completions/NNNNN` marker) is never run again — that is what resumes a build.
+
+- local, ray: the stages run from this process, one after the other. A stage starts once every task of the
+  previous one completed; a stage with a failed task stops the build and names the tasks to rerun. (datatrove's
+  `depends=` would do the same on these executors, but waits for a failed dependency forever, polling every two
+  minutes.)
+- slurm: every stage is submitted at once as a job array that waits for the previous stage's array
+  (`depends=` → `--dependency=afterok:<id>`), plus a last job that finalizes; `corpusforge run` returns as soon as
+  they are queued.
+"""
 
 from __future__ import annotations
 
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from datatrove.executor.base import PipelineExecutor
 from datatrove.executor.local import LocalPipelineExecutor
+from datatrove.executor.slurm import SlurmPipelineExecutor, launch_slurm_job
 
-from corpusforge.recipe.models import LocalExecutor
+from corpusforge.errors import CorpusforgeError
+from corpusforge.recipe.models import LocalExecutor, RayExecutor, SlurmExecutor
+
+ExecutorConfig = LocalExecutor | SlurmExecutor | RayExecutor
+
+
+class ExecutorError(CorpusforgeError):
+    """The executor cannot start: a missing engine (sbatch, ray), or jobs of this build still queued."""
+
+
+@dataclass
+class SubmittedJob:
+    stage: str
+    job_id: str | None  # None: nothing left to run in this stage
+    tasks: int  # tasks submitted
+
+
+def completed_tasks(logging_dir: Path) -> set[int]:
+    folder = Path(logging_dir) / "completions"
+    return {int(p.name) for p in folder.iterdir() if p.name.isdigit()} if folder.is_dir() else set()
 
 
 def build_executor(
-    config: LocalExecutor, pipeline: list, logging_dir: Path, tasks: int | None = None
+    config: ExecutorConfig,
+    pipeline: list,
+    logging_dir: Path,
+    tasks: int | None = None,
+    *,
+    name: str = "build",
+    depends: PipelineExecutor | None = None,
+    slurm_logs: Path | None = None,
 ) -> PipelineExecutor:
     """An executor that skips tasks already completed in ``logging_dir`` (that is what makes reruns resume).
 
-    ``tasks`` overrides the recipe's task count for stages with their own (dedup buckets, clusters)."""
+    ``tasks`` overrides the recipe's task count for stages with their own (dedup buckets, clusters); ``name``
+    names the stage's Slurm job; ``depends`` is the previous stage's Slurm executor."""
     tasks = tasks or config.tasks
     if isinstance(config, LocalExecutor):
-        return LocalPipelineExecutor(
+        if config.workers > 1:
+            _preload_forkserver()
+        return _LocalStage(
             pipeline=pipeline,
             tasks=tasks,
             workers=min(config.workers, tasks),
             logging_dir=str(logging_dir),
             skip_completed=True,
         )
+    if isinstance(config, RayExecutor):
+        from datatrove.executor.ray import RayPipelineExecutor
+
+        return RayPipelineExecutor(
+            pipeline=pipeline,
+            tasks=tasks,
+            workers=min(config.workers or tasks, tasks),
+            logging_dir=str(logging_dir),
+            skip_completed=True,
+            cpus_per_task=config.cpus_per_task,
+            mem_per_cpu_gb=config.mem_per_task_gb / config.cpus_per_task,
+            time=config.time_limit_s,
+        )
+    if isinstance(config, SlurmExecutor):
+        return _SlurmStage(
+            pipeline=pipeline,
+            tasks=tasks,
+            time=config.time,
+            partition=config.partition,
+            cpus_per_task=config.cpus_per_task,
+            mem_per_cpu_gb=config.mem_per_cpu_gb,
+            workers=config.workers or -1,
+            job_name=name,
+            qos=config.qos,
+            env_command=slurm_env_command(config),
+            sbatch_args=dict(config.sbatch_args),
+            max_array_size=config.max_array_size,
+            depends=depends,
+            logging_dir=str(logging_dir),
+            skip_completed=True,
+            slurm_logs_folder=str(slurm_logs or Path(logging_dir) / "slurm"),
+            requeue=config.requeue,
+        )
     raise TypeError(f"unsupported executor {config!r}")
 
 
-def completed_tasks(logging_dir: Path) -> set[int]:
-    folder = logging_dir / "completions"
-    return {int(p.name) for p in folder.iterdir() if p.name.isdigit()} if folder.is_dir() else set()
+def _preload_forkserver() -> None:
+    """datatrove starts worker processes from a fork server; with corpusforge and datatrove imported there once,
+    each worker of each stage starts in milliseconds instead of importing them again (about a second each)."""
+    import multiprocess
+
+    # datasets: the shard writer imports it for the schema's features metadata
+    multiprocess.get_context("forkserver").set_forkserver_preload(["corpusforge.run", "datasets"])
+
+
+class _LocalStage(LocalPipelineExecutor):
+    def __setstate__(self, state):
+        # Unpickled in a worker process: keep datatrove's per-task console logging quiet there too, for stages
+        # without our shard writer (which does the same) — unless asked for.
+        self.__dict__.update(state)
+        if not os.environ.get("CORPUSFORGE_VERBOSE"):
+            from loguru import logger
+
+            logger.disable("datatrove")
+
+
+class _SlurmStage(SlurmPipelineExecutor):
+    """datatrove's Slurm executor minus the extra job per stage that merges stats: finalize merges them."""
+
+    def launch_merge_stats(self):
+        pass
+
+
+def slurm_env_command(config: SlurmExecutor) -> str:
+    """The shell line that sets up Python in each job: the recipe's, else this process's venv, else nothing."""
+    if config.env_command:
+        return config.env_command
+    if config.venv:
+        return f"source {shlex.quote(str(Path(config.venv) / 'bin' / 'activate'))}"
+    if sys.prefix != sys.base_prefix:
+        return f"source {shlex.quote(str(Path(sys.prefix) / 'bin' / 'activate'))}"
+    return ""
+
+
+# ------------------------------------------------------------------------------------------------ local and ray
+def start_engine(config: ExecutorConfig) -> Callable[[], None]:
+    """Connect to the executor's engine where it has one (Ray); returns what disconnects."""
+    if isinstance(config, RayExecutor) and _connect_ray(config):
+        import ray
+
+        return ray.shutdown
+    return lambda: None
+
+
+def _connect_ray(config: RayExecutor) -> bool:
+    """Connect to (or start) the Ray cluster unless this process already did; True when we started it."""
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError("executor.type 'ray' needs Ray: pip install 'corpusforge[ray]'") from None
+    if ray.is_initialized():
+        return False
+    verbose = bool(os.environ.get("CORPUSFORGE_VERBOSE"))
+    ray.init(
+        address=config.address or os.environ.get("RAY_ADDRESS"),
+        include_dashboard=False,
+        log_to_driver=verbose,
+        configure_logging=verbose,
+    )
+    return True
+
+
+# ------------------------------------------------------------------------------------------------ slurm
+def _require_sbatch() -> None:
+    if shutil.which("sbatch") is None:
+        raise ExecutorError(
+            "executor.type 'slurm': `sbatch` is not on PATH; run `corpusforge run` on a Slurm login node, "
+            "or look at the job scripts first with `corpusforge run RECIPE --dry-run`"
+        )
+
+
+def slurm_chain(config: SlurmExecutor, stages: list, slurm_logs: Path, prefix: str) -> list:
+    """One Slurm executor per stage, each depending on the one before."""
+    chain, previous = [], None
+    for stage in stages:
+        previous = build_executor(
+            config,
+            stage.pipeline,
+            stage.logs,
+            tasks=stage.tasks,
+            name=f"{prefix}-{stage.name}",
+            depends=previous,
+            slurm_logs=slurm_logs / stage.name,
+        )
+        chain.append(previous)
+    return chain
+
+
+def array_script(executor) -> str:
+    """The sbatch script datatrove's `launch_job` writes for ``executor``'s incomplete tasks (for --dry-run)."""
+    incomplete = len(executor.get_incomplete_ranks())
+    max_array = min(max(incomplete, 1), executor.max_array_size)
+    run_line = (
+        f"srun  -l -n {executor.nodes_per_task} launch_pickled_pipeline "
+        f"{executor.logging_dir.resolve_paths('executor.pik')}"
+    )
+    return executor.get_launch_file_contents(executor.get_sbatch_args(max_array), run_line)
+
+
+def finalize_script(last, command: str, slurm_logs: Path, prefix: str) -> str:
+    """A one-task job (same partition, account, environment as the stages) that runs ``command``."""
+    args = last.get_sbatch_args(1)
+    args.pop("array", None)
+    log_file = str(slurm_logs / "finalize_%j.out")
+    args.update({"job-name": f"{prefix}-finalize", "cpus-per-task": 1, "output": log_file, "error": log_file})
+    return last.get_launch_file_contents(args, command)
+
+
+def finalize_command(out: Path, config: SlurmExecutor) -> str:
+    # with an environment set up in the job, `python` is that environment's; else the one submitting
+    python = "python" if slurm_env_command(config) else shlex.quote(sys.executable)
+    return f"{python} -m corpusforge.cli finalize {shlex.quote(str(out))}"
+
+
+def submit_slurm(config: SlurmExecutor, stages: list, out: Path, slurm_logs: Path, prefix: str) -> list[SubmittedJob]:
+    """Queue every stage with its incomplete tasks, then the finalize job; returns at once."""
+    _require_sbatch()
+    chain = slurm_chain(config, stages, slurm_logs, prefix)
+    pending = [len(ex.get_incomplete_ranks()) for ex in chain]
+    chain[-1].launch_job()  # datatrove launches the dependencies first, each with --dependency=afterok:<previous>
+    jobs = [
+        SubmittedJob(stage.name, str(ex.job_id) if ex.job_id not in (None, -1) else None, n)
+        for stage, ex, n in zip(stages, chain, pending)
+    ]
+    last_id = next((job.job_id for job in reversed(jobs) if job.job_id), None)
+    script = finalize_script(chain[-1], finalize_command(out, config), slurm_logs, prefix)
+    slurm_logs.mkdir(parents=True, exist_ok=True)
+    (slurm_logs / "finalize.slurm").write_text(script)
+    args = [f"--dependency=afterok:{last_id}"] if last_id else []
+    jobs.append(SubmittedJob("finalize", str(launch_slurm_job(script, chain[-1].job_id_retriever, *args)), 1))
+    return jobs
+
+
+def active_slurm_jobs(job_ids: list[str]) -> list[str]:
+    """Those of ``job_ids`` still pending or running (empty when `squeue` is unavailable)."""
+    if not job_ids or shutil.which("squeue") is None:
+        return []
+    try:
+        listed = subprocess.run(
+            ["squeue", "--noheader", "--format=%F"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.split()
+    except (subprocess.SubprocessError, OSError):
+        return []
+    return [job for job in job_ids if job in set(listed)]

@@ -94,3 +94,25 @@ def llama3_tokenizer(tmp_path_factory):
     folder = tmp_path_factory.mktemp("llama3-tok")
     hf.save_pretrained(folder)
     return hf, folder
+
+
+def shard_hashes(out: Path) -> dict[str, str]:
+    """sha256 of every shard of an output folder: equal dicts mean byte-identical builds."""
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(out).glob("data-*-of-*.arrow"))}
+
+
+def dedup_recipe(tmp_path: Path, executor: dict, folder: str):
+    """A multi-stage recipe (a dedup step makes four chained stages) on the bundled sample, for executor tests."""
+    import corpusforge as cf
+
+    raw = make_recipe(
+        tmp_path,
+        "builtin:multilingual-sample.jsonl",
+        steps=[{"normalize": {}}, {"dedup": {"num_buckets": 2}}, {"length": {"min_chars": 4}}],
+        source={"id_field": "id"},
+        executor=executor,
+    )
+    raw["output"]["path"] = str(tmp_path / folder)
+    return cf.Recipe.from_dict(raw)

@@ -89,7 +89,7 @@ def test_many_seeded_requests_survive_prefill_scheduling(tiny_chat):
 
     config = GenerateConfig.model_validate(generate_section(tiny_chat))
     backend = get_backend(config)
-    text = " ".join(corpus_texts("english")[:40])
+    text = " ".join(corpus_texts("english")[:12])
     requests = [Request((("user", f"{i}: {text}"),), seed=i) for i in range(300)]
     sampling = Sampling(temperature=0.8, top_p=0.95, max_tokens=4, n=1, seed=0)
     outs = backend.generate(requests, sampling)

@@ -8,7 +8,6 @@ link lists, a repeated line, symbol soup, cookie / JavaScript / copyright banner
 
 from __future__ import annotations
 
-import gettext
 import random
 from collections import Counter
 from itertools import accumulate
@@ -19,7 +18,7 @@ import regex
 from datatrove.data import Document
 
 import corpusforge as cf
-from conftest import make_recipe, write_jsonl
+from conftest import gettext_messages, make_recipe, write_jsonl
 from corpusforge.errors import RecipeError
 from corpusforge.steps.quality import (
     PRESETS,
@@ -44,22 +43,6 @@ _SENTENCE_MARK = regex.compile(r"[。！？]|[.!?](?=\s|$)")
 _LISTING_LINE = regex.compile(r"(?m)^\s*[-<\[]")  # option lists and usage synopses
 
 
-def catalog_translations(locale: str):
-    """(msgid, msgstr) of every translated message in the locale's gettext catalogs (ISO code lists excluded)."""
-    for path in sorted((LOCALE_DIR / locale / "LC_MESSAGES").glob("*.mo")):
-        if path.name.startswith("iso_"):
-            continue
-        try:
-            with path.open("rb") as f:
-                catalog = gettext.GNUTranslations(f)._catalog
-        except (OSError, UnicodeDecodeError, ValueError):
-            continue
-        for key, value in catalog.items():
-            msgid = (key[0] if isinstance(key, tuple) else key).split("\x04")[-1]
-            if msgid and isinstance(value, str) and value.strip() and value != msgid:
-                yield msgid, value
-
-
 def prose_paragraphs(locale: str) -> list[str]:
     """Real prose paragraphs: multi-sentence, mostly letters of the locale's script, no option listing.
 
@@ -67,7 +50,7 @@ def prose_paragraphs(locale: str) -> list[str]:
     runs of at least 8 Thai letters.
     """
     script, out, seen = SCRIPT[locale], [], set()
-    for _, msgstr in catalog_translations(locale):
+    for _, msgstr in gettext_messages(locale):
         text = msgstr.strip()
         non_space = "".join(text.split())
         if text in seen or len(non_space) < MIN_CHARS or _LISTING_LINE.search(text):
@@ -239,7 +222,7 @@ def test_datatrove_gopher_drops_the_chinese_prose_we_keep(prose):
 def test_repeated_ngram_chars_match_datatrove():
     from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate
 
-    messages = [m for _, m in catalog_translations("zh_TW")][:2000]
+    messages = [m for _, m in gettext_messages("zh_TW")][:2000]
     assert len(messages) > 500
     rng = random.Random(0)
     for _ in range(150):
@@ -261,7 +244,7 @@ def test_english_preset_is_gophers():
     # The English originals (msgids) of the zh_TW catalogs: real English prose, here of at least 50 words.
     english = {
         msgid.strip()
-        for msgid, _ in catalog_translations("zh_TW")
+        for msgid, _ in gettext_messages("zh_TW")
         if len(msgid.split()) >= 60 and not _LISTING_LINE.search(msgid) and len(_SENTENCE_MARK.findall(msgid)) >= 2
     }
     assert len(english) >= 40, f"only {len(english)} English paragraphs in the zh_TW catalogs"

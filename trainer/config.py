@@ -22,11 +22,10 @@ import difflib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from corpusforge.errors import RecipeError
-from corpusforge.recipe.loader import _line_map, _lines_for, apply_overrides
+from corpusforge.recipe.loader import _lines_for, apply_overrides, read_yaml
 
 
 class ConfigError(RecipeError):
@@ -308,15 +307,5 @@ def config_from_dict(
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """Load and validate a training config file (``overrides``: ``key.path=value`` strings, YAML-parsed)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError([(("config",), f"file '{path}' does not exist (cwd={Path.cwd()})")])
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError([(("config",), f"{where}: not valid YAML: {getattr(err, 'problem', err)}")]) from None
-    return config_from_dict(data, overrides, str(path), _line_map(node) if node is not None else {})
+    data, lines = read_yaml(path, what="file", error=ConfigError, loc=("config",))
+    return config_from_dict(data, overrides, str(path), lines)

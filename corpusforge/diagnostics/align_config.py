@@ -23,7 +23,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import yaml
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from corpusforge.errors import RecipeError
@@ -171,19 +170,9 @@ def _own_hint(loc: tuple, message: str) -> str:
 
 def load_align_config(path: str | Path, overrides: list[str] | None = None, output: str | None = None) -> AlignConfig:
     """Load and validate a config file; ``output`` replaces its `output` key."""
-    from corpusforge.recipe.loader import _line_map
+    from corpusforge.recipe.loader import read_yaml
 
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError([((), f"config file '{path}' does not exist (cwd={Path.cwd()})")])
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise RecipeError([((), f"{where}: not valid YAML: {getattr(err, 'problem', err)}")]) from None
+    data, lines = read_yaml(path, what="config file")
     if output is not None and isinstance(data, dict):
         data["output"] = output
-    return align_config_from_dict(data, overrides, str(path), _line_map(node) if node is not None else {})
+    return align_config_from_dict(data, overrides, str(path), lines)

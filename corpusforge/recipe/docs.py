@@ -17,7 +17,9 @@ from corpusforge.recipe.models import (
     HFSource,
     LocalExecutor,
     OutputConfig,
+    RayExecutor,
     Recipe,
+    SlurmExecutor,
 )
 from corpusforge.steps.registry import builtin_specs
 
@@ -133,7 +135,13 @@ def render() -> str:
         + model_table(HFDataset)
     )
     parts.append("## `output`\n\n" + model_table(OutputConfig))
-    parts.append("## `executor`\n\n" + model_table(LocalExecutor))
+    parts.append(
+        "## `executor`\n\n`type` picks the engine (default `local`); scaling, resuming and status: "
+        "[scaling.md](scaling.md)."
+    )
+    for kind, model in (("local", LocalExecutor), ("slurm", SlurmExecutor), ("ray", RayExecutor)):
+        doc = inspect.cleandoc(model.__doc__ or "")
+        parts.append(f"### `type: {kind}`\n\n{doc}\n\n{model_table(model)}")
     parts.append("## `budget`\n\n" + inspect.cleandoc(BudgetConfig.__doc__ or "") + "\n\n" + model_table(BudgetConfig))
     parts.append(_generate_section())
     parts.append(

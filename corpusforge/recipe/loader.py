@@ -109,11 +109,12 @@ def recipe_from_dict(
     raise RecipeError(problems, source, _lines_for(problems, lines))
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Load and validate a recipe file."""
+def read_yaml(path: str | Path, what: str = "recipe file", error: type = RecipeError, loc: tuple = ()) -> tuple:
+    """A YAML file's data and its key path → line map (recipes, training and eval configs share this); a missing
+    file or bad YAML raises ``error`` naming the file and line."""
     path = Path(path)
     if not path.is_file():
-        raise RecipeError([((), f"recipe file '{path}' does not exist (cwd={Path.cwd()})")])
+        raise error([(loc, f"{what} '{path}' does not exist (cwd={Path.cwd()})")])
     text = path.read_text(encoding="utf-8")
     try:
         node = yaml.compose(text)
@@ -121,6 +122,11 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise RecipeError([((), f"{where}: not valid YAML: {getattr(err, 'problem', err)}")]) from None
-    lines = _line_map(node) if node is not None else {}
+        raise error([(loc, f"{where}: not valid YAML: {getattr(err, 'problem', err)}")]) from None
+    return data, (_line_map(node) if node is not None else {})
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Load and validate a recipe file."""
+    data, lines = read_yaml(path)
     return recipe_from_dict(data, overrides, source=str(path), lines=lines)

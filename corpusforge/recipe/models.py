@@ -95,7 +95,7 @@ class OutputConfig(StrictModel):
 class LocalExecutor(StrictModel):
     """Tasks run as processes on this machine."""
 
-    type: Literal["local"] = "local"
+    type: Literal["local"] = Field("local", description="The default; may be omitted.")
     tasks: int = Field(1, ge=1, description="Number of tasks = number of shards. Files are split across tasks.")
     workers: int = Field(1, ge=1, description="Tasks run at the same time (processes).")
 
@@ -104,7 +104,7 @@ class SlurmExecutor(StrictModel):
     """Each stage is a Slurm job array (one array task per corpusforge task), chained with `afterok` dependencies;
     a last job finalizes. `corpusforge run` submits and returns; `corpusforge status OUT` follows the build."""
 
-    type: Literal["slurm"]
+    type: Literal["slurm"] = Field(..., description="Run on Slurm (submit from a login node).")
     tasks: int = Field(1, ge=1, description="Number of tasks = number of shards. Files are split across tasks.")
     workers: int | None = Field(
         None, ge=1, description="Array tasks running at the same time (`--array=0-N%workers`); default: no limit."
@@ -147,7 +147,7 @@ class SlurmExecutor(StrictModel):
 class RayExecutor(StrictModel):
     """Tasks run on a Ray cluster (datatrove's RayPipelineExecutor); stages run one after the other."""
 
-    type: Literal["ray"]
+    type: Literal["ray"] = Field(..., description="Run on Ray (extra `[ray]`).")
     tasks: int = Field(1, ge=1, description="Number of tasks = number of shards. Files are split across tasks.")
     workers: int | None = Field(None, ge=1, description="Tasks running at the same time; default: all of them.")
     address: str | None = Field(
@@ -157,18 +157,24 @@ class RayExecutor(StrictModel):
     )
     cpus_per_task: int = Field(1, ge=1, description="CPUs reserved per task.")
     mem_per_task_gb: float = Field(2, gt=0, description="Memory reserved per task, in GB.")
-    time_limit_s: int | None = Field(None, ge=1, description="Kill (and resubmit) a task running longer than this.")
+    time_limit_s: int | None = Field(
+        None, ge=1, description="Stop a task running longer than this (seconds); a rerun resumes it."
+    )
+
+
+EXECUTORS = {"local": LocalExecutor, "slurm": SlurmExecutor, "ray": RayExecutor}
 
 
 def _executor_kind(value: Any) -> str:
-    return value.get("type", "local") if isinstance(value, dict) else value.type
+    # tags in <> are left out of error paths: `executor.partition`, not `executor.slurm.partition`
+    return f"<{value.get('type', 'local') if isinstance(value, dict) else value.type}>"
 
 
 # `local` is the default when `type` is omitted.
 Executor = Annotated[
-    Annotated[LocalExecutor, Tag("local")]
-    | Annotated[SlurmExecutor, Tag("slurm")]
-    | Annotated[RayExecutor, Tag("ray")],
+    Annotated[LocalExecutor, Tag("<local>")]
+    | Annotated[SlurmExecutor, Tag("<slurm>")]
+    | Annotated[RayExecutor, Tag("<ray>")],
     Discriminator(_executor_kind),
 ]
 
@@ -385,6 +391,31 @@ class Recipe(StrictModel):
             )
         if problems:
             raise RecipeError(problems)
+
+    @field_validator("executor", mode="before")
+    @classmethod
+    def _executor_type_and_keys(cls, raw: Any) -> Any:
+        """Name the executor type a key belongs to, instead of a bare "unknown key" (`partition` on local)."""
+        if not isinstance(raw, dict):
+            return raw
+        kind = raw.get("type", "local")
+        if kind not in EXECUTORS:
+            hint = _suggest(str(kind), EXECUTORS)
+            raise RecipeError([(("executor", "type"), f"unknown executor '{kind}'{hint} (one of: local, slurm, ray)")])
+        problems = []
+        for key in raw:
+            owners = [name for name, model in EXECUTORS.items() if key in model.model_fields]
+            if key not in EXECUTORS[kind].model_fields and owners:
+                problems.append(
+                    (
+                        ("executor", key),
+                        f"'{key}' is a key of executor type {' / '.join(owners)}, not {kind}: "
+                        f"set `type: {owners[0]}`, or remove it",
+                    )
+                )
+        if problems:
+            raise RecipeError(problems)
+        return raw
 
     @field_validator("plugins")
     @classmethod

@@ -14,6 +14,7 @@ word tokenizer (spaCy/jieba/…) that these languages do not need for near-dupli
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 import struct
@@ -41,6 +42,8 @@ _UNSPACED = re.compile(
 )
 _NOT_WORD = re.compile(r"[\W_]+")
 EXACT_RECORD = struct.Struct("<QI")  # 64-bit text hash, document index in the task
+EXACT_DTYPE = np.dtype([("hash", "<u8"), ("index", "<u4")])  # the same record, for numpy
+READ_CHUNK = 1 << 16  # records read at a time from signature and pair files
 
 
 class DedupParams(StrictModel):
@@ -93,7 +96,8 @@ class ScriptAwareUnits(WordTokenizer):
 
 
 class ExactSignature(PipelineStep):
-    """Writes ``(hash of exact_key, index)`` per document of the task; passes documents on."""
+    """Writes ``(hash of exact_key, index)`` per document of the task, sorted, so that `DedupCluster` merges the
+    tasks' files in one streaming pass; passes documents on."""
 
     type = "🫂 - DEDUP"
     name = "exact signatures"
@@ -107,10 +111,16 @@ class ExactSignature(PipelineStep):
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         import xxhash
 
-        with self.output_folder.open(f"{rank:05d}.exact", "wb") as f:
+        name = f"{rank:05d}.exact"
+        with self.output_folder.open(name, "wb") as f:
             for idx, doc in enumerate(data):
                 f.write(EXACT_RECORD.pack(xxhash.xxh64_intdigest(exact_key(doc.text).encode("utf-8")), idx))
                 yield doc
+        # sorted per task (12 bytes a document, like datatrove's MinHash signatures), merged across tasks later
+        with self.output_folder.open(name, "rb") as f:
+            records = np.frombuffer(f.read(), dtype=EXACT_DTYPE)
+        with self.output_folder.open(name, "wb") as f:
+            f.write(np.sort(records, order=["hash", "index"]).tobytes())
 
 
 class NearSignature(MinhashDedupSignature):
@@ -139,13 +149,16 @@ class NearSignature(MinhashDedupSignature):
         yield
 
 
-def _read_records(folder, suffix: str, record: struct.Struct):
-    for name in sorted(folder.list_files(glob_pattern=f"*{suffix}")):
-        rank = int(name.split("/")[-1].split(".")[0])
-        with folder.open(name, "rb") as f:
-            data = f.read()
-        for offset in range(0, len(data), record.size):
-            yield rank, record.unpack_from(data, offset)
+def _iter_records(f, record: struct.Struct):
+    while chunk := f.read(record.size * READ_CHUNK):
+        yield from record.iter_unpack(chunk)
+
+
+def _sorted_exact_records(folder, rank: int):
+    """(hash, rank, index) of one task's sorted `.exact` file, read a chunk at a time."""
+    with folder.open(f"{rank:05d}.exact", "rb") as f:
+        for digest, idx in _iter_records(f, EXACT_RECORD):
+            yield digest, rank, idx
 
 
 class DedupCluster(PipelineStep):
@@ -188,23 +201,25 @@ class DedupCluster(PipelineStep):
 
         exact_pairs = near_pairs = 0
         if self.exact:
-            first_of: dict[int, tuple[int, int]] = {}
-            for task, (digest, idx) in _read_records(self.signatures, ".exact", EXACT_RECORD):
-                node = (task, idx)
-                if digest in first_of:
-                    union(first_of[digest], node)
+            # a k-way merge of the tasks' sorted files: equal hashes arrive together, the first in input order
+            # first; memory holds one chunk per task and the duplicates, never the whole corpus
+            streams = [_sorted_exact_records(self.signatures, rank) for rank in range(self.tasks)]
+            previous, first = None, None
+            for digest, task, idx in heapq.merge(*streams):
+                if digest == previous:
+                    union(first, (task, idx))
                     exact_pairs += 1
                 else:
-                    first_of[digest] = node
+                    previous, first = digest, (task, idx)
         if self.pairs is not None:
+            pair = struct.Struct("<4I")
             for name in sorted(self.pairs.list_files(glob_pattern="*.dups")):
                 with self.pairs.open(name, "rb") as f:
-                    data = f.read()
-                for f1, d1, f2, d2 in struct.iter_unpack("<4I", data):
-                    if f1 == SENTINEL:
-                        continue
-                    union((f1, d1), (f2, d2))
-                    near_pairs += 1
+                    for f1, d1, f2, d2 in _iter_records(f, pair):
+                        if f1 == SENTINEL:
+                            continue
+                        union((f1, d1), (f2, d2))
+                        near_pairs += 1
         remove: list[list[int]] = [[] for _ in range(self.tasks)]
         for node in list(parent):
             if find(node) != node:
