@@ -300,6 +300,20 @@ def test_requests_past_the_timeout_fail_and_the_others_go_on(tmp_path):
     assert "Timeout" in failure["error"]
 
 
+def test_prompt_template_fields_and_rows_without_them(tmp_path):
+    with FakeChatServer(scripted_model()) as server:
+        gen = endpoint_generate(server.url, ["recovery"], prompts={"template": "{text} Answer about {topic}."})
+        sources = {
+            "a": [{"text": "Tell me something about rivers.", "topic": "geography"}],
+            "b": [{"text": "Tell me something about songs."}],  # no `topic` in this source's rows
+        }
+        result = cf.run(cf.Recipe.from_dict(kd_recipe(tmp_path, sources, gen)), report=False)
+    (row,) = rows_of(result)
+    assert row["messages"][0]["content"] == "Tell me something about rivers. Answer about geography."
+    generate = next(s for s in result.manifest["steps"] if s["step"] == "generate")
+    assert generate["dropped"] == {"prompt_missing_field": 1}
+
+
 # --------------------------------------------------------------------------------------------- resume
 KILL_SCRIPT = """
 import sys

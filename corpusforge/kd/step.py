@@ -116,14 +116,16 @@ class KDGenerate(PipelineStep):
         return get_backend(self.config)
 
     # -- prompts -----------------------------------------------------------------------------------
-    def _prompt(self, doc: Document) -> Prompt:
+    def _prompt(self, doc: Document) -> Prompt | None:
         fields = {k: v for k, v in doc.metadata.items() if isinstance(v, str)}
         try:
             user = self.config.prompts.template.format_map({**fields, "text": doc.text})
         except KeyError as err:
-            raise KeyError(
-                f"generate.prompts.template: row {doc.id} has no field {err} (add it to the source's `fields`)"
-            ) from None
+            # The recipe check made sure some source lists the field; this row lacks it (null or absent).
+            log.warning(
+                "generate.prompts.template: row %s has no field %s; dropped (prompt_missing_field)", doc.id, err
+            )
+            return None
         return Prompt(doc.id, doc.text, user, fields)
 
     def _jobs(self, data: DocumentsPipeline):
@@ -132,6 +134,9 @@ class KDGenerate(PipelineStep):
         for doc in data:
             self.stat_update("total")
             prompt = self._prompt(doc)
+            if prompt is None:
+                self.stat_update("dropped_prompt_missing_field")
+                continue
             source = doc.metadata.get("source")
             language = doc.metadata.get("language")
             tasks = [
