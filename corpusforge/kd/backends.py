@@ -73,8 +73,8 @@ class SeededSampler:
         scores = scores.float() / self.temperature
         if self.top_p < 1.0:
             sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
-            cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
-            remove = cumulative - sorted_scores.softmax(dim=-1) >= self.top_p  # keep the token that crosses top_p
+            probs = sorted_scores.softmax(dim=-1)
+            remove = probs.cumsum(dim=-1) - probs >= self.top_p  # keep the token that crosses top_p
             scores = scores.masked_fill(remove.scatter(1, order, remove), float("-inf"))
         noise = torch.stack(
             [

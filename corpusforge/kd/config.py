@@ -83,7 +83,7 @@ class TransformersBackendConfig(StrictModel):
     type: Literal["transformers"] = "transformers"
     device: str = Field("auto", description="`auto` (CUDA when available), `cpu`, `cuda`, `cuda:1`…")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    batch_size: int = Field(16, ge=1, description="Requests per `generate()` call.")
+    batch_size: int = Field(32, ge=1, description="Requests per `generate()` call.")
 
 
 class OpenAIBackendConfig(StrictModel):
