@@ -13,21 +13,18 @@ from pathlib import Path
 LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 
 
-def tiny_chat_model(
-    folder: str | Path,
-    texts: list[str],
-    vocab_size: int = 1024,
-    hidden_size: int = 128,
-    layers: int = 2,
-    seed: int = 0,
-) -> Path:
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+def tiny_chat_tokenizer(
+    texts: list[str], vocab_size: int = 1024, bos_by_default: bool = False, pad_token: str | None = "<|end_of_text|>"
+):
+    """A byte-level BPE trained on ``texts`` with Llama-3's special tokens and chat template. ``bos_by_default``
+    adds BOS to every encoding, as the real Llama-3 tokenizer does (so a naive ``tokenizer(text)`` on InsCP text
+    doubles it)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
 
     from corpusforge.templates import preset
 
-    folder = Path(folder)
+    bos = LLAMA3_SPECIALS[0]
     bpe = Tokenizer(models.BPE(unk_token=None))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
@@ -38,14 +35,23 @@ def tiny_chat_model(
         show_progress=False,
     )
     bpe.train_from_iterator(texts, trainer)
+    if bos_by_default:
+        bpe.post_processor = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, 0)])
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>", pad_token="<|end_of_text|>"
+        tokenizer_object=bpe, bos_token=bos, eos_token="<|eot_id|>", **({"pad_token": pad_token} if pad_token else {})
     )
     tokenizer.chat_template = preset("llama3").template
-    ids = tokenizer.convert_tokens_to_ids
+    return tokenizer
+
+
+def tiny_llama(vocab_size: int, hidden_size: int = 128, layers: int = 2, seed: int = 0, **token_ids):
+    """A randomly initialised Llama with head_dim 64; ``token_ids``: bos/eos/pad ids for its config."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(tokenizer),
+        vocab_size=vocab_size,
         hidden_size=hidden_size,
         intermediate_size=2 * hidden_size,
         num_hidden_layers=layers,
@@ -53,12 +59,35 @@ def tiny_chat_model(
         num_key_value_heads=hidden_size // 64,
         head_dim=64,
         max_position_embeddings=2048,
+        tie_word_embeddings=False,
+        **token_ids,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def tiny_chat_model(
+    folder: str | Path,
+    texts: list[str],
+    vocab_size: int = 1024,
+    hidden_size: int = 128,
+    layers: int = 2,
+    seed: int = 0,
+) -> Path:
+    from transformers import GenerationConfig
+
+    folder = Path(folder)
+    tokenizer = tiny_chat_tokenizer(texts, vocab_size)
+    ids = tokenizer.convert_tokens_to_ids
+    model = tiny_llama(
+        len(tokenizer),
+        hidden_size,
+        layers,
+        seed,
         bos_token_id=ids("<|begin_of_text|>"),
         eos_token_id=[ids("<|eot_id|>"), ids("<|end_of_text|>")],
         pad_token_id=ids("<|end_of_text|>"),
-        tie_word_embeddings=False,
     )
-    model = LlamaForCausalLM(config)
+    config = model.config
     model.generation_config = GenerationConfig(
         bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id
     )

@@ -8,23 +8,27 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """A quiet request handler that answers JSON (shared by the local stand-in servers of the tests)."""
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, code: int, payload: dict):
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class FakeHub:
     def __init__(self):
         self.calls: list[dict] = []
         hub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _reply(self, code: int, payload: dict):
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JSONHandler):
             def _record(self, body: bytes):
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 hub.calls.append({"method": self.command, "path": self.path, "headers": headers, "body": body})

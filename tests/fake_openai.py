@@ -8,7 +8,9 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from fake_hub import JSONHandler
 
 
 class FakeChatServer:
@@ -26,18 +28,7 @@ class FakeChatServer:
         self.lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _send(self, code: int, payload: dict):
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JSONHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
                 last = body["messages"][-1]["content"]
@@ -52,12 +43,12 @@ class FakeChatServer:
                     if key in last:
                         time.sleep(seconds)
                 if self.path != "/v1/chat/completions":
-                    return self._send(404, {"error": "not found"})
+                    return self._reply(404, {"error": "not found"})
                 if fail:
-                    return self._send(500, {"error": {"message": "injected failure"}})
+                    return self._reply(500, {"error": {"message": "injected failure"}})
                 text, finish = server.reply(body["messages"])
                 words = len(text.split())
-                self._send(
+                self._reply(
                     200,
                     {
                         "choices": [

@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 pytest.importorskip("accelerate")
 
+from corpusforge.testing import tiny_chat_tokenizer, tiny_llama  # noqa: E402
 from corpusforge_trainer import ConfigError, merge, train  # noqa: E402
 from corpusforge_trainer.cli import main as trainer_main  # noqa: E402
 from corpusforge_trainer.config import config_from_dict  # noqa: E402
@@ -33,52 +34,15 @@ from corpusforge_trainer.packing import (  # noqa: E402
 )
 from corpusforge_trainer.run import prepare_data  # noqa: E402
 
-SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 BOS, EOT = "<|begin_of_text|>", "<|eot_id|>"
 
 
 def _tokenizer(texts: list[str], vocab_size: int = 600):
-    """A byte-level BPE with the Llama-3 specials and chat template; like the real one, it adds BOS by default
-    (so a naive ``tokenizer(text)`` on InsCP text doubles it)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    from corpusforge.templates import preset
-
-    bpe = Tokenizer(models.BPE(unk_token=None))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIALS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    bpe.train_from_iterator(texts, trainer)
-    bpe.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", special_tokens=[(BOS, 0)])
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=BOS, eos_token=EOT)
-    tok.chat_template = preset("llama3").template
-    return tok
+    return tiny_chat_tokenizer(texts, vocab_size, bos_by_default=True, pad_token=None)
 
 
 def _model(vocab_size: int, seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        head_dim=64,
-        max_position_embeddings=512,
-        tie_word_embeddings=False,
-        bos_token_id=0,
-        eos_token_id=4,
-    )
-    return LlamaForCausalLM(config).eval()
+    return tiny_llama(vocab_size, seed=seed, bos_token_id=0, eos_token_id=4)
 
 
 def _conversations(n: int) -> list[dict]:

@@ -110,10 +110,16 @@ class KDGenerate(PipelineStep):
         self.config = config
         self.work_dir = work_dir
         self.params_hash = config.params_hash()
+        self._backend = None
 
     @property
     def backend(self):
-        return get_backend(self.config)
+        if self._backend is None:  # looked up once per task: the registry key is a JSON dump of the config
+            self._backend = get_backend(self.config)
+        return self._backend
+
+    def __getstate__(self):  # a step pickles to the workers without its engine
+        return {**self.__dict__, "_backend": None}
 
     # -- prompts -----------------------------------------------------------------------------------
     def _prompt(self, doc: Document) -> Prompt | None:
