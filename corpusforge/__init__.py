@@ -10,9 +10,9 @@ result = cf.run(cf.Recipe.from_yaml("recipes/quickstart.yaml"))
 ds = result.load()
 """
 
+from corpusforge.build.run import Result, run
 from corpusforge.errors import CorpusforgeError, OutputError, RecipeError, SourceError
 from corpusforge.recipe.models import Recipe
-from corpusforge.run import Result, run
 from corpusforge.steps.registry import filter, step
 
 __version__ = "0.1.0"

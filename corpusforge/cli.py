@@ -30,8 +30,8 @@ def _console(stderr: bool = False):
 
 
 def cmd_validate(args) -> int:
+    from corpusforge.build.inputs import preflight
     from corpusforge.recipe import load_recipe
-    from corpusforge.sources import preflight
 
     recipe = load_recipe(args.recipe, args.set)
     preflight(recipe)
@@ -69,7 +69,7 @@ def cmd_run(args) -> int:
         os.environ["CORPUSFORGE_VERBOSE"] = "1"
     recipe = load_recipe(args.recipe, args.set)
     if args.dry_run:
-        from corpusforge.status import plan_build
+        from corpusforge.build import plan_build
 
         print_plan(plan_build(recipe, output=args.output))
         return EXIT_OK
@@ -82,7 +82,7 @@ def cmd_run(args) -> int:
         result = corpusforge.run(
             recipe, output=args.output, overwrite=args.overwrite, progress=on_progress, report=not args.no_report
         )
-    from corpusforge.run import Submitted
+    from corpusforge.build import Submitted
 
     if isinstance(result, Submitted):
         console = _console()
@@ -112,7 +112,7 @@ def print_plan(plan) -> None:
 
 
 def cmd_status(args) -> int:
-    from corpusforge.status import build_status
+    from corpusforge.build import build_status
 
     status = build_status(args.output_dir)
     console = _console()
@@ -136,7 +136,7 @@ def cmd_status(args) -> int:
 
 
 def cmd_finalize(args) -> int:
-    from corpusforge.status import finalize_build
+    from corpusforge.build import finalize_build
 
     manifest = finalize_build(args.output_dir, report=not args.no_report)
     print_summary(manifest, Path(args.output_dir))
@@ -413,7 +413,13 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="skip writing OUT/report.html")
     p.set_defaults(func=cmd_finalize)
 
-    p = sub.add_parser("validate", help="check a recipe and its inputs without running it (exit 0 ok, 2 bad)")
+    p = sub.add_parser(
+        "validate",
+        help="check a recipe and its inputs without running it (exit 0 ok, 2 bad)",
+        description="Check a recipe and its inputs without building anything (exit 0 ok, 2 bad input). Note: "
+        "validating imports the recipe's plugins (`plugins:` files and `module:function` steps), which runs their "
+        "code — validate only recipes whose plugins you trust.",
+    )
     recipe_args(p)
     p.set_defaults(func=cmd_validate)
 
@@ -510,7 +516,7 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from rich.markup import escape
 
-    from corpusforge.errors import CorpusforgeError
+    from corpusforge.errors import BuildFailed, CorpusforgeError
 
     args = make_parser().parse_args(argv)
     try:
@@ -518,6 +524,9 @@ def main(argv: list[str] | None = None) -> int:
     except CorpusforgeError as err:
         _console(stderr=True).print(f"[red]error[/red]: {escape(str(err))}", soft_wrap=True)
         return EXIT_BAD_INPUT
+    except BuildFailed as err:
+        _console(stderr=True).print(f"[red]build failed[/red]: {escape(str(err))}", soft_wrap=True)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         _console(stderr=True).print("interrupted: rerun the same command to resume")
         return 130

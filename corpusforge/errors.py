@@ -47,3 +47,7 @@ def format_loc(loc: tuple | list) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+class BuildFailed(Exception):
+    """A build that started but did not finish: a task failed (its log says why). Not bad input: exit code 1."""

@@ -120,7 +120,7 @@ def test_existing_output_of_another_recipe_is_kept(tmp_path):
     cf.run(cf.Recipe.from_dict(first))
     before = (tmp_path / "out" / "manifest.json").read_bytes()
     second = make_recipe(tmp_path, str(tmp_path / "in.jsonl"), steps=[{"length": {"min_chars": 5}}])
-    with pytest.raises(cf.OutputError, match="holds a different recipe.*--overwrite"):
+    with pytest.raises(cf.OutputError, match="another recipe.*--overwrite"):
         cf.run(cf.Recipe.from_dict(second))
     assert (tmp_path / "out" / "manifest.json").read_bytes() == before
     assert cf.run(cf.Recipe.from_dict(second), overwrite=True).manifest["rows"] == 0
@@ -130,6 +130,6 @@ def test_foreign_output_folder_is_not_clobbered(tmp_path):
     write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}])
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "precious.txt").write_text("keep me")
-    with pytest.raises(cf.OutputError, match="files that corpusforge did not write"):
+    with pytest.raises(cf.OutputError, match="files corpusforge did not write"):
         cf.run(cf.Recipe.from_dict(make_recipe(tmp_path, str(tmp_path / "in.jsonl"))))
     assert (tmp_path / "out" / "precious.txt").read_text() == "keep me"

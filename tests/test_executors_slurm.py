@@ -12,8 +12,7 @@ import pytest
 
 import corpusforge as cf
 from conftest import dedup_recipe, shard_hashes
-from corpusforge.run import Submitted
-from corpusforge.status import build_status
+from corpusforge.build import Submitted, build_status
 
 pytestmark = pytest.mark.slurm
 

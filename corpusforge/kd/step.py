@@ -20,6 +20,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
+from corpusforge.errors import BuildFailed
 from corpusforge.kd.backends import Completion, Request, get_backend
 from corpusforge.kd.config import GenerateConfig
 from corpusforge.kd.tasks import Call, Prompt, chat, start
@@ -29,7 +30,7 @@ FAILURES_DIR = "kd-failures"
 CACHE_DIR = "kd-cache"
 
 
-class GenerationFailed(RuntimeError):
+class GenerationFailed(BuildFailed):
     pass
 
 

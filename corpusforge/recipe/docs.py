@@ -30,7 +30,8 @@ INTRO = """# Recipe reference
 A recipe is a YAML file: `name`, `sources`, `steps`, `output`, `executor`. Unknown keys are errors. Every key can
 be overridden from the command line: `corpusforge run r.yaml --set executor.tasks=8 --set 'steps[1].language.keep=[th]'`.
 `corpusforge schema` prints the JSON Schema (point your editor's YAML plugin at it); `corpusforge validate r.yaml`
-checks a recipe and its inputs without running it.
+checks a recipe and its inputs without running it. Loading a recipe — `validate` included — imports its plugins
+(`plugins:` files, `module:function` steps), which runs their code: load only recipes whose plugins you trust.
 
 ```yaml
 name: inscp-zh-tw

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
-import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -87,6 +86,19 @@ Source = Annotated[
 
 
 # --------------------------------------------------------------------------------------------- output / executor
+BUILTIN_PREFIX = "builtin:"  # `glob: builtin:NAME` names a sample bundled with corpusforge
+
+
+def source_name(source: FilesSource | HFSource, index: int) -> str:
+    """A source's name in the manifest, the budget mix and KD tasks: its `name`, else derived from where it reads."""
+    if source.name:
+        return source.name
+    if isinstance(source, HFSource):
+        return source.hf.path
+    pattern = source.glob if isinstance(source.glob, str) else source.glob[0]
+    return pattern.removeprefix(BUILTIN_PREFIX) if pattern.startswith(BUILTIN_PREFIX) else f"source{index}"
+
+
 class OutputConfig(StrictModel):
     path: str = Field(..., description="Output folder: Arrow shards, dataset_info.json, state.json, manifest.json.")
     batch_rows: int = Field(1000, ge=1, description="Rows per Arrow record batch inside a shard.")
@@ -245,7 +257,7 @@ def pydantic_problems(err: ValidationError, prefix: tuple = ()) -> list[tuple[tu
 
 def parse_step(raw: Any, index: int) -> StepCall:
     """Validate one ``{name: params}`` entry against the step registry."""
-    from corpusforge.steps.registry import get_step, known_step_names
+    from corpusforge.steps.registry import StepImportError, get_step, known_step_names
 
     loc = ("steps", index)
     if isinstance(raw, StepCall):
@@ -258,7 +270,10 @@ def parse_step(raw: Any, index: int) -> StepCall:
     params = {} if params is None else params
     if not isinstance(params, dict):
         raise RecipeError([(loc + (name,), f"step parameters must be a mapping, got {params!r}")])
-    spec = get_step(name)
+    try:
+        spec = get_step(name)
+    except StepImportError as err:
+        raise RecipeError([(loc, f"step '{name}': {err}")]) from None
     if spec is None:
         hint = _suggest(name, known_step_names())
         if ":" in name:
@@ -275,17 +290,18 @@ def parse_step(raw: Any, index: int) -> StepCall:
 
 def import_plugin(spec: str, base_dir: Path | None = None) -> None:
     """Import a plugin module by dotted name or by path to a ``.py`` file, so its decorated steps register."""
+    from corpusforge.steps.registry import import_plugin_file
+
     if spec.endswith(".py"):
         path = Path(spec)
         if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
             path = base_dir / path
         if not path.exists():
             raise ValueError(f"plugin file '{spec}' does not exist (cwd={Path.cwd()})")
-        mod_name = f"corpusforge_plugin_{path.stem}"
-        module_spec = importlib.util.spec_from_file_location(mod_name, path)
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[mod_name] = module
-        module_spec.loader.exec_module(module)
+        try:
+            import_plugin_file(path)
+        except Exception as err:
+            raise ValueError(f"plugin file '{spec}' failed to import: {type(err).__name__}: {err}") from None
     else:
         try:
             importlib.import_module(spec)
@@ -301,7 +317,8 @@ class Recipe(StrictModel):
     description: str = Field("", description="Free text, recorded in the manifest and dataset card.")
     plugins: list[str] = Field(
         default_factory=list,
-        description="Python modules (dotted names) or .py files imported before the steps are resolved.",
+        description="Python modules (dotted names) or .py files imported before the steps are resolved (this runs "
+        "their code, also on `corpusforge validate`); workers import them again by path.",
     )
     sources: list[Source] = Field(..., min_length=1, description="Inputs; every source feeds every task.")
     steps: list[StepCall] = Field(default_factory=list, description="Processing steps, in order.")
@@ -334,8 +351,6 @@ class Recipe(StrictModel):
                 )
             )
         if self.budget.mix:
-            from corpusforge.sources.preflight import source_name
-
             names = [source_name(s, i) for i, s in enumerate(self.sources)]
             for key in self.budget.mix:
                 if key not in names:
@@ -345,8 +360,6 @@ class Recipe(StrictModel):
         return self
 
     def _check_generate(self) -> None:
-        from corpusforge.sources.preflight import source_name
-
         gen, problems = self.generate, []
         names = [source_name(s, i) for i, s in enumerate(self.sources)]
         for i, call in enumerate(self.steps):

@@ -86,14 +86,6 @@ class ArrowShardWriter(DiskWriter):
         self.batch_rows = batch_rows
         self.schema = schema
 
-    def __setstate__(self, state):
-        # Unpickled in a worker process: keep datatrove's per-task console logging quiet unless asked for.
-        self.__dict__.update(state)
-        if not os.environ.get("CORPUSFORGE_VERBOSE"):
-            from loguru import logger
-
-            logger.disable("datatrove")
-
     def _write(self, document: dict, file_handler, filename: str):  # DiskWriter's per-doc hook, unused: see run()
         raise NotImplementedError
 

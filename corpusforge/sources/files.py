@@ -16,9 +16,9 @@ from pathlib import Path
 import orjson
 
 from corpusforge.errors import SourceError
+from corpusforge.recipe.models import BUILTIN_PREFIX
 from corpusforge.sources.records import RecordReader
 
-BUILTIN_PREFIX = "builtin:"
 COMPRESSIONS = (".gz", ".zst", ".zstd", ".bz2", ".xz")
 FORMATS = {
     ".jsonl": "jsonl",

@@ -2,14 +2,22 @@
 
 Built-in steps register themselves here; user code registers functions and classes with ``@corpusforge.filter``
 and ``@corpusforge.step``; a step name containing ``:`` (``my_pkg.filters:no_code_blocks``) is imported on first use.
+
+A plugin step travels to workers (local processes, Slurm jobs, Ray actors) as a reference — the plugin's file path
+or module name, the step name and its params — never as a pickled function of a module that only the parent has
+imported: the worker imports the plugin and builds the step again (``_rebuild``).
 """
 
 from __future__ import annotations
 
+import copyreg
 import importlib
+import importlib.util
 import inspect
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from datatrove.data import Document
@@ -44,7 +52,26 @@ class StepSpec:
     def create(self, params: dict) -> PipelineStep:
         if self.params_model is not None:
             return self.build(self.params_model.model_validate(params))
-        return self.build(**params)
+        step = self.build(**params)
+        if self.origin[1] is None and ":" not in self.name:
+            # registered by code the workers import themselves (an installed module, the user's script): pickled
+            # as Python does (by reference, or by value for __main__)
+            return step
+        step.__corpusforge_ref__ = (self.origin, self.name, dict(params))
+        if not isinstance(step, (FunctionFilter, FunctionStep)):
+            copyreg.pickle(type(step), _reduce_plugin_step)  # a plugin's own class: pickled by reference too
+        return step
+
+    @property
+    def origin(self) -> tuple[str, str | None]:
+        """Where the step's code lives: (module name, plugin file or None for an importable module)."""
+        module = getattr(self.build, "__corpusforge_module__", None) or self.build.__module__
+        path = PLUGIN_FILES.get(module)
+        return module, path
+
+
+class StepImportError(Exception):
+    """A ``module:function`` step whose module cannot be imported (or lacks the attribute)."""
 
 
 _REGISTRY: dict[str, StepSpec] = {}
@@ -76,9 +103,15 @@ def get_step(name: str) -> StepSpec | None:
     if ":" in name:
         module_name, _, attr = name.partition(":")
         try:
-            obj = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError):
-            return None
+            module = importlib.import_module(module_name)
+        except Exception as err:  # a missing dependency of the plugin, a syntax error in it …
+            if isinstance(err, ModuleNotFoundError) and err.name == module_name.split(".")[0]:
+                return None  # no such module at all: an unknown step
+            raise StepImportError(f"cannot import module '{module_name}': {type(err).__name__}: {err}") from err
+        try:
+            obj = getattr(module, attr)
+        except AttributeError:
+            raise StepImportError(f"module '{module_name}' has no attribute '{attr}'") from None
         spec = _REGISTRY.get(getattr(obj, "__corpusforge_step__", None) or "") or _spec_for(name, obj, kind="auto")
         _REGISTRY[name] = spec
         return spec
@@ -97,6 +130,9 @@ class FunctionFilter(BaseFilter):
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         return self.fn(doc, **self.params)
+
+    def __reduce__(self):
+        return _reduce_plugin_step(self)
 
 
 class FunctionStep(PipelineStep):
@@ -118,6 +154,54 @@ class FunctionStep(PipelineStep):
             self.stat_update("forwarded")
             yield out
 
+    def __reduce__(self):
+        return _reduce_plugin_step(self)
+
+
+# Plugin files imported so far: module name → path (what a worker imports to rebuild a step of that module).
+PLUGIN_FILES: dict[str, str] = {}
+
+
+def import_plugin_file(path: str | Path) -> str:
+    """Import a ``.py`` plugin file as module ``corpusforge_plugin_<stem>`` (once); returns the module name."""
+    path = Path(path).resolve()
+    mod_name = f"corpusforge_plugin_{path.stem}"
+    if PLUGIN_FILES.get(mod_name) == str(path) and mod_name in sys.modules:
+        return mod_name
+    module_spec = importlib.util.spec_from_file_location(mod_name, path)
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[mod_name] = module
+    PLUGIN_FILES[mod_name] = str(path)
+    try:
+        module_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(mod_name, None)
+        PLUGIN_FILES.pop(mod_name, None)
+        raise
+    return mod_name
+
+
+def _reduce_plugin_step(step):
+    ref = getattr(step, "__corpusforge_ref__", None)
+    if ref is None:  # code the workers import themselves: pickle the object as it is (what object.__reduce_ex__
+        # would do, were __reduce__ not overridden)
+        return copyreg.__newobj__, (type(step),), dict(step.__dict__)
+    return _rebuild, ref
+
+
+def _rebuild(origin: tuple[str, str | None], name: str, params: dict) -> PipelineStep:
+    """In a worker: import the step's plugin (by file path, or module name) and build the step again."""
+    module, path = origin
+    if module not in sys.modules:
+        if path is not None:
+            import_plugin_file(path)
+        else:
+            importlib.import_module(module)
+    spec = get_step(name)
+    if spec is None:
+        raise RuntimeError(f"step '{name}' is not registered after importing {path or module}")
+    return spec.create(params)
+
 
 def _spec_for(name: str, obj: Any, kind: str) -> StepSpec:
     if inspect.isclass(obj):
@@ -132,6 +216,8 @@ def _spec_for(name: str, obj: Any, kind: str) -> StepSpec:
 
     def build(**params):
         return wrapper(obj, name, params)
+
+    build.__corpusforge_module__ = obj.__module__
 
     return StepSpec(name, build, signature=params_sig, doc=inspect.getdoc(obj) or "")
 

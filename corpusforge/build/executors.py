@@ -1,6 +1,6 @@
 """Recipe `executor:` → datatrove's Local, Slurm or Ray executor. Scale-out plugs in here, not in the steps.
 
-A build is a list of stages (`run.compile_stages`); each stage is one datatrove executor run over its tasks, and a
+A build is a list of stages (`plan.compile_stages`); each stage is one datatrove executor run over its tasks, and a
 task that completed (datatrove's `completions/NNNNN` marker) is never run again — that is what resumes a build.
 
 - local, ray: the stages run from this process, one after the other. A stage starts once every task of the
@@ -27,8 +27,9 @@ from datatrove.executor.base import PipelineExecutor
 from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.executor.slurm import SlurmPipelineExecutor, launch_slurm_job
 
-from corpusforge.errors import CorpusforgeError
+from corpusforge.errors import BuildFailed, CorpusforgeError
 from corpusforge.recipe.models import LocalExecutor, RayExecutor, SlurmExecutor
+from corpusforge.shards.writer import WORK_DIR
 
 ExecutorConfig = LocalExecutor | SlurmExecutor | RayExecutor
 
@@ -75,9 +76,7 @@ def build_executor(
             skip_completed=True,
         )
     if isinstance(config, RayExecutor):
-        from datatrove.executor.ray import RayPipelineExecutor
-
-        return RayPipelineExecutor(
+        return _ray_stage()(
             pipeline=pipeline,
             tasks=tasks,
             workers=min(config.workers or tasks, tasks),
@@ -116,18 +115,11 @@ def _preload_forkserver() -> None:
     import multiprocess
 
     # datasets: the shard writer imports it for the schema's features metadata
-    multiprocess.get_context("forkserver").set_forkserver_preload(["corpusforge.run", "datasets"])
+    multiprocess.get_context("forkserver").set_forkserver_preload(["corpusforge.build.run", "datasets"])
 
 
 class _LocalStage(LocalPipelineExecutor):
-    def __setstate__(self, state):
-        # Unpickled in a worker process: keep datatrove's per-task console logging quiet there too, for stages
-        # without our shard writer (which does the same) — unless asked for.
-        self.__dict__.update(state)
-        if not os.environ.get("CORPUSFORGE_VERBOSE"):
-            from loguru import logger
-
-            logger.disable("datatrove")
+    pass
 
 
 class _SlurmStage(SlurmPipelineExecutor):
@@ -135,6 +127,24 @@ class _SlurmStage(SlurmPipelineExecutor):
 
     def launch_merge_stats(self):
         pass
+
+
+def _ray_stage():
+    """datatrove's Ray executor as our class, so that a Ray worker that unpickles it imports this module (and its
+    logging set-up) first. Made on first use (Ray is optional), also when a worker looks it up by name."""
+    if "_RayStage" not in globals():
+        from datatrove.executor.ray import RayPipelineExecutor
+
+        globals()["_RayStage"] = type(
+            "_RayStage", (RayPipelineExecutor,), {"__module__": __name__, "__qualname__": "_RayStage"}
+        )
+    return globals()["_RayStage"]
+
+
+def __getattr__(name: str):
+    if name == "_RayStage":
+        return _ray_stage()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def slurm_env_command(config: SlurmExecutor) -> str:
@@ -146,6 +156,113 @@ def slurm_env_command(config: SlurmExecutor) -> str:
     if sys.prefix != sys.base_prefix:
         return f"source {shlex.quote(str(Path(sys.prefix) / 'bin' / 'activate'))}"
     return ""
+
+
+# ------------------------------------------------------------------------------------------------ logging
+# datatrove gives every task a log file (OUT/.corpusforge/logs/logs/task_NNNNN.log) and a copy on stderr at INFO.
+# The file is where a failed task says why, so it is always written; the console copy (one block per task, which
+# buries the progress bar) only with -v / CORPUSFORGE_VERBOSE. Set up in each process that runs tasks: datatrove
+# calls these from its executors' module namespaces, which this module (imported wherever our executors are
+# unpickled) patches once.
+_TASK_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
+
+
+def _verbose() -> bool:
+    return bool(os.environ.get("CORPUSFORGE_VERBOSE"))
+
+
+def _task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1):
+    """datatrove's per-task logging (same file, same format), with the console copy only when verbose."""
+    import sys
+
+    from datatrove.utils.logging import logger
+
+    logger.remove()
+    logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
+    fmt = (f"[NODE {node_rank}] " if node_rank != -1 else "") + _TASK_FORMAT
+    if _verbose():
+        logger.add(sys.stderr, level="INFO" if local_rank == 0 else "ERROR", format=fmt)
+    logger.add(logfile, colorize=False, level="DEBUG", format=fmt)
+    logger.info(f"Launching pipeline for {rank=}")
+    return logfile
+
+
+def _default_logger() -> None:
+    """Between tasks and in the driver: datatrove's console output only from WARNING, unless verbose."""
+    import sys
+
+    from datatrove.utils import logging as dt_logging
+
+    dt_logging.logger.remove()
+    dt_logging.logger.add(sys.stderr, level="DEBUG" if _verbose() else "WARNING")
+
+
+def _install_logging() -> None:
+    from datatrove.executor import base
+    from datatrove.utils import logging as dt_logging
+
+    if getattr(base.add_task_logger, "__module__", "") == __name__:
+        return
+    for module_name in ("datatrove.executor.base", "datatrove.executor.ray", "datatrove.executor.jobs"):
+        try:
+            module = __import__(module_name, fromlist=["add_task_logger"])
+        except ImportError:  # ray is optional
+            continue
+        if hasattr(module, "add_task_logger"):
+            module.add_task_logger = _task_logger
+    dt_logging.setup_default_logger = _default_logger
+
+
+_install_logging()
+
+
+class quiet_console:  # noqa: N801 — used as `with quiet_console():`
+    """In the driver, for the life of the stages: datatrove's own console lines only with -v."""
+
+    def __enter__(self):
+        _default_logger()
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def run_stage(plan, stage) -> None:
+    """Run one stage's incomplete tasks; raise BuildFailed naming each failed task, its log and its last error."""
+    error = None
+    try:
+        build_executor(plan.recipe.executor, stage.pipeline, stage.logs, tasks=stage.tasks).run()
+    except (CorpusforgeError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # a task's exception, re-raised by the local executor's pool: its log has the rest
+        error = err
+    missing = sorted(set(range(stage.tasks)) - completed_tasks(stage.logs))
+    if not missing:
+        if error is not None:
+            raise error
+        return
+    if plan.recipe.generate is not None:
+        from corpusforge.kd.step import raise_if_failed_requests
+
+        raise_if_failed_requests(plan.out / WORK_DIR, missing)
+    first = Path(stage.logs) / "logs" / f"task_{missing[0]:05d}.log"
+    raise BuildFailed(
+        f"stage {stage.name}: {len(missing)} task(s) failed ({', '.join(map(str, missing[:10]))}"
+        f"{', …' if len(missing) > 10 else ''}). Task {missing[0]}'s log: {first}\n{last_error(first)}\n"
+        "Fix the cause and rerun the same command: completed tasks are kept"
+    ) from error
+
+
+def last_error(log_file: Path, lines: int = 12) -> str:
+    """The end of a task log, from its last ERROR line (the traceback) where there is one."""
+    try:
+        text = log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return f"(no log at {log_file})"
+    errors = [i for i, line in enumerate(text) if "| ERROR" in line or "| CRITICAL" in line]
+    tail = text[errors[-1] :] if errors else text
+    tail = tail[-lines:] if len(tail) > lines else tail
+    return "\n".join("  " + line for line in tail) or "(the log is empty)"
 
 
 # ------------------------------------------------------------------------------------------------ local and ray

@@ -1,15 +1,17 @@
-"""Checks before any work starts (every glob matches, every text field exists) and reader construction."""
+"""A build's inputs, resolved once: every glob matched to its files, checked (fields exist, files readable) and
+fingerprinted before anything is written. The build plan records the result; readers, the progress total and the
+resume check all read that record, none resolves a glob again."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
 from corpusforge.errors import RecipeError, SourceError
-from corpusforge.recipe.models import FilesSource, HFSource, Recipe
+from corpusforge.recipe.models import FilesSource, HFSource, Recipe, source_name
 from corpusforge.sources.files import (
-    BUILTIN_PREFIX,
     FileReader,
     builtin_data_dir,
     file_format,
@@ -17,15 +19,6 @@ from corpusforge.sources.files import (
     resolve_files,
 )
 from corpusforge.sources.hf import HFReader, load_hf
-
-
-def source_name(source, index: int) -> str:
-    if source.name:
-        return source.name
-    if isinstance(source, HFSource):
-        return source.hf.path
-    pattern = source.glob if isinstance(source.glob, str) else source.glob[0]
-    return pattern.removeprefix(BUILTIN_PREFIX) if pattern.startswith(BUILTIN_PREFIX) else f"source{index}"
 
 
 def _glob_root(source: FilesSource, files: list[Path]) -> str:
@@ -37,12 +30,8 @@ def _glob_root(source: FilesSource, files: list[Path]) -> str:
     return builtin if common.startswith(builtin) else common
 
 
-def _check_files(source: FilesSource, index: int) -> list[tuple[tuple, str]]:
+def _check_files(source: FilesSource, index: int, files: list[Path]) -> list[tuple[tuple, str]]:
     loc = ("sources", index)
-    try:
-        files = resolve_files(source.glob)
-    except SourceError as err:
-        return [(loc + ("glob",), str(err))]
     problems = []
     wanted = [source.text_field, *source.fields] + ([source.id_field] if source.id_field else [])
     for path in files:
@@ -90,11 +79,22 @@ def _check_hf(source: HFSource, index: int) -> list[tuple[tuple, str]]:
     return []
 
 
-def preflight(recipe: Recipe) -> None:
-    """Raise a RecipeError naming every source problem, before anything is written."""
-    problems = []
+def resolve_inputs(recipe: Recipe) -> list[list[Path] | None]:
+    """Every source's files (None for a Hub dataset), checked; raises a RecipeError naming every problem."""
+    problems, resolved = [], []
     for i, source in enumerate(recipe.sources):
-        problems += _check_hf(source, i) if isinstance(source, HFSource) else _check_files(source, i)
+        if isinstance(source, HFSource):
+            resolved.append(None)
+            problems += _check_hf(source, i)
+            continue
+        try:
+            files = resolve_files(source.glob)
+        except SourceError as err:
+            resolved.append([])
+            problems.append((("sources", i, "glob"), str(err)))
+            continue
+        resolved.append(files)
+        problems += _check_files(source, i, files)
     names = [source_name(s, i) for i, s in enumerate(recipe.sources)]
     for i, name in enumerate(names):
         if names.index(name) != i:
@@ -103,6 +103,12 @@ def preflight(recipe: Recipe) -> None:
         problems += _check_model(recipe.generate)
     if problems:
         raise RecipeError(problems)
+    return resolved
+
+
+def preflight(recipe: Recipe) -> None:
+    """Raise a RecipeError naming every source problem, before anything is written."""
+    resolve_inputs(recipe)
 
 
 def _check_model(generate) -> list[tuple[tuple, str]]:
@@ -117,9 +123,10 @@ def _check_model(generate) -> list[tuple[tuple, str]]:
     return []
 
 
-def make_readers(recipe: Recipe, progress_dir: str | None = None) -> list:
+def make_readers(recipe: Recipe, resolved: list[list[Path] | None], progress_dir: str | None = None) -> list:
+    """One reader per source, over the files ``resolve_inputs`` found."""
     readers = []
-    for i, source in enumerate(recipe.sources):
+    for i, (source, files) in enumerate(zip(recipe.sources, resolved)):
         common = dict(
             source_name=source_name(source, i),
             text_field=source.text_field,
@@ -131,7 +138,6 @@ def make_readers(recipe: Recipe, progress_dir: str | None = None) -> list:
         if isinstance(source, HFSource):
             readers.append(HFReader(spec=source.hf.model_dump(), **common))
         else:
-            files = resolve_files(source.glob)
             readers.append(
                 FileReader(
                     files=[str(f) for f in files],
@@ -144,14 +150,14 @@ def make_readers(recipe: Recipe, progress_dir: str | None = None) -> list:
     return readers
 
 
-def fingerprint_inputs(recipe: Recipe) -> list[dict]:
+def fingerprint_inputs(recipe: Recipe, resolved: list[list[Path] | None]) -> list[dict]:
     """Size, mtime and a hash of the first MiB of every input file (HF sources: their spec)."""
     out = []
-    for i, source in enumerate(recipe.sources):
-        if isinstance(source, HFSource):
+    for i, (source, files) in enumerate(zip(recipe.sources, resolved)):
+        if files is None:
             out.append({"source": source_name(source, i), "hf": source.hf.model_dump()})
             continue
-        for path in resolve_files(source.glob):
+        for path in files:
             with open(path, "rb") as f:
                 head = hashlib.sha256(f.read(1 << 20)).hexdigest()
             stat = path.stat()
@@ -160,18 +166,33 @@ def fingerprint_inputs(recipe: Recipe) -> list[dict]:
                     "source": source_name(source, i),
                     "path": str(path),
                     "bytes": stat.st_size,
-                    "mtime": int(stat.st_mtime),
+                    "mtime_ns": stat.st_mtime_ns,
                     "head_sha256": head,
                 }
             )
     return out
 
 
-def input_bytes(recipe: Recipe) -> int | None:
+def input_bytes(inputs: list[dict]) -> int | None:
     """Total size of the file inputs, for the progress bar (None when a source has no known size)."""
-    total = 0
-    for source in recipe.sources:
-        if isinstance(source, HFSource):
-            return None
-        total += sum(p.stat().st_size for p in resolve_files(source.glob))
-    return total
+    if any("hf" in entry for entry in inputs):
+        return None
+    return sum(entry["bytes"] for entry in inputs)
+
+
+def changed_inputs(before: list[dict], now: list[dict]) -> list[str]:
+    """What differs between two fingerprints of a build's inputs, one phrase per file ([] when they match)."""
+    old = {(e["source"], e.get("path") or json.dumps(e.get("hf"), sort_keys=True)): e for e in before}
+    new = {(e["source"], e.get("path") or json.dumps(e.get("hf"), sort_keys=True)): e for e in now}
+    changes = []
+    for key in new.keys() - old.keys():
+        changes.append(f"{key[1]} is new")
+    for key in old.keys() - new.keys():
+        changes.append(f"{key[1]} is gone")
+    for key in old.keys() & new.keys():
+        a, b = old[key], new[key]
+        what = [k for k in ("bytes", "head_sha256", "mtime_ns", "hf") if a.get(k) != b.get(k)]
+        if what:
+            label = {"bytes": "size", "head_sha256": "content", "mtime_ns": "modification time", "hf": "spec"}
+            changes.append(f"{key[1]} changed ({', '.join(label[w] for w in what)})")
+    return sorted(changes)

@@ -1,0 +1,30 @@
+"""The build lifecycle, one owner: a recipe compiles once into a plan (``plan.py``: resolved inputs and their
+fingerprints, stages, tasks), recorded in the output folder, which one run at a time holds (``output.py``: lock,
+ownership, safe ``--overwrite``). ``run.py`` executes the plan's stages on datatrove's executors
+(``executors.py``; Slurm submission and dry runs in ``slurm.py``), ``finalize.py`` finishes it, ``status.py``
+reads where it stands. Everything that asks "what is this build" reads the plan; nothing resolves the recipe again.
+
+A recipe passes through: ``recipe`` (schema) → ``build.plan.compile_plan`` (``build.inputs``: globs, checks,
+fingerprints, readers; ``steps.registry``: the steps) → ``build.run`` (lock, claim, stages) → ``build.finalize``
+(``shards``: datasets layout, manifest; ``report``).
+"""
+
+from corpusforge.build.finalize import finalize_build
+from corpusforge.build.plan import BuildPlan, compile_plan
+from corpusforge.build.run import Progress, Result, Submitted, run
+from corpusforge.build.slurm import DryRun, plan_build
+from corpusforge.build.status import BuildStatus, build_status
+
+__all__ = [
+    "BuildPlan",
+    "BuildStatus",
+    "DryRun",
+    "Progress",
+    "Result",
+    "Submitted",
+    "build_status",
+    "compile_plan",
+    "finalize_build",
+    "plan_build",
+    "run",
+]

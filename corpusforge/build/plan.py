@@ -1,0 +1,203 @@
+"""A recipe compiled once into a build plan: resolved inputs and their fingerprints, stages and tasks, the recipe
+fingerprint. ``OUT/.corpusforge/plan.json`` records it before any task runs; status, finalize, resume and
+``--overwrite`` read that record and never resolve the recipe again.
+
+Stages: without a dedup step, one (readers, steps, writer). With one, four: steps before dedup + signatures → LSH
+buckets → clusters → dedup filter + steps after it + writer. Each stage is one datatrove executor run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datatrove.pipeline.base import PipelineStep
+
+from corpusforge.build.inputs import fingerprint_inputs, make_readers, resolve_inputs
+from corpusforge.build.output import OWNED, PLAN
+from corpusforge.errors import OutputError
+from corpusforge.recipe.models import LocalExecutor, Recipe, source_name
+from corpusforge.shards import ArrowShardWriter, recipe_fingerprint
+from corpusforge.shards.writer import WORK_DIR
+from corpusforge.steps.registry import get_step
+
+
+@dataclass
+class Stage:
+    """One executor run. ``labels`` names each pipeline step in the manifest's funnel (None: internal step)."""
+
+    name: str
+    pipeline: list[PipelineStep]
+    tasks: int
+    logs: Path
+    labels: list[str | None]
+
+
+@dataclass
+class BuildPlan:
+    """What one build is. ``record`` is what plan.json holds (JSON; no Python objects, no plugins needed)."""
+
+    recipe: Recipe
+    out: Path
+    stages: list[Stage]
+    record: dict = field(default_factory=dict)
+
+    @property
+    def progress_dir(self) -> Path:
+        return self.out / WORK_DIR / "progress"
+
+
+def plan_path(out: Path) -> Path:
+    return Path(out) / WORK_DIR / PLAN
+
+
+def with_output(recipe: Recipe, output: str | Path | None) -> tuple[Recipe, Path]:
+    """The recipe with ``--output`` applied, and its output folder (absolute where tasks run elsewhere)."""
+    if output is not None:
+        recipe = recipe.model_copy(update={"output": recipe.output.model_copy(update={"path": str(output)})})
+    out = Path(recipe.output.path)
+    if not isinstance(recipe.executor, LocalExecutor):
+        out = out.absolute()  # tasks run from another working directory, maybe on another machine
+    return recipe, out
+
+
+def compile_plan(recipe: Recipe, output: str | Path | None = None, progress: bool = False) -> BuildPlan:
+    """Resolve and check the inputs (raises before anything is written), fingerprint them, compile the stages."""
+    recipe, out = with_output(recipe, output)
+    resolved = resolve_inputs(recipe)
+    progress_dir = str(out / WORK_DIR / "progress") if progress else None
+    stages = compile_stages(recipe, out, make_readers(recipe, resolved, progress_dir))
+    record = {
+        "recipe": recipe.to_dict(),
+        "recipe_fingerprint": recipe_fingerprint(recipe.to_dict()),
+        "executor": recipe.executor.type,
+        "tasks": recipe.executor.tasks,
+        # log folders relative to OUT: the build folder may be moved, or mounted elsewhere on another machine
+        "stages": [
+            {"name": s.name, "tasks": s.tasks, "logs": os.path.relpath(s.logs, out), "labels": s.labels}
+            for s in stages
+        ],
+        "budget": recipe.budget.model_dump(mode="json") if recipe.budget else None,
+        "inputs": fingerprint_inputs(recipe, resolved),
+        "plugins": fingerprint_plugins(recipe.plugins),
+        "owned": OWNED,
+        "started_at": time.time(),
+        "jobs": [],
+    }
+    return BuildPlan(recipe, out, stages, record)
+
+
+def fingerprint_plugins(plugins: list[str]) -> list[dict]:
+    """A hash of every plugin file: its code decides the output as much as the recipe does."""
+    out = []
+    for spec in plugins:
+        if spec.endswith(".py") and Path(spec).is_file():
+            out.append({"plugin": spec, "sha256": hashlib.sha256(Path(spec).read_bytes()).hexdigest()})
+    return out
+
+
+def write_plan(out: Path, record: dict) -> None:
+    path = plan_path(out)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)  # a kill never leaves a half-written plan
+
+
+def read_plan(out: Path) -> dict:
+    path = plan_path(out)
+    if not path.exists():
+        raise OutputError(
+            f"{out} is not a corpusforge build folder ({path} is missing); start it with `corpusforge run`"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _output_steps(recipe: Recipe, out: Path) -> tuple[list[PipelineStep], list[str]]:
+    """The end of the build stage: the shard writer; for a KD recipe, generation and output checks before it."""
+    if recipe.generate is None:
+        return [ArrowShardWriter(str(out), batch_rows=recipe.output.batch_rows)], ["write"]
+    from corpusforge.kd import KDChecks, KDGenerate
+    from corpusforge.shards.writer import KDShardWriter
+
+    steps = [
+        KDGenerate(recipe.generate, str(out / WORK_DIR)),
+        KDChecks(recipe.generate),
+        KDShardWriter(str(out), batch_rows=recipe.output.batch_rows),
+    ]
+    return steps, ["generate", "checks", "write"]
+
+
+def compile_stages(recipe: Recipe, out: Path, readers: list[PipelineStep]) -> list[Stage]:
+    """The recipe's steps as stages, reading with ``readers`` (one per source)."""
+    tasks = recipe.executor.tasks
+    work = out / WORK_DIR
+    read_labels = [f"read:{source_name(s, i)}" for i, s in enumerate(recipe.sources)]
+    calls = list(recipe.steps)
+    cut = next((i for i, call in enumerate(calls) if call.name == "dedup"), None)
+    writer, write_labels = _output_steps(recipe, out)
+    if cut is None:
+        steps = [get_step(call.name).create(call.params) for call in calls]
+        labels = read_labels + [call.name for call in calls] + write_labels
+        return [Stage("build", [*readers, *steps, *writer], tasks, work / "logs", labels)]
+
+    from corpusforge.shards.reader import ShardReader
+    from corpusforge.steps.dedup import DedupParams, dedup_stages
+
+    before = [get_step(call.name).create(call.params) for call in calls[:cut]]
+    after = [get_step(call.name).create(call.params) for call in calls[cut + 1 :]]
+    params = DedupParams.model_validate(calls[cut].params)
+    parts = dedup_stages(params, str(work / "dedup"), tasks)
+    intermediate = str(work / "dedup" / "shards")
+    stages = [
+        Stage(
+            "dedup-signatures",
+            [
+                *readers,
+                *before,
+                ArrowShardWriter(intermediate, batch_rows=recipe.output.batch_rows),
+                *parts["signature_steps"],
+            ],
+            tasks,
+            work / "logs-dedup-signatures",
+            read_labels + [call.name for call in calls[:cut]] + [None] * (1 + len(parts["signature_steps"])),
+        )
+    ]
+    if parts["buckets"] is not None:
+        stages.append(
+            Stage("dedup-buckets", [parts["buckets"]], params.num_buckets, work / "logs-dedup-buckets", [None])
+        )
+    stages.append(Stage("dedup-clusters", [parts["cluster"]], 1, work / "logs-dedup-clusters", [None]))
+    stages.append(
+        Stage(
+            "build",
+            [ShardReader(intermediate, tasks), parts["filter"], *after, *writer],
+            tasks,
+            work / "logs",
+            [None, "dedup"] + [call.name for call in calls[cut + 1 :]] + write_labels,
+        )
+    )
+    return stages
+
+
+def resume_problems(previous: dict, plan: BuildPlan) -> list[str]:
+    """Why the build in the folder is not this build (empty: it is, and resuming it is safe)."""
+    from corpusforge.build.inputs import changed_inputs
+
+    problems = []
+    before = previous.get("recipe_fingerprint") or recipe_fingerprint(previous.get("recipe") or {})
+    if before != plan.record["recipe_fingerprint"]:
+        problems.append(f"it was built from another recipe ('{(previous.get('recipe') or {}).get('name')}')")
+    if "inputs" not in previous:
+        problems.append("its plan records no input fingerprints")
+    else:
+        problems += [f"input {change}" for change in changed_inputs(previous["inputs"], plan.record["inputs"])]
+    old_plugins = {p["plugin"]: p["sha256"] for p in previous.get("plugins") or []}
+    new_plugins = {p["plugin"]: p["sha256"] for p in plan.record["plugins"]}
+    problems += [
+        f"plugin {name} changed" for name in sorted(new_plugins) if old_plugins.get(name) != new_plugins[name]
+    ]
+    return problems

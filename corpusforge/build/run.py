@@ -1,0 +1,171 @@
+"""Run a build: compile the plan, take the output folder, execute the stages on the recipe's executor, finalize.
+
+result = corpusforge.run(corpusforge.Recipe.from_yaml("recipes/quickstart.yaml"))
+ds = result.load()
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from corpusforge.build.executors import SubmittedJob, completed_tasks, quiet_console, run_stage, start_engine
+from corpusforge.build.finalize import finalize_build
+from corpusforge.build.inputs import input_bytes
+from corpusforge.build.output import BuildLock, check_output, remove_build
+from corpusforge.build.plan import BuildPlan, compile_plan, resume_problems, write_plan
+from corpusforge.build.slurm import guard_active_jobs, submit
+from corpusforge.errors import OutputError
+from corpusforge.recipe.models import Recipe, SlurmExecutor
+from corpusforge.shards.writer import CP_SCHEMA, KD_SCHEMA, WORK_DIR
+
+log = logging.getLogger("corpusforge.build")
+
+
+@dataclass
+class Progress:
+    docs: int
+    bytes: int
+    total_bytes: int | None
+    tasks_done: int
+    tasks: int
+
+
+@dataclass
+class Result:
+    """A finished build: the output folder and its manifest."""
+
+    path: Path
+    manifest: dict
+
+    def load(self):
+        """The corpus as a memory-mapped ``datasets.Dataset``."""
+        import datasets
+
+        return datasets.load_from_disk(str(self.path))
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        private: bool = False,
+        revision: str | None = None,
+        license: str = "unknown",
+        token: str | None = None,
+    ) -> str:
+        """Upload as Parquet with a dataset card, in one commit; returns the commit URL."""
+        from corpusforge.publish import publish
+
+        return publish(self.path, repo_id, private=private, revision=revision, license=license, token=token)
+
+    def scan(self):
+        """The corpus as a polars LazyFrame."""
+        from corpusforge.shards import scan
+
+        return scan(self.path)
+
+
+@dataclass
+class Submitted:
+    """A build queued on Slurm: its output folder and jobs. `corpusforge status OUT` follows it; the last job
+    finalizes it (or rerun `corpusforge run`, or `corpusforge finalize OUT`, once every stage is done)."""
+
+    path: Path
+    jobs: list[SubmittedJob]
+
+
+def _claim(plan: BuildPlan, overwrite: bool) -> None:
+    """Under the lock: resume the build in the folder if it is this one; else replace it (``overwrite``) or refuse.
+
+    Never touches a file corpusforge did not write (``check_output`` refuses such a folder first)."""
+    out = plan.out
+    previous = check_output(out)
+    if previous is not None:
+        problems = resume_problems(previous, plan)
+        if problems:
+            if not overwrite:
+                raise OutputError(
+                    f"output folder {out} holds another build: {'; '.join(problems)}. Resuming it would mix old "
+                    "and new rows, so nothing was changed: rerun with --overwrite to rebuild it (removes only what "
+                    "corpusforge wrote there), or choose another --output"
+                )
+            log.info("rebuilding %s: %s", out, "; ".join(problems))
+            remove_build(out, previous)
+        else:
+            plan.record["jobs"] = previous.get("jobs") or []
+    (out / WORK_DIR).mkdir(parents=True, exist_ok=True)
+    write_plan(out, plan.record)
+
+
+def _watch(plan: BuildPlan, callback, stop: threading.Event) -> None:
+    logs, tasks = plan.out / WORK_DIR / "logs", plan.recipe.executor.tasks
+    total = input_bytes(plan.record["inputs"])
+    while not stop.wait(0.5):
+        docs = nbytes = 0
+        for f in plan.progress_dir.glob("*.json"):
+            try:
+                data = json.loads(f.read_text())
+            except (OSError, ValueError):
+                continue
+            docs += data.get("docs", 0)
+            nbytes += data.get("bytes", 0)
+        callback(Progress(docs, nbytes, total, len(completed_tasks(logs)), tasks))
+
+
+def run(
+    recipe: Recipe,
+    output: str | Path | None = None,
+    overwrite: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+    report: bool = True,
+) -> Result | Submitted:
+    """Build the recipe's corpus. Rerunning the same build resumes it: tasks completed earlier are skipped.
+
+    A folder that holds another build (other recipe, changed inputs or plugins) is refused, naming what changed,
+    unless ``overwrite``; a folder with files corpusforge did not write is always refused. A second run on the
+    same folder while one is running is refused at once (``BuildLockedError``, naming the running one).
+    On Slurm, queues every stage and a finalize job and returns a `Submitted` at once.
+    ``report`` also writes OUT/report.html (plots; about a second, mostly importing matplotlib)."""
+    plan = compile_plan(recipe, output, progress=True)  # raises on bad input before anything is written
+    out = plan.out
+    check_output(out)  # refuse a foreign folder before creating anything in it
+    guard_active_jobs(out)  # never two runs of one build: queued Slurm tasks would write the same shards
+    with BuildLock(out):
+        _claim(plan, overwrite)
+        shutil.rmtree(plan.progress_dir, ignore_errors=True)
+        stages = plan.stages
+        if isinstance(plan.recipe.executor, SlurmExecutor):
+            jobs = submit(plan)
+            if jobs is not None:
+                return Submitted(out, jobs)
+            stages = []  # every task completed in earlier jobs: finalize here
+        stop = threading.Event()
+        watcher = None
+        if progress is not None:
+            watcher = threading.Thread(target=_watch, args=(plan, progress, stop), daemon=True)
+            watcher.start()
+        started = time.time()
+        stop_engine = start_engine(plan.recipe.executor) if stages else (lambda: None)
+        try:
+            with quiet_console():
+                for stage in stages:
+                    run_stage(plan, stage)
+        finally:
+            stop_engine()
+            stop.set()
+            if watcher is not None:
+                watcher.join()
+        log.info("stages done in %.1f s; finalizing %s", time.time() - started, out)
+        manifest = finalize_build(
+            out,
+            report=report,
+            started_at=plan.record["started_at"],
+            schema=KD_SCHEMA if plan.recipe.generate is not None else CP_SCHEMA,
+            locked=True,
+        )
+    return Result(out, manifest)

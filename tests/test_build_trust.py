@@ -1,0 +1,294 @@
+"""A build never deletes what it did not write, never hangs on a plugin, never serves stale rows, and one run at a
+time owns its output folder. Each test reproduces a failure users met (issue "Trust")."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import yaml
+
+import corpusforge as cf
+from conftest import REPO, make_recipe, write_jsonl
+
+
+def _cli(*args, cwd=None, timeout=180):
+    env = {k: v for k, v in os.environ.items() if k != "CORPUSFORGE_VERBOSE"}
+    env["PYTHONPATH"] = f"{REPO / 'tests'}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    return subprocess.run(
+        [sys.executable, "-m", "corpusforge.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def _write_recipe(tmp_path, recipe: dict, name="r.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(recipe, allow_unicode=True))
+    return path
+
+
+PLUGIN = textwrap.dedent("""
+    import time
+
+    from datatrove.pipeline.filters.base_filter import BaseFilter
+
+    import corpusforge as cf
+
+    @cf.filter
+    def no_short(doc, min_chars=6, sleep=0.0):
+        time.sleep(sleep)
+        return len(doc.text) >= min_chars or (False, "short")
+
+    @cf.filter
+    def explode(doc):
+        raise ValueError("boom on purpose in " + doc.id)
+
+    @cf.filter(name="no_digits")
+    class NoDigits(BaseFilter):
+        name = "no digits"
+
+        def __init__(self, reason="digit"):
+            super().__init__()
+            self.reason = reason
+
+        def filter(self, doc):
+            return not any(ch.isdigit() for ch in doc.text) or (False, self.reason)
+""")
+
+
+def _rows(n, prefix="row"):
+    return [
+        {"id": f"{prefix}-{i}", "text": f"{prefix} text number {'x' * (i % 9)} {'7' if i % 5 == 0 else ''}"}
+        for i in range(n)
+    ]
+
+
+# ------------------------------------------------------------------------------------------------ 1. data loss
+def test_overwrite_never_removes_files_it_did_not_write(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", _rows(10))
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "thesis.tex").write_text("four years of work")
+    recipe = cf.Recipe.from_dict(make_recipe(tmp_path, str(tmp_path / "in.jsonl")))
+    for overwrite in (False, True):
+        with pytest.raises(cf.OutputError, match=r"did not write \(thesis.tex\).*never removes") as err:
+            cf.run(recipe, output=work, overwrite=overwrite)
+        assert "pass --overwrite" not in str(err.value)
+    assert sorted(p.name for p in work.iterdir()) == ["thesis.tex"]  # nothing created, nothing removed
+    assert (work / "thesis.tex").read_text() == "four years of work"
+
+    # a user's file dropped into a finished build: that build is not replaced either
+    out = tmp_path / "out"
+    cf.run(recipe)
+    (out / "notes.md").write_text("mine")
+    other = cf.Recipe.from_dict(
+        make_recipe(tmp_path, str(tmp_path / "in.jsonl"), steps=[{"length": {"min_chars": 3}}])
+    )
+    with pytest.raises(cf.OutputError, match="notes.md"):
+        cf.run(other, overwrite=True)
+    assert (out / "notes.md").read_text() == "mine" and (out / "manifest.json").exists()
+
+
+def test_overwrite_replaces_a_previous_build_entirely(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", _rows(30))
+    first = cf.run(cf.Recipe.from_dict(make_recipe(tmp_path, str(tmp_path / "in.jsonl"), executor={"tasks": 3})))
+    assert len(list(first.path.glob("data-*.arrow"))) == 3
+    second = cf.run(
+        cf.Recipe.from_dict(make_recipe(tmp_path, str(tmp_path / "in.jsonl"), executor={"tasks": 1})),
+        overwrite=True,
+    )
+    assert sorted(p.name for p in second.path.glob("data-*.arrow")) == ["data-00000-of-00001.arrow"]
+    assert second.manifest["rows"] == 30
+
+
+def test_cli_refusal_is_exit_2_and_names_the_files(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", _rows(5))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("x")
+    proc = _cli("run", str(_write_recipe(tmp_path, make_recipe(tmp_path, str(tmp_path / "in.jsonl")))), "--overwrite")
+    assert proc.returncode == 2, proc.stderr
+    assert "keep.txt" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "out" / "keep.txt").read_text() == "x"
+
+
+# ------------------------------------------------------------------------------------------------ 2. plugins in workers
+def test_file_plugin_on_two_local_workers_finishes_and_counts_drops(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", _rows(40))
+    (tmp_path / "my_filters.py").write_text(PLUGIN)
+    recipe = make_recipe(
+        tmp_path,
+        "in.jsonl",
+        plugins=["my_filters.py"],  # relative to the working directory, as a user writes it
+        steps=[{"no_short": {"min_chars": 20}}, {"no_digits": {"reason": "has_digit"}}],
+        executor={"tasks": 4, "workers": 2},
+    )
+    proc = _cli("run", str(_write_recipe(tmp_path, recipe)), cwd=tmp_path, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    steps = {s["step"]: s for s in manifest["steps"]}
+    expected_short = sum(len(r["text"]) < 20 for r in _rows(40))
+    assert steps["no_short"]["dropped"] == {"short": expected_short} and expected_short > 0
+    long_rows = [r for r in _rows(40) if len(r["text"]) >= 20]
+    expected_digits = sum(any(c.isdigit() for c in r["text"]) for r in long_rows)
+    assert steps["no_digits"]["dropped"] == {"has_digit": expected_digits} and expected_digits > 0
+    assert manifest["rows"] == len(long_rows) - expected_digits
+
+
+def test_file_plugin_on_a_ray_cluster(tmp_path):
+    ray = pytest.importorskip("ray", reason="the ray extra: pip install 'corpusforge[ray]'")
+    write_jsonl(tmp_path / "in.jsonl", _rows(40))
+    (tmp_path / "my_filters.py").write_text(PLUGIN)
+    recipe = make_recipe(
+        tmp_path,
+        str(tmp_path / "in.jsonl"),
+        plugins=[str(tmp_path / "my_filters.py")],
+        steps=[{"no_short": {"min_chars": 20}}],
+        executor={"type": "ray", "tasks": 2, "mem_per_task_gb": 0.5},
+    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        result = cf.run(cf.Recipe.from_dict(recipe), report=False)
+    finally:
+        ray.shutdown()
+    steps = {s["step"]: s for s in result.manifest["steps"]}
+    assert steps["no_short"]["dropped"] == {"short": sum(len(r["text"]) < 20 for r in _rows(40))}
+
+
+# ------------------------------------------------------------------------------------------------ 3. stale rows
+def test_changed_input_is_refused_then_rebuilt_never_served_stale(tmp_path):
+    path = tmp_path / "in.jsonl"
+    write_jsonl(path, _rows(300, "old"))
+    recipe = cf.Recipe.from_dict(make_recipe(tmp_path, str(path), executor={"tasks": 2}))
+    assert cf.run(recipe).manifest["rows"] == 300
+    write_jsonl(path, _rows(100, "new"))
+    with pytest.raises(cf.OutputError, match=r"in.jsonl changed \(size, content"):
+        cf.run(recipe)
+    result = cf.run(recipe, overwrite=True)
+    texts = result.load()["text"]
+    assert len(texts) == 100 and all(t.startswith("new text") for t in texts)
+    assert result.manifest["inputs"][0]["bytes"] == path.stat().st_size
+
+
+def test_changed_plugin_is_refused(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", _rows(10))
+    plugin = tmp_path / "my_filters.py"
+    plugin.write_text(PLUGIN)
+    raw = make_recipe(tmp_path, str(tmp_path / "in.jsonl"), plugins=[str(plugin)], steps=[{"no_short": {}}])
+    cf.run(cf.Recipe.from_dict(raw))
+    plugin.write_text(PLUGIN.replace('(False, "short")', '(False, "too_short")'))
+    with pytest.raises(cf.OutputError, match="plugin .*my_filters.py changed"):
+        cf.run(cf.Recipe.from_dict(raw))
+
+
+# ------------------------------------------------------------------------------------------------ 4. two runs at once
+def test_second_concurrent_run_is_refused_and_the_first_finishes(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", _rows(30))
+    (tmp_path / "my_filters.py").write_text(PLUGIN)
+    recipe = make_recipe(
+        tmp_path,
+        "in.jsonl",
+        plugins=["my_filters.py"],
+        steps=[{"no_short": {"min_chars": 1, "sleep": 0.15}}],  # ~4.5 s of work: the second run starts meanwhile
+    )
+    path = _write_recipe(tmp_path, recipe)
+    env = {k: v for k, v in os.environ.items() if k != "CORPUSFORGE_VERBOSE"}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "corpusforge.cli", "run", str(path)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lock = tmp_path / "out" / ".corpusforge" / "lock"
+        deadline = time.time() + 60
+        while not (lock.exists() and lock.read_text()) and time.time() < deadline:
+            time.sleep(0.1)
+        started = time.time()
+        second = _cli("run", str(path), cwd=tmp_path, timeout=60)
+        assert time.time() - started < 30  # refused at once, not after waiting
+        assert second.returncode == 2, second.stderr
+        assert f"pid {first.pid}" in second.stderr and "started" in second.stderr
+        assert "Traceback" not in second.stderr
+        _, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err
+    finally:
+        first.kill()
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["rows"] == 30
+
+
+def test_lock_of_a_killed_run_is_taken_over(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", _rows(30))
+    (tmp_path / "my_filters.py").write_text(PLUGIN)
+    recipe = make_recipe(
+        tmp_path, "in.jsonl", plugins=["my_filters.py"], steps=[{"no_short": {"min_chars": 1, "sleep": 0.2}}]
+    )
+    path = _write_recipe(tmp_path, recipe)
+    first = subprocess.Popen([sys.executable, "-m", "corpusforge.cli", "run", str(path)], cwd=tmp_path)
+    lock = tmp_path / "out" / ".corpusforge" / "lock"
+    deadline = time.time() + 60
+    while not (lock.exists() and lock.read_text()) and time.time() < deadline:
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    assert json.loads(lock.read_text())["pid"] == first.pid  # the dead run's record is still there
+    proc = _cli("run", str(path), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text())["rows"] == 30
+
+
+# ------------------------------------------------------------------------------------------------ 7. plugin import errors
+def test_module_function_step_shows_the_import_error(tmp_path, monkeypatch):
+    (tmp_path / "cf_broken_plugin.py").write_text("import not_installed_dep_xyz\n\ndef f(doc):\n    return True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(
+        cf.RecipeError, match=r"steps\[0\]: step 'cf_broken_plugin:f': cannot import.*not_installed_dep_xyz"
+    ):
+        cf.Recipe.from_dict(make_recipe(tmp_path, "x", steps=[{"cf_broken_plugin:f": {}}]))
+    with pytest.raises(cf.RecipeError, match="has no attribute 'g'"):
+        (tmp_path / "cf_ok_plugin.py").write_text("def f(doc):\n    return True\n")
+        cf.Recipe.from_dict(make_recipe(tmp_path, "x", steps=[{"cf_ok_plugin:g": {}}]))
+    with pytest.raises(cf.RecipeError, match="unknown step 'no_such_module_xyz:f'"):
+        cf.Recipe.from_dict(make_recipe(tmp_path, "x", steps=[{"no_such_module_xyz:f": {}}]))
+
+
+def test_plugin_file_that_fails_to_import_names_the_file_and_error(tmp_path):
+    (tmp_path / "bad.py").write_text("import not_installed_dep_xyz\n")
+    with pytest.raises(cf.RecipeError, match=r"plugins.*bad.py' failed to import: ModuleNotFoundError"):
+        cf.Recipe.from_dict(make_recipe(tmp_path, "x", plugins=[str(tmp_path / "bad.py")]))
+
+
+# ------------------------------------------------------------------------------------------------ 8. failures and logs
+def test_task_failure_exits_1_with_task_log_and_error(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", _rows(6))
+    (tmp_path / "my_filters.py").write_text(PLUGIN)
+    recipe = make_recipe(
+        tmp_path, "in.jsonl", plugins=["my_filters.py"], steps=[{"explode": {}}], executor={"tasks": 2, "workers": 2}
+    )
+    proc = _cli("run", str(_write_recipe(tmp_path, recipe)), cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "build failed" in proc.stderr and "2 task(s) failed" in proc.stderr
+    assert "task_00000.log" in proc.stderr and "boom on purpose" in proc.stderr
+    assert "Launching pipeline" not in proc.stderr  # no per-task console blocks without -v
+    log = tmp_path / "out" / ".corpusforge" / "logs" / "logs" / "task_00000.log"
+    assert "boom on purpose" in log.read_text()  # the log the message points at is written without -v
+
+
+def test_task_logs_are_written_without_verbose(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", _rows(6))
+    proc = _cli("run", str(_write_recipe(tmp_path, make_recipe(tmp_path, str(tmp_path / "in.jsonl")))))
+    assert proc.returncode == 0, proc.stderr
+    assert "Launching pipeline" not in proc.stderr
+    log = (tmp_path / "out" / ".corpusforge" / "logs" / "logs" / "task_00000.log").read_text()
+    assert "Launching pipeline for rank=0" in log and "Processing done for rank=0" in log
