@@ -73,6 +73,20 @@ def _rows(n, prefix="row"):
     ]
 
 
+def plugin_recipe(tmp_path, n_rows: int, steps: list, executor: dict | None = None) -> dict:
+    """``n_rows`` of input and PLUGIN as ``my_filters.py`` in ``tmp_path``; a recipe using it by a relative path, as a
+    user writes it (run it with cwd=tmp_path), or an absolute one for in-process runs (``cf.run``)."""
+    write_jsonl(tmp_path / "in.jsonl", _rows(n_rows))
+    (tmp_path / "my_filters.py").write_text(PLUGIN)
+    return make_recipe(
+        tmp_path,
+        str(tmp_path / "in.jsonl"),
+        plugins=[str(tmp_path / "my_filters.py")],
+        steps=steps,
+        executor=executor or {"tasks": 1, "workers": 1},
+    )
+
+
 # ------------------------------------------------------------------------------------------------ 1. data loss
 def test_overwrite_never_removes_files_it_did_not_write(tmp_path):
     write_jsonl(tmp_path / "in.jsonl", _rows(10))
@@ -123,15 +137,13 @@ def test_cli_refusal_is_exit_2_and_names_the_files(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ 2. plugins in workers
 def test_file_plugin_on_two_local_workers_finishes_and_counts_drops(tmp_path):
-    write_jsonl(tmp_path / "in.jsonl", _rows(40))
-    (tmp_path / "my_filters.py").write_text(PLUGIN)
-    recipe = make_recipe(
+    recipe = plugin_recipe(
         tmp_path,
-        "in.jsonl",
-        plugins=["my_filters.py"],  # relative to the working directory, as a user writes it
+        40,
         steps=[{"no_short": {"min_chars": 20}}, {"no_digits": {"reason": "has_digit"}}],
         executor={"tasks": 4, "workers": 2},
     )
+    recipe["plugins"], recipe["sources"][0]["glob"] = ["my_filters.py"], "in.jsonl"  # relative, as users write them
     proc = _cli("run", str(_write_recipe(tmp_path, recipe)), cwd=tmp_path, timeout=240)
     assert proc.returncode == 0, proc.stderr
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
@@ -146,12 +158,9 @@ def test_file_plugin_on_two_local_workers_finishes_and_counts_drops(tmp_path):
 
 def test_file_plugin_on_a_ray_cluster(tmp_path):
     ray = pytest.importorskip("ray", reason="the ray extra: pip install 'corpusforge[ray]'")
-    write_jsonl(tmp_path / "in.jsonl", _rows(40))
-    (tmp_path / "my_filters.py").write_text(PLUGIN)
-    recipe = make_recipe(
+    recipe = plugin_recipe(
         tmp_path,
-        str(tmp_path / "in.jsonl"),
-        plugins=[str(tmp_path / "my_filters.py")],
+        40,
         steps=[{"no_short": {"min_chars": 20}}],
         executor={"type": "ray", "tasks": 2, "mem_per_task_gb": 0.5},
     )
@@ -180,26 +189,18 @@ def test_changed_input_is_refused_then_rebuilt_never_served_stale(tmp_path):
 
 
 def test_changed_plugin_is_refused(tmp_path):
-    write_jsonl(tmp_path / "in.jsonl", _rows(10))
-    plugin = tmp_path / "my_filters.py"
-    plugin.write_text(PLUGIN)
-    raw = make_recipe(tmp_path, str(tmp_path / "in.jsonl"), plugins=[str(plugin)], steps=[{"no_short": {}}])
+    raw = plugin_recipe(tmp_path, 10, steps=[{"no_short": {}}])
     cf.run(cf.Recipe.from_dict(raw))
-    plugin.write_text(PLUGIN.replace('(False, "short")', '(False, "too_short")'))
+    (tmp_path / "my_filters.py").write_text(PLUGIN.replace('(False, "short")', '(False, "too_short")'))
     with pytest.raises(cf.OutputError, match="plugin .*my_filters.py changed"):
         cf.run(cf.Recipe.from_dict(raw))
 
 
 # ------------------------------------------------------------------------------------------------ 4. two runs at once
 def test_second_concurrent_run_is_refused_and_the_first_finishes(tmp_path):
-    write_jsonl(tmp_path / "in.jsonl", _rows(30))
-    (tmp_path / "my_filters.py").write_text(PLUGIN)
-    recipe = make_recipe(
-        tmp_path,
-        "in.jsonl",
-        plugins=["my_filters.py"],
-        steps=[{"no_short": {"min_chars": 1, "sleep": 0.15}}],  # ~4.5 s of work: the second run starts meanwhile
-    )
+    recipe = plugin_recipe(
+        tmp_path, 30, steps=[{"no_short": {"min_chars": 1, "sleep": 0.15}}]
+    )  # ~4.5 s: the second run starts meanwhile
     path = _write_recipe(tmp_path, recipe)
     env = {k: v for k, v in os.environ.items() if k != "CORPUSFORGE_VERBOSE"}
     first = subprocess.Popen(
@@ -229,11 +230,7 @@ def test_second_concurrent_run_is_refused_and_the_first_finishes(tmp_path):
 
 
 def test_lock_of_a_killed_run_is_taken_over(tmp_path):
-    write_jsonl(tmp_path / "in.jsonl", _rows(30))
-    (tmp_path / "my_filters.py").write_text(PLUGIN)
-    recipe = make_recipe(
-        tmp_path, "in.jsonl", plugins=["my_filters.py"], steps=[{"no_short": {"min_chars": 1, "sleep": 0.2}}]
-    )
+    recipe = plugin_recipe(tmp_path, 30, steps=[{"no_short": {"min_chars": 1, "sleep": 0.2}}])
     path = _write_recipe(tmp_path, recipe)
     first = subprocess.Popen([sys.executable, "-m", "corpusforge.cli", "run", str(path)], cwd=tmp_path)
     lock = tmp_path / "out" / ".corpusforge" / "lock"
@@ -271,11 +268,7 @@ def test_plugin_file_that_fails_to_import_names_the_file_and_error(tmp_path):
 
 # ------------------------------------------------------------------------------------------------ 8. failures and logs
 def test_task_failure_exits_1_with_task_log_and_error(tmp_path):
-    write_jsonl(tmp_path / "in.jsonl", _rows(6))
-    (tmp_path / "my_filters.py").write_text(PLUGIN)
-    recipe = make_recipe(
-        tmp_path, "in.jsonl", plugins=["my_filters.py"], steps=[{"explode": {}}], executor={"tasks": 2, "workers": 2}
-    )
+    recipe = plugin_recipe(tmp_path, 6, steps=[{"explode": {}}], executor={"tasks": 2, "workers": 2})
     proc = _cli("run", str(_write_recipe(tmp_path, recipe)), cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert "build failed" in proc.stderr and "2 task(s) failed" in proc.stderr

@@ -60,3 +60,22 @@ def test_slurm_cluster_builds_the_same_corpus_as_local(tmp_path):
     assert cf.Result(submitted.path, {}).load().num_rows == local.manifest["rows"]
     # the finalize job ran on the cluster, not here
     assert list((submitted.path / ".corpusforge" / "slurm").glob("finalize_*.out"))
+
+
+def test_file_plugin_runs_in_slurm_jobs(tmp_path):
+    """A `plugins:` file reaches the job arrays by path: the jobs import it themselves (issue: Trust, 2)."""
+    partition = usable_partition()
+    if partition is None:
+        pytest.skip("no Slurm cluster here (`sbatch` missing or no node up); CI starts one with .ci/slurm-up.sh")
+    from test_build_trust import _rows, plugin_recipe
+
+    slurm = {"type": "slurm", "partition": partition, "tasks": 2, "time": "00:10:00", "mem_per_cpu_gb": 1}
+    raw = plugin_recipe(tmp_path, 40, steps=[{"no_short": {"min_chars": 20}}, {"no_digits": {}}], executor=slurm)
+    submitted = cf.run(cf.Recipe.from_dict(raw))
+    deadline = time.monotonic() + 300
+    while not build_status(submitted.path).finalized:
+        assert time.monotonic() < deadline, f"not finalized after 5 min: {build_status(submitted.path)}"
+        time.sleep(1)
+    manifest = cf.Result(submitted.path, {}).load()
+    long_rows = [r for r in _rows(40) if len(r["text"]) >= 20]
+    assert sorted(manifest["text"]) == sorted(r["text"] for r in long_rows if not any(c.isdigit() for c in r["text"]))
