@@ -358,7 +358,7 @@ def cmd_eval_align(args) -> int:
         result = run_align(config, progress=on_progress)
     target = language_name(result.language)
     table = Table(title=f"response language ({result.language}; shares of classified responses)", title_justify="left")
-    for col in ("model", "prompts", "n", "→ English", f"→ {target}", "→ other", "undet.", "failed"):
+    for col in ("model", "prompts", "n", "→ English", f"→ {target}", "→ other", "degenerate", "undet.", "failed"):
         table.add_column(col, justify="left" if col in ("model", "prompts") else "right", no_wrap=col != "model")
     for m in result.models:
         for prompt_set, cell in m.cells.items():
@@ -375,6 +375,11 @@ def cmd_eval_align(args) -> int:
         if others:
             shown = ", ".join(f"{k} {v}" for k, v in others.items())
             console.print(f"{m.name}, other languages on {target} prompts: {shown}")
+        for prompt_set, cell in m.cells.items():
+            if cell.degenerations:
+                shown = ", ".join(f"{k} {v}" for k, v in cell.degenerations.items())
+                prompts = "English" if prompt_set == "en" else target
+                console.print(f"{m.name}, degenerate answers to {prompts} prompts: {shown}")
     console.print(f"wrote {result.json_path} and {result.png_path}", soft_wrap=True)
     return EXIT_OK
 

@@ -63,15 +63,16 @@ def english_only(messages):
 
 
 def aligned(messages):
-    """Thai prompts → Thai (one → Japanese); English prompts → English (one → "OK.", too short to classify)."""
+    """Thai prompts → Thai (one → Japanese); English prompts → English (one → "OK.", too short to classify).
+    Each answer is other real text, not the prompt: an answer that repeats the prompt is an echo (degenerate)."""
     prompt = messages[-1]["content"]
     if prompt == thai(5)[4]:
         return JAPANESE, "stop"
     if prompt in thai(5):
-        return f"คำตอบ: {prompt}", "stop"
+        return thai(10)[5 + thai(5).index(prompt)], "stop"
     if prompt == english(5)[4]:
         return "OK.", "stop"
-    return f"Sure. {prompt}", "stop"
+    return english(10)[5 + english(5).index(prompt)], "stop"
 
 
 def endpoint_config(prompt_files, servers, output, **extra) -> dict:
@@ -97,19 +98,52 @@ def test_exact_matrix_for_two_scripted_models(tmp_path, prompt_files):
 
     a_res, b_res = result.models
     assert (a_res.name, b_res.name) == ("en-only", "aligned")
-    assert a_res.cells["en"].counts == {"en": 5, "target": 0, "other": 0, "undetermined": 0, "failed": 0}
-    assert a_res.cells["target"].counts == {"en": 5, "target": 0, "other": 0, "undetermined": 0, "failed": 0}
-    assert a_res.cells["target"].shares == {"en": 1.0, "target": 0.0, "other": 0.0}
-    assert b_res.cells["en"].counts == {"en": 3, "target": 0, "other": 0, "undetermined": 1, "failed": 1}
-    assert b_res.cells["en"].shares == {"en": 1.0, "target": 0.0, "other": 0.0}  # shares leave both out
-    assert b_res.cells["target"].counts == {"en": 0, "target": 4, "other": 1, "undetermined": 0, "failed": 0}
-    assert b_res.cells["target"].shares == {"en": 0.0, "target": 0.8, "other": 0.2}
+    assert a_res.cells["en"].counts == {
+        "en": 5,
+        "target": 0,
+        "other": 0,
+        "degenerate": 0,
+        "undetermined": 0,
+        "failed": 0,
+    }
+    assert a_res.cells["target"].counts == {
+        "en": 5,
+        "target": 0,
+        "other": 0,
+        "degenerate": 0,
+        "undetermined": 0,
+        "failed": 0,
+    }
+    assert a_res.cells["target"].shares == {"en": 1.0, "target": 0.0, "other": 0.0, "degenerate": 0.0}
+    assert b_res.cells["en"].counts == {
+        "en": 3,
+        "target": 0,
+        "other": 0,
+        "degenerate": 0,
+        "undetermined": 1,
+        "failed": 1,
+    }
+    assert b_res.cells["en"].shares == {
+        "en": 1.0,
+        "target": 0.0,
+        "other": 0.0,
+        "degenerate": 0.0,
+    }  # shares leave both out
+    assert b_res.cells["target"].counts == {
+        "en": 0,
+        "target": 4,
+        "other": 1,
+        "degenerate": 0,
+        "undetermined": 0,
+        "failed": 0,
+    }
+    assert b_res.cells["target"].shares == {"en": 0.0, "target": 0.8, "other": 0.2, "degenerate": 0.0}
     assert b_res.cells["target"].other_languages == {"ja": 1}
 
     saved = json.loads(result.json_path.read_text(encoding="utf-8"))
     assert saved["language"] == "th" and [m["name"] for m in saved["models"]] == ["en-only", "aligned"]
     matrix = saved["models"][1]["matrix"]
-    assert matrix["target"]["shares"] == {"en": 0.0, "target": 0.8, "other": 0.2}
+    assert matrix["target"]["shares"] == {"en": 0.0, "target": 0.8, "other": 0.2, "degenerate": 0.0}
     assert matrix["en"]["undetermined_share"] == 0.2
     rows = {(r["prompt_set"], r["prompt"]): r for r in saved["models"][1]["responses"]}
     assert len(rows) == 10
@@ -152,7 +186,7 @@ def test_rerun_resends_only_failed_requests_and_reclassifies(tmp_path, prompt_fi
         assert len(b.requests) == 11
     assert result.models[0].reused
     assert result.models[0].cells["target"].counts["undetermined"] == 5
-    assert result.models[0].cells["target"].shares == {"en": None, "target": None, "other": None}
+    assert result.models[0].cells["target"].shares == {"en": None, "target": None, "other": None, "degenerate": None}
 
 
 def test_target_script_counts_other_script_as_other(tmp_path):
@@ -162,10 +196,13 @@ def test_target_script_counts_other_script_as_other(tmp_path):
     target = write_lines(tmp_path / "zh.txt", [trad, simp])
     en = write_lines(tmp_path / "en.txt", english(2))
 
-    def echo(messages):
-        return messages[-1]["content"], "stop"
+    answers = {trad: "關於它的歷史與發展,我們應該認真地討論。", simp: "关于它的历史与发展,我们应该认真地讨论。"}
+    answers.update({text: ENGLISH_ANSWER for text in english(2)})
 
-    with FakeChatServer(echo) as server:
+    def answer(messages):  # the prompt's script, not the prompt itself (that would be an echo)
+        return answers[messages[-1]["content"]], "stop"
+
+    with FakeChatServer(answer) as server:
         data = {
             "language": "zh_Hant",
             "models": [{"model": "echo", "backend": {"type": "openai", "base_url": server.url}}],

@@ -4,7 +4,7 @@ target-language prompts?
     from corpusforge.diagnostics.align import run_align
     from corpusforge.diagnostics.align_config import load_align_config
     result = run_align(load_align_config("docs/examples/align-th.yaml"))
-    result.models[0].cells["target"].shares      # {"en": 0.12, "target": 0.85, "other": 0.03}
+    result.models[0].cells["target"].shares      # {"en": 0.12, "target": 0.55, "other": 0.03, "degenerate": 0.30}
 
 Each model (any KD backend: transformers, vllm, an OpenAI-compatible endpoint; a LoRA adapter folder with
 transformers) answers both prompt sets, one user turn per prompt. Each response is classified by the `language`
@@ -35,12 +35,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from corpusforge.diagnostics.align_config import AlignConfig, AlignModel
+from corpusforge.diagnostics.degenerate import degeneration
 from corpusforge.errors import SourceError
 
 log = logging.getLogger("corpusforge.diagnostics")
 
 PROMPT_SETS = ("en", "target")  # English prompts, target-language prompts
-CLASSES = ("en", "target", "other")  # the matrix columns; shares are over these
+# the matrix columns; shares are over these. `degenerate`: a loop, an echo of the prompt, empty or cut off at the
+# token limit (diagnostics/degenerate.py) — whatever language its bytes are in, never an answer in that language
+CLASSES = ("en", "target", "other", "degenerate")
 APART = ("undetermined", "failed")  # counted, never in the shares
 RESPONSES_DIR = "responses"
 
@@ -56,7 +59,8 @@ class Response:
     n_tokens: int
     detected: str | None  # LID label; None when undetermined or failed
     score: float | None
-    answered_in: str  # "en" | "target" | "other" | "undetermined" | "failed"
+    answered_in: str  # "en" | "target" | "other" | "degenerate" | "undetermined" | "failed"
+    degeneration: str | None = None  # loop | echo | empty | cut_off, for a degenerate response
 
 
 @dataclass
@@ -64,8 +68,9 @@ class Cell:
     """One row of the matrix: the responses to one prompt set."""
 
     prompts: int
-    counts: dict[str, int]  # en, target, other, undetermined, failed
+    counts: dict[str, int]  # en, target, other, degenerate, undetermined, failed
     other_languages: dict[str, int]  # what "other" was, most frequent first
+    degenerations: dict[str, int] = field(default_factory=dict)  # what "degenerate" was: loop, echo, …
 
     @property
     def determined(self) -> int:
@@ -84,6 +89,7 @@ class Cell:
             "shares": {c: None if v is None else round(v, 6) for c, v in self.shares.items()},
             "undetermined_share": round(self.counts["undetermined"] / self.prompts, 6) if self.prompts else None,
             "other_languages": self.other_languages,
+            "degenerations": self.degenerations,
         }
 
 
@@ -124,7 +130,12 @@ class AlignResult:
     def to_dict(self) -> dict:
         return {
             "language": self.language,
-            "classes": {"en": "English", "target": self.language, "other": "any other language"},
+            "classes": {
+                "en": "English",
+                "target": self.language,
+                "other": "any other language",
+                "degenerate": "a loop, an echo of the prompt, empty, or cut off at the token limit",
+            },
             "min_letters": self.config.min_letters,
             "lid_model": self.config.lid_model or "lid.176.ftz",
             "sampling": self.config.sampling.model_dump(),
@@ -176,10 +187,12 @@ def tabulate(prompt_set: str, responses: list[Response]) -> Cell:
     mine = [r for r in responses if r.prompt_set == prompt_set]
     counts = Counter(r.answered_in for r in mine)
     others = Counter(r.detected for r in mine if r.answered_in == "other")
+    degenerations = Counter(r.degeneration for r in mine if r.answered_in == "degenerate")
     return Cell(
         prompts=len(mine),
         counts={c: counts.get(c, 0) for c in CLASSES + APART},
         other_languages=dict(sorted(others.items(), key=lambda kv: (-kv[1], kv[0]))),
+        degenerations=dict(sorted(degenerations.items(), key=lambda kv: (-kv[1], kv[0]))),
     )
 
 
@@ -347,12 +360,16 @@ def evaluate_model(
         _write_atomic(cache, json.dumps(payload, ensure_ascii=False).encode())
     responses = []
     for prompt_set, prompt, text, finish, n_tokens in rows:
+        reason = None
         if finish == "error":
             detected, score, answered_in = None, None, "failed"
         else:
             detected, score, answered_in = classify(text)
+            reason = degeneration(text, prompt, finish)
+            if reason is not None:
+                answered_in = "degenerate"
         score = None if score is None else round(float(score), 4)
-        responses.append(Response(prompt_set, prompt, text, finish, n_tokens, detected, score, answered_in))
+        responses.append(Response(prompt_set, prompt, text, finish, n_tokens, detected, score, answered_in, reason))
     return ModelResult(
         name=model.name,
         model=model.model,
@@ -395,7 +412,8 @@ def plot_alignment(result: AlignResult, path: Path) -> None:
     from corpusforge.report import RC, _figure, _save, plot_label
 
     target = language_name(result.language)
-    groups = {"en": "English", "target": target, "other": "other"}
+    groups = {"en": "answered in\nEnglish", "target": f"answered in\n{target}", "other": "answered in\nother"}
+    groups["degenerate"] = "degenerate\n(loop, echo, cut off)"
     n = len(result.models)
     width = 0.8 / n
     with matplotlib.rc_context(RC):
@@ -414,7 +432,7 @@ def plot_alignment(result: AlignResult, path: Path) -> None:
                 )
                 if n <= 4:
                     ax.bar_label(bars, labels=[f"{h:.0f}" for h in heights], fontsize=7, padding=1)
-            ax.set_xticks(range(len(CLASSES)), [f"answered in\n{groups[c]}" for c in CLASSES])
+            ax.set_xticks(range(len(CLASSES)), [groups[c] for c in CLASSES])
             prompts = "English" if prompt_set == "en" else target
             ax.set_title(f"{prompts} prompts")
             # Undetermined and failed responses are outside the bars: say how many bars rest on.
