@@ -69,6 +69,7 @@ def compile_plan(recipe: Recipe, output: str | Path | None = None, progress: boo
     """Resolve and check the inputs (raises before anything is written), fingerprint them, compile the stages."""
     recipe, out = with_output(recipe, output)
     resolved = resolve_inputs(recipe)
+    recipe = pin_revisions(recipe)
     progress_dir = str(out / WORK_DIR / "progress") if progress else None
     stages = compile_stages(recipe, out, make_readers(recipe, resolved, progress_dir))
     record = {
@@ -89,6 +90,18 @@ def compile_plan(recipe: Recipe, output: str | Path | None = None, progress: boo
         "jobs": [],
     }
     return BuildPlan(recipe, out, stages, record)
+
+
+def pin_revisions(recipe: Recipe) -> Recipe:
+    """Every Hub id a step loads (template, tokenizer, model) pinned to its commit once, here: the sha is then in the
+    recipe fingerprint, and every worker loads the same files. Local paths and presets come back unchanged."""
+    from corpusforge.hub import pin_step_revisions
+    from corpusforge.recipe.models import StepCall
+
+    steps = [StepCall(name=c.name, params=pin_step_revisions(c.name, c.params)) for c in recipe.steps]
+    if all(new.params is old.params for new, old in zip(steps, recipe.steps)):
+        return recipe
+    return recipe.model_copy(update={"steps": steps})
 
 
 def fingerprint_plugins(plugins: list[str]) -> list[dict]:

@@ -10,6 +10,9 @@ Implemented: ``transformers`` — batched forward passes with right padding and 
 token length inside a window of ``batch_size × SORT_WINDOW`` documents so each batch pads little, output in input
 order. vLLM prompt-logprobs scoring is not implemented yet.
 
+A Hub model is loaded at ``revision`` (both backends, model and tokenizer), which the build pins to a commit sha
+(``corpusforge.hub.pin_step_revisions``) so every worker scores with the same weights.
+
 Needs ``torch`` and ``transformers``: ``pip install 'corpusforge[ppl]'``.
 """
 
@@ -26,6 +29,7 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from pydantic import Field, field_validator, model_validator
 
 from corpusforge.errors import CorpusforgeError
+from corpusforge.hub import is_hub_id
 from corpusforge.recipe.models import StrictModel
 from corpusforge.steps.registry import register_builtin
 
@@ -56,6 +60,11 @@ class PerplexityParams(StrictModel):
         ...,
         description="Causal LM: a local folder (as saved by `save_pretrained`) or a Hub model id (downloaded when "
         "the step first runs).",
+    )
+    revision: str | None = Field(
+        None,
+        description="Hub model only: the branch, tag or commit sha to load. Unset, the build pins the Hub id to "
+        "the commit its main branch points at when the build is planned, so every worker scores alike.",
     )
     min: float | None = Field(
         None, gt=0, description="Drop documents with perplexity below this (`perplexity_low`). InsCP context data: 30."
@@ -129,6 +138,14 @@ class PerplexityParams(StrictModel):
     def _ordered(self):
         if self.min is not None and self.max is not None and self.min >= self.max:
             raise ValueError(f"min ({self.min}) must be < max ({self.max})")
+        if self.revision is not None and not is_hub_id(self.model):
+            raise ValueError(
+                f"revision '{self.revision}' applies to a Hub model only; '{self.model}' is not a Hub model id: "
+                "remove `revision`"
+            )
+        for key in ("revision", "tokenizer_revision"):
+            if key in self.engine_args:
+                raise ValueError(f"engine_args.{key}: set the step's `revision` instead (it pins model and tokenizer)")
         return self
 
 
@@ -159,11 +176,14 @@ class TransformersScorer:
             else:
                 dtype = "float32"
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(params.model)
-            self.model = AutoModelForCausalLM.from_pretrained(params.model, **{_dtype_kwarg(): getattr(torch, dtype)})
+            self.tokenizer = AutoTokenizer.from_pretrained(params.model, revision=params.revision)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                params.model, revision=params.revision, **{_dtype_kwarg(): getattr(torch, dtype)}
+            )
         except OSError as err:
+            at = f"@{params.revision}" if params.revision else ""
             raise PerplexityModelError(
-                f"cannot load causal LM '{params.model}' ({err}); offline, give a local model folder"
+                f"cannot load causal LM '{params.model}{at}' ({err}); offline, give a local model folder"
             ) from None
         self.model.to(self.device).eval()
 
@@ -230,6 +250,8 @@ class VLLMScorer:
             raise ImportError("the perplexity step's vllm backend needs vllm: pip install 'corpusforge[gen]'") from err
         self.params = params
         args = {"model": params.model, "max_model_len": params.max_length + 1, **params.engine_args}
+        if params.revision is not None:
+            args.update(revision=params.revision, tokenizer_revision=params.revision)
         if params.dtype != "auto":
             args.setdefault("dtype", params.dtype)
         self.llm = vllm.LLM(**args)

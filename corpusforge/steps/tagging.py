@@ -4,19 +4,25 @@ The document becomes the assistant turn after an empty user turn, with no system
 ``tokenizer.apply_chat_template([{"role": "user", "content": ""}, {"role": "assistant", "content": text}],
 tokenize=False)`` renders it — BOS and the closing end-of-turn token included. The trainer must then tokenize with
 ``add_special_tokens=False`` so BOS is not doubled.
+
+Deterministic by construction: a template's ``strftime_now`` formats the step's fixed ``date``, never the clock,
+and a Hub template is fetched at ``revision`` (``corpusforge.hub.pin_step_revisions`` pins it to a commit sha).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from pathlib import Path
 
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from corpusforge.hub import is_hub_id
 from corpusforge.recipe.models import StrictModel
 from corpusforge.steps.registry import register_builtin
-from corpusforge.templates import PRESETS, ChatTemplate, load_template
+from corpusforge.templates import DEFAULT_DATE, PRESETS, ChatTemplate, load_template
 
 
 class TagParams(StrictModel):
@@ -34,6 +40,19 @@ class TagParams(StrictModel):
         description="Instruction data: name of the field (listed in the source's `fields`) holding the answer. "
         "The document text is the question; question and answer become two tagged data points (`<id>/q`, `<id>/a`).",
     )
+    date: str = Field(
+        DEFAULT_DATE.isoformat(),
+        description="ISO date (YYYY-MM-DD) that the template's `strftime_now` formats, e.g. Llama 3.2's "
+        '"Today Date: …" line: a fixed date, never the build\'s clock, so every rerun renders the same text. '
+        'The default is the date Llama 3.1\'s own template falls back to ("26 Jul 2024").',
+        json_schema_extra={"format": "date"},
+    )
+    revision: str | None = Field(
+        None,
+        description="Hub template only: the branch, tag or commit sha to fetch. Unset, the build pins the Hub "
+        "id to the commit its main branch points at when the build is planned, so every worker renders with the "
+        "same files.",
+    )
 
     @field_validator("template")
     @classmethod
@@ -48,6 +67,29 @@ class TagParams(StrictModel):
         hint = f" — did you mean '{close[0]}'?" if close else f" (presets: {', '.join(PRESETS)})"
         raise ValueError(f"unknown chat template '{spec}': not a preset nor an existing folder{hint}")
 
+    @field_validator("date", mode="before")
+    @classmethod
+    def _iso_date(cls, value) -> str:
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):  # YAML reads 2024-07-26 as a date
+            return value.isoformat()
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            try:
+                return dt.date.fromisoformat(value).isoformat()
+            except ValueError:
+                pass
+        raise ValueError(f"date must be an ISO date like '2024-07-26', got {value!r}")
+
+    @model_validator(mode="after")
+    def _revision_needs_hub_id(self):
+        spec = self.template
+        if self.revision is not None and (spec in PRESETS or not is_hub_id(spec)):
+            what = "a preset" if spec in PRESETS else "a local folder" if Path(spec).expanduser().exists() else ""
+            raise ValueError(
+                f"revision '{self.revision}' applies to a Hub template only; '{spec}' is "
+                f"{what or 'not a Hub model id'}: remove `revision`"
+            )
+        return self
+
 
 class InsCPTag(PipelineStep):
     type = "✂️ - MAP"
@@ -61,7 +103,8 @@ class InsCPTag(PipelineStep):
     @property
     def template(self) -> ChatTemplate:
         if self._template is None:
-            self._template = load_template(self.params.template)
+            p = self.params
+            self._template = load_template(p.template, p.revision, dt.date.fromisoformat(p.date))
         return self._template
 
     def __getstate__(self):

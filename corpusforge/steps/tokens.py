@@ -4,6 +4,8 @@ Counting uses the `tokenizers` library directly (the model folder's `tokenizer.j
 ``encode_batch`` — the same fast path as raw `tokenizers`, with no `transformers` import. InsCP-tagged text already
 carries BOS and the chat tags, so special tokens are not added by default: the count is what the trainer will see.
 The recipe-level `budget:` uses these counts to stop the corpus at a token total and to mix sources by ratio.
+A Hub tokenizer is downloaded (``tokenizer.json`` only) at ``revision``, which the build pins to a commit sha
+(``corpusforge.hub.pin_step_revisions``) so every worker counts with the same file.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ from pathlib import Path
 from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from corpusforge.errors import SourceError
+from corpusforge.hub import endpoint, is_hub_id
 from corpusforge.recipe.models import StrictModel
 from corpusforge.steps.registry import register_builtin
 
 
-def load_tokenizer(spec: str):
-    """A `tokenizers.Tokenizer` from a model folder, a tokenizer.json file, or a Hub id (online)."""
+def load_tokenizer(spec: str, revision: str | None = None):
+    """A `tokenizers.Tokenizer` from a model folder, a tokenizer.json file, or a Hub id (online; at ``revision``, a
+    branch, tag or commit sha, default the main branch)."""
     from tokenizers import Tokenizer
 
     path = Path(spec).expanduser()
@@ -33,7 +38,19 @@ def load_tokenizer(spec: str):
                 "`AutoTokenizer.from_pretrained(path).save_pretrained(path)`"
             )
         return Tokenizer.from_file(str(path / "tokenizer.json"))
-    return Tokenizer.from_pretrained(spec)
+    # huggingface_hub, not Tokenizer.from_pretrained: the same client (cache, HF_ENDPOINT, HF_HUB_OFFLINE, token)
+    # that pinned the revision
+    from huggingface_hub import hf_hub_download
+
+    try:
+        file = hf_hub_download(spec, "tokenizer.json", revision=revision, endpoint=endpoint())
+    except Exception as err:
+        at = f"@{revision}" if revision else ""
+        raise SourceError(
+            f"cannot fetch tokenizer.json of '{spec}{at}' from the Hub ({type(err).__name__}: {err}); offline, "
+            "give a local model folder or tokenizer.json file"
+        ) from None
+    return Tokenizer.from_file(file)
 
 
 class TokensParams(StrictModel):
@@ -44,6 +61,11 @@ class TokensParams(StrictModel):
         False, description="Add the tokenizer's special tokens (BOS…) when counting; InsCP text already has them."
     )
     batch_size: int = Field(1000, ge=1, description="Documents per encode_batch call.")
+    revision: str | None = Field(
+        None,
+        description="Hub tokenizer only: the branch, tag or commit sha to fetch. Unset, the build pins the Hub id "
+        "to the commit its main branch points at when the build is planned, so every worker counts alike.",
+    )
 
     @field_validator("tokenizer")
     @classmethod
@@ -53,6 +75,15 @@ class TokensParams(StrictModel):
         if looks_local and not path.exists():
             raise ValueError(f"tokenizer '{spec}' does not exist (cwd={Path.cwd()})")
         return spec
+
+    @model_validator(mode="after")
+    def _revision_needs_hub_id(self):
+        if self.revision is not None and not is_hub_id(self.tokenizer):
+            raise ValueError(
+                f"revision '{self.revision}' applies to a Hub tokenizer only; '{self.tokenizer}' is not a Hub "
+                "model id: remove `revision`"
+            )
+        return self
 
 
 class TokenCounter(PipelineStep):
@@ -67,7 +98,7 @@ class TokenCounter(PipelineStep):
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.params.tokenizer)
+            self._tokenizer = load_tokenizer(self.params.tokenizer, self.params.revision)
         return self._tokenizer
 
     def __getstate__(self):

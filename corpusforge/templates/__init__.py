@@ -4,13 +4,17 @@ Rendering mirrors ``transformers``' ``apply_chat_template(..., tokenize=False)``
 with ``trim_blocks`` and ``lstrip_blocks``, the loop-controls extension, ``raise_exception``, ``strftime_now``,
 a ``tojson`` that does not escape HTML, a no-op ``{% generation %}`` block, and the tokenizer's special tokens
 (``bos_token``, ``eos_token`` …) as variables — so the text is byte-identical to what the tokenizer renders.
+
+One deliberate difference: ``strftime_now`` formats a fixed date (``ChatTemplate.date``, the `tag` step's ``date``)
+instead of the clock, so a template that writes "Today Date: …" (Llama 3.2's does) renders the same text on every
+day and every worker. The output is what ``apply_chat_template`` renders on that date (at midnight).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -27,6 +31,10 @@ PRESETS: dict[str, dict[str, str]] = {
     "gemma": {"bos_token": "<bos>", "eos_token": "<eos>"},
     "mistral": {"bos_token": "<s>", "eos_token": "</s>"},
 }
+# The date `strftime_now` formats unless the recipe sets one: the date Llama 3.1's own template falls back to
+# ("26 Jul 2024") when strftime_now is undefined, so a model-folder Llama 3.1/3.2 template renders the same text
+# whether or not the renderer provides strftime_now, and the text never depends on the day of the build.
+DEFAULT_DATE = dt.date(2024, 7, 26)
 SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")
 
 
@@ -39,10 +47,11 @@ class ChatTemplate:
     template: str
     special_tokens: dict[str, str] = field(default_factory=dict)
     source: str = ""
+    date: dt.date = DEFAULT_DATE  # what strftime_now formats
 
     @cached_property
     def _compiled(self):
-        return _environment().from_string(self.template)
+        return _environment(self.date).from_string(self.template)
 
     def render(self, messages: list[dict], add_generation_prompt: bool = False, **kwargs) -> str:
         import jinja2
@@ -60,7 +69,7 @@ class ChatTemplate:
         return state
 
 
-def _environment():
+def _environment(date: dt.date):
     import jinja2
     from jinja2.ext import Extension
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -89,7 +98,9 @@ def _environment():
     )
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
-    env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
+    # a fixed moment, not the clock: reruns and resumes must render the same bytes (time fields read midnight)
+    moment = dt.datetime(date.year, date.month, date.day)
+    env.globals["strftime_now"] = lambda fmt: moment.strftime(fmt)
     return env
 
 
@@ -134,19 +145,25 @@ def from_model_dir(path: Path) -> ChatTemplate:
     return ChatTemplate(template, tokens, source=str(path))
 
 
-def load_template(spec: str) -> ChatTemplate:
-    """``spec`` is a preset name, a local model folder, or a Hub model id (needs the network)."""
+def load_template(spec: str, revision: str | None = None, date: dt.date = DEFAULT_DATE) -> ChatTemplate:
+    """``spec`` is a preset name, a local model folder, or a Hub model id (needs the network; ``revision``: a branch,
+    tag or commit sha, default the main branch). ``date`` is what the template's ``strftime_now`` formats."""
     if spec in PRESETS:
-        return preset(spec)
+        return replace(preset(spec), date=date)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return from_model_dir(path)
+        return replace(from_model_dir(path), date=date)
     if "/" in spec and not spec.startswith((".", "/")):
+        from corpusforge.hub import endpoint
+
+        at = f"@{revision}" if revision else ""
         try:
             from huggingface_hub import snapshot_download
 
             folder = snapshot_download(
                 spec,
+                revision=revision,
+                endpoint=endpoint(),
                 allow_patterns=[
                     "tokenizer_config.json",
                     "special_tokens_map.json",
@@ -156,8 +173,9 @@ def load_template(spec: str) -> ChatTemplate:
             )
         except Exception as err:
             raise TemplateError(
-                f"cannot fetch the chat template of '{spec}' from the Hub ({type(err).__name__}: {err}). Offline, "
-                f"use a local model folder or a preset: {', '.join(PRESETS)}"
+                f"cannot fetch the chat template of '{spec}{at}' from the Hub ({type(err).__name__}: {err}). "
+                f"Offline, use a local model folder or a preset: {', '.join(PRESETS)}"
             ) from None
-        return from_model_dir(Path(folder))
+        template = from_model_dir(Path(folder))
+        return replace(template, source=f"{spec}{at}", date=date)
     raise TemplateError(f"'{spec}' is neither a preset ({', '.join(PRESETS)}), a folder, nor a Hub model id")

@@ -1,0 +1,103 @@
+"""Hub ids in step parameters, and pinning them to a commit so every worker (and every rerun) loads the same files.
+
+The `tag` template, the `tokens` tokenizer and the `perplexity` model may each be a Hugging Face Hub id. Without a
+revision each worker would fetch whatever the repo's main branch holds when it starts: two workers, or a build and
+its resume a day later, could render or count with different files. ``pin_step_revisions`` resolves the id to the
+commit sha it points at once, at plan time, so the sha lands in the recipe (and its fingerprint) and every worker
+downloads that commit. Steps pass their ``revision`` to ``hf_hub_download`` / ``snapshot_download`` /
+``from_pretrained``, and ``endpoint()`` to the ``huggingface_hub`` calls, so pinning and downloading ask the same Hub.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from corpusforge.errors import SourceError
+
+# step name → the parameter that names what the step loads (a local path, a preset for `tag`, or a Hub id)
+HUB_PARAMS: dict[str, str] = {"tag": "template", "tokens": "tokenizer", "perplexity": "model"}
+# `name` or `org/name`: what the Hub accepts as a model repo id (it also caps the length at 96)
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?", re.ASCII)
+_COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
+# seconds to wait for the Hub's answer when pinning: an unreachable Hub fails the plan quickly, not after minutes
+TIMEOUT = 10.0
+
+
+def endpoint() -> str | None:
+    """The Hub URL from ``HF_ENDPOINT`` as it is now (``huggingface_hub`` reads it once, when first imported)."""
+    value = os.environ.get("HF_ENDPOINT")
+    return value.rstrip("/") if value else None
+
+
+def is_hub_id(spec: str) -> bool:
+    """Whether ``spec`` names a Hub repo (``org/name`` or ``name``) rather than an existing local file or folder."""
+    if not _REPO_ID.fullmatch(spec) or ".." in spec or "--" in spec or spec.endswith((".", "-")):
+        return False
+    return not Path(spec).expanduser().exists()
+
+
+def hub_repo_id(name: str, params: dict) -> str | None:
+    """The Hub id that step ``name`` would download with ``params``; None for a local path, a preset, a step that
+    loads nothing from the Hub, or a value that is not a string."""
+    from corpusforge.templates import PRESETS
+
+    key = HUB_PARAMS.get(name)
+    spec = params.get(key) if key else None
+    if not isinstance(spec, str) or (name == "tag" and spec in PRESETS):
+        return None
+    return spec if is_hub_id(spec) else None
+
+
+def pin_step_revisions(name: str, params: dict) -> dict:
+    """``params`` of step ``name`` with ``revision`` set to the commit sha its Hub id points at now.
+
+    Contract: only the step's loading parameter is looked at (``HUB_PARAMS``: ``tag.template``,
+    ``tokens.tokenizer``, ``perplexity.model``), as the recipe holds it (the validated params dict). When it is a
+    Hub id (not a preset, not an existing local path) and ``revision`` is missing, None or a branch/tag name, the
+    Hub is asked once (``HfApi(endpoint=HF_ENDPOINT).model_info(repo_id, revision=…).sha``) and a new dict is
+    returned with ``revision`` set to that 40-hex commit sha. Otherwise — a local path, a preset, a revision that is
+    already a commit sha, a step that loads nothing from the Hub — ``params`` itself comes back unchanged, without
+    any request. ``params`` is never modified. Apart from that one lookup the result depends on ``(name, params)``
+    only, so calling it once per step at plan time puts the sha into the recipe fingerprint and every worker
+    downloads the same commit.
+
+    Raises ``SourceError`` (naming the step and the repo id) when the Hub cannot be reached, is offline
+    (``HF_HUB_OFFLINE``), or has no such repo or revision: give a local folder instead, or pin ``revision`` to a
+    commit sha yourself.
+    """
+    repo_id = hub_repo_id(name, params)
+    revision = params.get("revision")
+    if repo_id is None or (isinstance(revision, str) and _COMMIT_SHA.fullmatch(revision)):
+        return params
+    return {**params, "revision": resolve_revision(repo_id, revision, step=name)}
+
+
+def resolve_revision(repo_id: str, revision: str | None = None, step: str = "") -> str:
+    """The commit sha that ``revision`` (default: the main branch) of model repo ``repo_id`` points at now."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    key = HUB_PARAMS.get(step, "model")
+    where = f"step '{step}': " if step else ""
+    at = f" at revision '{revision}'" if revision else ""
+    hub = endpoint() or "https://huggingface.co"
+    fix = f"give a local model folder as `{key}`, or set `revision` to a commit sha"
+    try:
+        sha = HfApi(endpoint=endpoint()).model_info(repo_id, revision=revision, timeout=TIMEOUT).sha
+    except RevisionNotFoundError:
+        raise SourceError(f"{where}Hub model '{repo_id}' has no revision '{revision}' ({hub})") from None
+    except RepositoryNotFoundError:
+        raise SourceError(
+            f"{where}no Hub model '{repo_id}' on {hub} (or it is private or gated and no token is set: "
+            f"`hf auth login`); {fix}"
+        ) from None
+    except Exception as err:  # connection refused, timeout, HF_HUB_OFFLINE, a proxy's error page …
+        raise SourceError(
+            f"{where}cannot pin Hub model '{repo_id}'{at} to a commit: the Hub ({hub}) did not answer "
+            f"({type(err).__name__}: {err}). Offline, {fix}"
+        ) from None
+    if not isinstance(sha, str) or not _COMMIT_SHA.fullmatch(sha):
+        raise SourceError(f"{where}the Hub ({hub}) gave no commit sha for '{repo_id}'{at} (got {sha!r}); {fix}")
+    return sha
