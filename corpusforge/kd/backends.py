@@ -11,10 +11,14 @@ only those). Every request carries its own seed, so a sample does not depend on 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import stat
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 from corpusforge.kd.config import (
     GenerateConfig,
@@ -159,31 +163,66 @@ class TransformersBackend:
 
 
 # --------------------------------------------------------------------------------------------- vllm
-_SLOT_LOCK = None  # held for the life of the process: this worker's GPU group
+GPUS_DIR = Path("/proc/driver/nvidia/gpus")  # counting GPUs this way does not initialise CUDA
+_SLOT_LOCK: int | None = None  # file descriptor held for the life of the process: this worker's GPU group
+
+
+def lock_dir() -> Path:
+    """This user's private folder for GPU group locks: ``$XDG_RUNTIME_DIR/corpusforge``, else
+    ``<tmp>/corpusforge-<uid>``, created 0700. A shared /tmp path would let another user on the node plant a
+    symlink there (and have our open truncate a file of ours) or hold the locks; a folder that is not ours, is a
+    symlink, or is writable by others is refused."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_dir():
+        folder = Path(runtime) / "corpusforge"
+    else:
+        folder = Path(tempfile.gettempdir()) / f"corpusforge-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(folder, 0o700)
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        what = (
+            "is a symlink or not a folder" if not stat.S_ISDIR(info.st_mode)
+            else f"belongs to uid {info.st_uid}, not {os.getuid()}" if info.st_uid != os.getuid()
+            else f"is writable by other users (mode {stat.S_IMODE(info.st_mode):o})"
+        )  # fmt: skip
+        raise BackendError(
+            f"{folder} {what}: refusing to keep GPU group locks there. Remove it (it is recreated with mode 700) "
+            "or set XDG_RUNTIME_DIR to a private folder"
+        )
+    return folder
+
+
+def open_lock(path: Path) -> int:
+    """Open (create 0600) a lock file without following a symlink planted at its path."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as err:
+        raise BackendError(f"cannot open the GPU group lock {path} (a symlink is refused): {err}") from err
 
 
 def claim_gpu_group(tensor_parallel_size: int) -> str | None:
     """Data parallel: each worker process takes the first free group of ``tensor_parallel_size`` GPUs (an
-    exclusive file lock per group) and restricts itself to it with CUDA_VISIBLE_DEVICES, before CUDA starts.
-    Nothing happens when the user set CUDA_VISIBLE_DEVICES or the machine has a single group."""
+    exclusive file lock per group, in this user's ``lock_dir()``) and restricts itself to it with
+    CUDA_VISIBLE_DEVICES, before CUDA starts. Nothing happens when the user set CUDA_VISIBLE_DEVICES or the
+    machine has a single group."""
     global _SLOT_LOCK
     import fcntl
-    from pathlib import Path
 
-    gpus_dir = Path("/proc/driver/nvidia/gpus")  # counting GPUs this way does not initialise CUDA
-    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None or not gpus_dir.is_dir():
+    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None or not GPUS_DIR.is_dir():
         return None
-    groups = len(list(gpus_dir.iterdir())) // tensor_parallel_size
+    groups = len(list(GPUS_DIR.iterdir())) // tensor_parallel_size
     if groups < 2:
         return None
+    folder = lock_dir()
     for group in range(groups):
-        handle = open(f"/tmp/corpusforge-gpu-group-{group}-of-{groups}.lock", "w")  # noqa: SIM115 — held open
+        fd = open_lock(folder / f"gpu-group-{group}-of-{groups}.lock")
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            handle.close()
+            os.close(fd)
             continue
-        _SLOT_LOCK = handle
+        _SLOT_LOCK = fd
         devices = ",".join(str(group * tensor_parallel_size + i) for i in range(tensor_parallel_size))
         os.environ["CUDA_VISIBLE_DEVICES"] = devices
         log.info("vllm engine on GPUs %s (group %d of %d)", devices, group, groups)
@@ -250,7 +289,7 @@ class VLLMBackend:
 # --------------------------------------------------------------------------------------------- openai
 class OpenAIBackend:
     """Concurrent requests to ``{base_url}/chat/completions``; the API key is read from the environment and sent
-    only in the Authorization header."""
+    only in the Authorization header, to an https:// or loopback URL unless the config allows insecure http."""
 
     def __init__(self, model: str, config: OpenAIBackendConfig):
         self.model, self.config = model, config
@@ -265,7 +304,16 @@ class OpenAIBackend:
     def generate(self, requests: list[Request], sampling: Sampling) -> list[Completion | Exception]:
         import asyncio
 
-        return asyncio.run(self._all(requests, sampling))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self._all(requests, sampling))
+        # Called from code that runs an event loop in this thread (a Jupyter notebook): asyncio.run would refuse,
+        # so the requests run in a fresh loop on a worker thread while this call waits for them.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="corpusforge-openai") as pool:
+            return pool.submit(lambda: asyncio.run(self._all(requests, sampling))).result()
 
     async def _all(self, requests: list[Request], sampling: Sampling) -> list[Completion | Exception]:
         import asyncio

@@ -14,11 +14,13 @@ generate:
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import string
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from corpusforge.recipe.strict import StrictModel
 
@@ -86,11 +88,36 @@ class TransformersBackendConfig(StrictModel):
     batch_size: int = Field(32, ge=1, description="Requests per `generate()` call.")
 
 
+def is_loopback(host: str | None) -> bool:
+    """`localhost` or a loopback address (127.0.0.0/8, ::1): traffic to it never leaves this machine."""
+    if not host:
+        return False
+    host = host.rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1
+    return address.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
 class OpenAIBackendConfig(StrictModel):
     """Any OpenAI-compatible chat endpoint, e.g. a running `vllm serve MODEL`."""
 
     type: Literal["openai"] = "openai"
-    base_url: str = Field(..., description="Endpoint root, e.g. `http://localhost:8000/v1`.")
+    # Declared before base_url: the base_url check reads it.
+    allow_insecure_http: bool = Field(
+        False,
+        description="Allow a plain `http://` base_url on a host other than this machine. The API key is then sent in "
+        "clear text; by default only `https://` or `http://` to localhost/127.0.0.1/::1 is accepted.",
+    )
+    base_url: str = Field(
+        ...,
+        description="Endpoint root, e.g. `http://localhost:8000/v1`: `https://`, or `http://` to a loopback host "
+        "unless `allow_insecure_http`.",
+    )
     api_key_env: str = Field(
         "OPENAI_API_KEY",
         description="Environment variable holding the API key (the key itself never goes in a recipe).",
@@ -104,14 +131,38 @@ class OpenAIBackendConfig(StrictModel):
 
     @field_validator("base_url")
     @classmethod
-    def _http(cls, url: str) -> str:
+    def _http(cls, url: str, info: ValidationInfo) -> str:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got '{url}'")
+        if url.startswith("http://") and not info.data.get("allow_insecure_http"):
+            try:
+                host = urlsplit(url).hostname
+            except ValueError as err:
+                raise ValueError(f"'{url}' is not a valid URL: {err}") from None
+            if not is_loopback(host):
+                raise ValueError(
+                    f"'{url}' is plain http to '{host}', which is not this machine: the API key would cross the "
+                    "network in clear text. Use https://, or http:// to localhost/127.0.0.1/::1 (e.g. through an "
+                    "SSH tunnel), or set `allow_insecure_http: true` in this backend to accept the risk"
+                )
         return url.rstrip("/")
 
 
+def _backend_kind(value: Any) -> str | None:
+    # tags in <> are left out of error paths: `generate.backend.base_url`, not `generate.backend.openai.base_url`
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return f"<{kind}>" if isinstance(kind, str) else None
+
+
 BackendConfig = Annotated[
-    VLLMBackendConfig | TransformersBackendConfig | OpenAIBackendConfig, Field(discriminator="type")
+    Annotated[VLLMBackendConfig, Tag("<vllm>")]
+    | Annotated[TransformersBackendConfig, Tag("<transformers>")]
+    | Annotated[OpenAIBackendConfig, Tag("<openai>")],
+    Discriminator(
+        _backend_kind,
+        custom_error_type="backend_type",
+        custom_error_message="`type` must be one of vllm, transformers, openai",
+    ),
 ]
 
 

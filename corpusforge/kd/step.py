@@ -137,7 +137,9 @@ class KDGenerate(PipelineStep):
 
     def _jobs(self, data: DocumentsPipeline):
         cfg = self.config
-        seen: dict[int, set[bytes]] = {}  # per task: 8-byte keys of the prompts it has taken
+        # Per task (its index in generate.tasks, not its place among the tasks this row's source and language
+        # select: that place differs between sources): 8-byte keys of the prompts it has taken.
+        seen: dict[int, set[bytes]] = {}
         for doc in data:
             self.stat_update("total")
             prompt = self._prompt(doc)
@@ -147,8 +149,8 @@ class KDGenerate(PipelineStep):
             source = doc.metadata.get("source")
             language = doc.metadata.get("language")
             tasks = [
-                t
-                for t in cfg.tasks
+                (task_index, t)
+                for task_index, t in enumerate(cfg.tasks)
                 if (t.sources is None or source in t.sources) and (t.languages is None or language in t.languages)
             ]
             if not tasks:
@@ -161,7 +163,7 @@ class KDGenerate(PipelineStep):
             ):
                 self.stat_update("dropped_prompt_too_long")
                 continue
-            for task_index, task in enumerate(tasks):
+            for task_index, task in tasks:
                 if cfg.prompts.dedup:
                     key = prompt_key(prompt.user)
                     bucket = seen.setdefault(task_index, set())

