@@ -177,6 +177,12 @@ def test_sample_does_not_depend_on_its_batch(tiny_chat):
 
 
 # --------------------------------------------------------------------------------------------- scripted endpoint
+def turned(text: str) -> str:
+    """The prompt's words in reverse order: an answer that names its prompt without copying it (a copy would be
+    an echo, which the output checks drop)."""
+    return " ".join(reversed(text.split()))
+
+
 def scripted_model(wrong_language: set[str] = frozenset()):
     """Translates with the real gettext pairs; answers in English (or in Thai, for prompts in `wrong_language`)."""
     to_th = {en: th for en, th in thai_pairs()}
@@ -195,7 +201,7 @@ def scripted_model(wrong_language: set[str] = frozenset()):
             return "   ", "stop"
         if last in wrong_language:
             return thai_pairs()[1][1], "stop"
-        return f"Here is what the model says about it: {last}", "stop"
+        return f"Here is what the model says about it: {turned(last)}", "stop"
 
     return reply
 
@@ -224,7 +230,7 @@ def test_openai_backend_tcot_with_language_checks(tmp_path, monkeypatch):
     for row in rows:
         query = row["messages"][0]["content"]
         en = next(e for e, t in pairs if t == query)
-        answer_en = f"Here is what the model says about it: {en}"
+        answer_en = f"Here is what the model says about it: {turned(en)}"
         assert row["messages"][1]["content"] == f"<EN> {en} <RESPONSE> {answer_en} <TH> {pairs[0][1]}"
     checks = next(s for s in result.manifest["steps"] if s["step"] == "checks")
     assert checks["dropped"] == {"wrong_language_answer_en": 1}
@@ -420,4 +426,4 @@ def test_cli_runs_and_inspects_a_kd_dataset(tmp_path):
     )
     assert inspect.returncode == 0, inspect.stderr
     assert "[recovery stop]" in inspect.stdout
-    assert "assistant: 'Here is what the model says about it: Question number" in inspect.stdout
+    assert "assistant: 'Here is what the model says about it: 0? country of capital" in inspect.stdout

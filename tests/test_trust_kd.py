@@ -28,8 +28,8 @@ SAMPLING = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 16, "n": 1, "seed": 
 PROMPT = "Tell me how rivers shape the valleys they run through."
 
 
-def reply(messages):
-    return f"The model answers: {messages[-1]['content']}", "stop"
+def reply(messages):  # names its prompt without copying it (a copy is an echo: dropped by the output checks)
+    return f"The model answers: {' '.join(reversed(messages[-1]['content'].split()))}", "stop"
 
 
 def kd_recipe(tmp_path: Path, sources: dict[str, list[dict]], generate: dict, **extra) -> dict:
@@ -206,8 +206,10 @@ def test_openai_backend_works_inside_a_running_event_loop(tmp_path):
             return direct, cf.run(recipe, report=False)
 
         direct, result = asyncio.run(notebook_cell())
-    assert [(c.text, c.finish_reason) for c in direct] == [("The model answers: Hello there", "stop")]
-    assert [r["messages"][1]["content"] for r in result.load().to_list()] == [f"The model answers: {PROMPT}"]
+    assert [(c.text, c.finish_reason) for c in direct] == [("The model answers: there Hello", "stop")]
+    assert [r["messages"][1]["content"] for r in result.load().to_list()] == [
+        f"The model answers: {' '.join(reversed(PROMPT.split()))}"
+    ]
 
 
 # --------------------------------------------------------------------------------------------- 4b. https rule

@@ -274,6 +274,16 @@ class Checks(StrictModel):
     )
     truncated: Literal["drop", "keep"] = Field("drop", description="Rows with a `finish_reason: length` output.")
     empty: Literal["drop", "keep"] = Field("drop", description="Rows with an empty generated field.")
+    degenerate: Literal["drop", "keep"] = Field(
+        "drop",
+        description="Rows with a generated field that loops or echoes its prompt (counted as `loop_<field>`, "
+        "`echo_<field>`; the detector of `eval align`, diagnostics/degenerate.py), whatever its length.",
+    )
+    script: bool = Field(
+        True,
+        description="A zh_Hant field with any Simplified-only character (zh_Hans: Traditional-only) is "
+        "`wrong_script_<field>`, whatever its length (the language check skips short fields).",
+    )
 
 
 class GenerateConfig(StrictModel):

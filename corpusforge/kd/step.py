@@ -225,7 +225,10 @@ class KDGenerate(PipelineStep):
             return []  # nothing generated (a supplied pair): one copy, not one per sample
         finish = "length" if any(c.finish_reason == "length" for _, c in job.done) else "stop"
         n_tokens = sum(c.n_tokens for _, c in job.done)
-        checks = [{"field": call.name, "text": c.text, "language": call.language} for call, c in job.done]
+        checks = [
+            {"field": call.name, "text": c.text, "language": call.language, "prompt": call.messages[-1][1]}
+            for call, c in job.done
+        ]
         docs = []
         for suffix, messages in job.rows:
             row_id = f"{job.prompt.id}/{job.task.kind}/{job.sample}" + (f"/{suffix}" if suffix else "")
@@ -309,12 +312,21 @@ def languages_agree(detected: str, expected: str) -> bool:
     return detected in family and expected in family and "zh" in (detected, expected)
 
 
+def other_script_chars(text: str, script: str) -> list[str]:
+    """Characters of ``text`` that only the other Chinese script uses (Simplified-only ones in a zh_Hant text)."""
+    from corpusforge.steps.language import _script_classes
+
+    trad_only, simp_only = _script_classes()
+    return (simp_only if script == "zh_Hant" else trad_only).findall(text)
+
+
 def letters(text: str) -> int:
     return sum(ch.isalpha() for ch in text)
 
 
 class KDChecks(BaseFilter):
-    """Output checks on each generated field: empty, truncated, and in the expected language (script-aware LID)."""
+    """Output checks on each generated field: empty, truncated, degenerate (a loop, an echo of its prompt), in the
+    expected script (any character of the other Chinese script), and in the expected language (script-aware LID)."""
 
     name = "checks"
 
@@ -331,6 +343,17 @@ class KDChecks(BaseFilter):
             return False, "empty_output"
         if self.checks.truncated == "drop" and doc.metadata["finish_reason"] == "length":
             return False, "truncated"
+        if self.checks.degenerate == "drop":
+            from corpusforge.diagnostics.degenerate import degeneration
+
+            for c in checks:
+                reason = degeneration(c["text"], c.get("prompt"))
+                if reason in ("loop", "echo"):  # empty and cut-off answers have checks of their own
+                    return False, f"{reason}_{c['field']}"
+        if self.checks.script:
+            for c in checks:
+                if c["language"] in ("zh_Hant", "zh_Hans") and other_script_chars(c["text"], c["language"]):
+                    return False, f"wrong_script_{c['field']}"
         if self.checks.language:
             for c in checks:
                 if c["language"] is None or letters(c["text"]) < self.checks.min_language_chars:
