@@ -4,6 +4,7 @@ dropped and counted by reason; genuine replies are kept."""
 
 from __future__ import annotations
 
+import pytest
 from fake_openai import FakeChatServer
 from test_degenerate import conversation_pairs
 from test_kd import endpoint_generate, kd_recipe, rows_of
@@ -30,3 +31,22 @@ def test_degenerate_and_wrong_script_answers_are_dropped_with_reasons(tmp_path):
     assert kept == dict(genuine[:4])
     checks = next(s for s in result.manifest["steps"] if s["step"] == "checks")
     assert checks["dropped"] == {"wrong_script_answer": 1, "loop_answer": 1, "echo_answer": 1}
+
+
+def test_refiltering_with_other_checks_replays_every_answer(tmp_path):
+    """Changing only `checks` is another build (refused without --overwrite), but --overwrite keeps the replay
+    cache: not one request is sent again, and the new checks run on the same answers."""
+    genuine = [(p, a) for p, a in dict(conversation_pairs("traditionalchinese")).items() if len(p) >= 8][:6]
+    replies = dict(genuine)
+    replies[genuine[0][0]] = genuine[0][0]  # an echo: dropped by the default checks, kept with degenerate: keep
+    with FakeChatServer(lambda messages: (replies[messages[-1]["content"]], "stop")) as server:
+        gen = endpoint_generate(server.url, [{"recovery": {"language": None}}])
+        raw = kd_recipe(tmp_path, {"zh": [{"text": p} for p, _ in genuine]}, gen)
+        first = cf.run(cf.Recipe.from_dict(raw))
+        sent = len(server.requests)
+        gen["checks"] = {"degenerate": "keep"}
+        with pytest.raises(cf.OutputError, match="another recipe"):
+            cf.run(cf.Recipe.from_dict(raw))
+        second = cf.run(cf.Recipe.from_dict(raw), overwrite=True)
+    assert sent == 6 and len(server.requests) == sent  # nothing generated again
+    assert first.manifest["rows"] == 5 and second.manifest["rows"] == len(rows_of(second)) == 6

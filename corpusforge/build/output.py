@@ -74,15 +74,22 @@ def check_output(out: Path) -> dict | None:
     return plan
 
 
+# Kept through an --overwrite: the KD replay cache is content-addressed (an entry is found only by the exact
+# request: prompt, sample, call, model, sampling, messages), so a rebuild that changes only what happens to the
+# answers (checks, steps after generation) replays them instead of generating them again.
+KEEP_ON_OVERWRITE = {"kd-cache"}
+
+
 def remove_build(out: Path, plan: dict) -> None:
-    """Delete what the build recorded in ``plan`` wrote in ``out`` — and nothing else (the lock file stays)."""
+    """Delete what the build recorded in ``plan`` wrote in ``out`` — and nothing else (the lock file stays, and the
+    KD replay cache)."""
     owned = plan.get("owned") or OWNED
     for entry in sorted(out.iterdir()):
         if not any(fnmatch(entry.name, pattern) for pattern in owned):
             continue
         if entry.name == WORK_DIR:
             for inner in entry.iterdir():
-                if inner.name != LOCK:
+                if inner.name != LOCK and inner.name not in KEEP_ON_OVERWRITE:
                     shutil.rmtree(inner) if inner.is_dir() and not inner.is_symlink() else inner.unlink()
         elif entry.is_dir() and not entry.is_symlink():
             shutil.rmtree(entry)
