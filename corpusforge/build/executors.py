@@ -14,6 +14,7 @@ task that completed (datatrove's `completions/NNNNN` marker) is never run again 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -118,11 +119,89 @@ def _preload_forkserver() -> None:
     multiprocess.get_context("forkserver").set_forkserver_preload(["corpusforge.build.run", "datasets"])
 
 
-class _LocalStage(LocalPipelineExecutor):
+# ------------------------------------------------------------------------------------------------ logging
+# datatrove gives every task a log file (OUT/.corpusforge/logs/logs/task_NNNNN.log) and a copy on stderr at INFO.
+# The file is where a failed task says why, so it is always written; the console copy (one block per task, which
+# buries the progress bar) only with -v / CORPUSFORGE_VERBOSE. Our executors (`_TaskLogs`) swap datatrove's
+# task-logger functions in for the length of each task, in whatever process runs it, and restore them after.
+_TASK_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
+
+
+def _verbose() -> bool:
+    return bool(os.environ.get("CORPUSFORGE_VERBOSE"))
+
+
+def _task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1):
+    """datatrove's per-task logging (same file, same format), with the console copy only when verbose."""
+    from datatrove.utils.logging import logger
+
+    logger.remove()
+    logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
+    fmt = (f"[NODE {node_rank}] " if node_rank != -1 else "") + _TASK_FORMAT
+    if _verbose():
+        logger.add(sys.stderr, level="INFO" if local_rank == 0 else "ERROR", format=fmt)
+    logger.add(logfile, colorize=False, level="DEBUG", format=fmt)
+    logger.info(f"Launching pipeline for {rank=}")
+    return logfile
+
+
+def _default_logger() -> None:
+    """Between tasks and in the driver: datatrove's console output only from WARNING, unless verbose."""
+    from datatrove.utils import logging as dt_logging
+
+    dt_logging.logger.remove()
+    dt_logging.logger.add(sys.stderr, level="DEBUG" if _verbose() else "WARNING")
+
+
+@contextlib.contextmanager
+def _task_logging():
+    """While a task runs: our task logger and default console in place of datatrove's (restored afterwards, so a
+    datatrove pipeline of the user's own in this process keeps datatrove's behaviour)."""
+    from datatrove.utils import logging as dt_logging
+
+    modules = [
+        sys.modules[name] for name in ("datatrove.executor.base", "datatrove.executor.ray") if name in sys.modules
+    ]
+    saved = [(module, module.add_task_logger) for module in modules if hasattr(module, "add_task_logger")]
+    saved_default = dt_logging.setup_default_logger
+    for module, _ in saved:
+        module.add_task_logger = _task_logger
+    dt_logging.setup_default_logger = _default_logger
+    try:
+        yield
+    finally:
+        for module, original in saved:
+            module.add_task_logger = original
+        dt_logging.setup_default_logger = saved_default
+
+
+class _TaskLogs:
+    """Mixed into our executors: every datatrove executor runs a task through ``_run_for_rank``, in this process
+    (one local worker), a worker process, a Slurm job or a Ray actor alike."""
+
+    def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
+        with _task_logging():
+            return super()._run_for_rank(rank, local_rank, node_rank=node_rank)
+
+
+@contextlib.contextmanager
+def quiet_console():
+    """In the driver, for the life of the stages: datatrove's own console lines only with -v; its default console
+    logger again afterwards."""
+    from datatrove.utils import logging as dt_logging
+
+    _default_logger()
+    try:
+        yield
+    finally:
+        dt_logging.setup_default_logger()
+
+
+class _LocalStage(_TaskLogs, LocalPipelineExecutor):
     pass
 
 
-class _SlurmStage(SlurmPipelineExecutor):
+class _SlurmStage(_TaskLogs, SlurmPipelineExecutor):
     """datatrove's Slurm executor minus the extra job per stage that merges stats: finalize merges them."""
 
     def launch_merge_stats(self):
@@ -136,7 +215,7 @@ def _ray_stage():
         from datatrove.executor.ray import RayPipelineExecutor
 
         globals()["_RayStage"] = type(
-            "_RayStage", (RayPipelineExecutor,), {"__module__": __name__, "__qualname__": "_RayStage"}
+            "_RayStage", (_TaskLogs, RayPipelineExecutor), {"__module__": __name__, "__qualname__": "_RayStage"}
         )
     return globals()["_RayStage"]
 
@@ -156,75 +235,6 @@ def slurm_env_command(config: SlurmExecutor) -> str:
     if sys.prefix != sys.base_prefix:
         return f"source {shlex.quote(str(Path(sys.prefix) / 'bin' / 'activate'))}"
     return ""
-
-
-# ------------------------------------------------------------------------------------------------ logging
-# datatrove gives every task a log file (OUT/.corpusforge/logs/logs/task_NNNNN.log) and a copy on stderr at INFO.
-# The file is where a failed task says why, so it is always written; the console copy (one block per task, which
-# buries the progress bar) only with -v / CORPUSFORGE_VERBOSE. Set up in each process that runs tasks: datatrove
-# calls these from its executors' module namespaces, which this module (imported wherever our executors are
-# unpickled) patches once.
-_TASK_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
-
-
-def _verbose() -> bool:
-    return bool(os.environ.get("CORPUSFORGE_VERBOSE"))
-
-
-def _task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1):
-    """datatrove's per-task logging (same file, same format), with the console copy only when verbose."""
-    import sys
-
-    from datatrove.utils.logging import logger
-
-    logger.remove()
-    logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
-    fmt = (f"[NODE {node_rank}] " if node_rank != -1 else "") + _TASK_FORMAT
-    if _verbose():
-        logger.add(sys.stderr, level="INFO" if local_rank == 0 else "ERROR", format=fmt)
-    logger.add(logfile, colorize=False, level="DEBUG", format=fmt)
-    logger.info(f"Launching pipeline for {rank=}")
-    return logfile
-
-
-def _default_logger() -> None:
-    """Between tasks and in the driver: datatrove's console output only from WARNING, unless verbose."""
-    import sys
-
-    from datatrove.utils import logging as dt_logging
-
-    dt_logging.logger.remove()
-    dt_logging.logger.add(sys.stderr, level="DEBUG" if _verbose() else "WARNING")
-
-
-def _install_logging() -> None:
-    from datatrove.executor import base
-    from datatrove.utils import logging as dt_logging
-
-    if getattr(base.add_task_logger, "__module__", "") == __name__:
-        return
-    for module_name in ("datatrove.executor.base", "datatrove.executor.ray", "datatrove.executor.jobs"):
-        try:
-            module = __import__(module_name, fromlist=["add_task_logger"])
-        except ImportError:  # ray is optional
-            continue
-        if hasattr(module, "add_task_logger"):
-            module.add_task_logger = _task_logger
-    dt_logging.setup_default_logger = _default_logger
-
-
-_install_logging()
-
-
-class quiet_console:  # noqa: N801 — used as `with quiet_console():`
-    """In the driver, for the life of the stages: datatrove's own console lines only with -v."""
-
-    def __enter__(self):
-        _default_logger()
-        return self
-
-    def __exit__(self, *exc):
-        return None
 
 
 def run_stage(plan, stage) -> None:
