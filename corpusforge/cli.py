@@ -384,6 +384,13 @@ def cmd_eval_align(args) -> int:
                 shown = ", ".join(f"{k} {v}" for k, v in cell.degenerations.items())
                 prompts = "English" if prompt_set == "en" else target
                 console.print(f"{m.name}, degenerate answers to {prompts} prompts: {shown}")
+    cut = sum(cell.degenerations.get("cut_off", 0) for m in result.models for cell in m.cells.values())
+    if cut:
+        console.print(
+            f"cut_off: {cut} answer(s) reached max_tokens ({result.config.sampling.max_tokens}) without ending; "
+            "if genuine answers are longer than that, raise --max-tokens (a loop is reported as a loop either way)",
+            soft_wrap=True,
+        )
     console.print(f"wrote {result.json_path} and {result.png_path}", soft_wrap=True)
     return EXIT_OK
 

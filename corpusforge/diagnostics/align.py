@@ -412,8 +412,10 @@ def plot_alignment(result: AlignResult, path: Path) -> None:
     from corpusforge.report import RC, _figure, _save, plot_label
 
     target = language_name(result.language)
-    groups = {"en": "answered in\nEnglish", "target": f"answered in\n{target}", "other": "answered in\nother"}
-    groups["degenerate"] = "degenerate\n(loop, echo, cut off)"
+    import textwrap
+
+    # tick labels under four bars: short, wrapped ("Traditional Chinese (Taiwan)" overlapped its neighbours)
+    groups = {"en": "English", "target": textwrap.fill(target, 14), "other": "other", "degenerate": "degenerate"}
     n = len(result.models)
     width = 0.8 / n
     with matplotlib.rc_context(RC):
@@ -432,7 +434,7 @@ def plot_alignment(result: AlignResult, path: Path) -> None:
                 )
                 if n <= 4:
                     ax.bar_label(bars, labels=[f"{h:.0f}" for h in heights], fontsize=7, padding=1)
-            ax.set_xticks(range(len(CLASSES)), [groups[c] for c in CLASSES])
+            ax.set_xticks(range(len(CLASSES)), [groups[c] for c in CLASSES], fontsize=8)
             prompts = "English" if prompt_set == "en" else target
             ax.set_title(f"{prompts} prompts")
             # Undetermined and failed responses are outside the bars: say how many bars rest on.
