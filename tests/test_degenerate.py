@@ -60,6 +60,12 @@ def test_loops_echoes_cut_offs_built_from_real_answers():
     assert degeneration(answer, prompt, "length") == "cut_off"
     assert degeneration(answer, prompt, "stop") is None
     assert degeneration("  \n", prompt) == "empty"
+    # SmolLM2-135M-Instruct's own failure on zh_Hant prompts (greedy): the question, then one full-width mark until
+    # the token limit; punctuation has no words, so this is measured on characters
+    assert degeneration(zh[0][0] + "－" * 300, zh[0][0], "length") == "loop"
+    assert degeneration(zh[1][0] + "？" * 300, zh[1][0], "length") == "loop"
+    table = "| option | meaning |\n|---|---|\n| -v | verbose |\n| -q | quiet |"  # a Markdown table is not a loop
+    assert degeneration(f"{answer}\n\n{table}", prompt, "stop") is None
 
 
 def test_scorecard_counts_loops_and_echoes_as_degenerate(tmp_path):

@@ -58,8 +58,21 @@ def _repeated_line(text: str) -> bool:
     return bool(counts) and counts.most_common(1)[0][1] >= LOOP_LINE_REPEATS
 
 
+# the same 1–8 characters over and over ("－－－－…", "？？？？…", "!!!!…"): punctuation has no units, so this is
+# measured on the characters themselves; long and most of the answer, so a Markdown rule or table is not one
+_CHAR_RUN = re.compile(r"(\S{1,8}?)\1{39,}")
+CHAR_RUN_SHARE = 0.3
+
+
+def _character_run(text: str) -> bool:
+    dense = "".join(text.split())
+    return any(len(m.group(0)) >= CHAR_RUN_SHARE * len(dense) for m in _CHAR_RUN.finditer(dense))
+
+
 def is_loop(text: str) -> bool:
     text = _FENCED_CODE.sub(" ", text)
+    if _character_run(text):
+        return True
     seq = units(text)
     if len(seq) < LOOP_MIN_UNITS:
         return False
