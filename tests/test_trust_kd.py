@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai import FakeChatServer
+from test_kd import endpoint_generate
 
 import corpusforge as cf
 from conftest import write_jsonl
@@ -42,15 +43,7 @@ def kd_recipe(tmp_path: Path, sources: dict[str, list[dict]], generate: dict, **
 
 
 def generate_section(url: str, tasks: list, **extra) -> dict:
-    return {
-        "model": "served-model",
-        "backend": {"type": "openai", "base_url": url, "concurrency": 2},
-        "sampling": dict(SAMPLING),
-        "tasks": tasks,
-        "checks": {"language": False},
-        "retry_backoff": 0.0,
-        **extra,
-    }
+    return endpoint_generate(url, tasks, **{"sampling": dict(SAMPLING), "checks": {"language": False}, **extra})
 
 
 def rows_by_kind(result) -> dict[str, list[str]]:
