@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -51,15 +52,25 @@ def cmd_schema(args) -> int:
 
 
 def _progress_display():
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     return Progress(
         TextColumn("[bold]building[/bold]"),
         BarColumn(),
         DownloadColumn(),
         TextColumn("{task.fields[docs]:,} docs"),
+        TextColumn("{task.fields[kd]}"),
         TextColumn("tasks {task.fields[done]}/{task.fields[tasks]}"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),  # from the share of the input read (KD reads its prompts as it generates)
         console=_console(stderr=True),
         transient=True,
     )
@@ -78,10 +89,17 @@ def cmd_run(args) -> int:
         print_plan(plan_build(recipe, output=args.output))
         return EXIT_OK
     with _progress_display() as display:
-        bar = display.add_task("build", total=None, docs=0, done=0, tasks=recipe.executor.tasks)
+        bar = display.add_task("build", total=None, docs=0, done=0, tasks=recipe.executor.tasks, kd="")
+        started = time.monotonic()
 
         def on_progress(p):
-            display.update(bar, completed=p.bytes, total=p.total_bytes, docs=p.docs, done=p.tasks_done, tasks=p.tasks)
+            kd = ""
+            if p.requests or p.replayed:  # a KD build: what the model is doing
+                rate = p.tokens / max(time.monotonic() - started, 1e-6)
+                kd = f"requests {p.requests:,} (+{p.replayed:,} replayed) · {rate:,.0f} tok/s"
+            display.update(
+                bar, completed=p.bytes, total=p.total_bytes, docs=p.docs, done=p.tasks_done, tasks=p.tasks, kd=kd
+            )
 
         result = corpusforge.run(
             recipe, output=args.output, overwrite=args.overwrite, progress=on_progress, report=not args.no_report

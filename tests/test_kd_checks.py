@@ -4,6 +4,8 @@ dropped and counted by reason; genuine replies are kept."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fake_openai import FakeChatServer
 from test_degenerate import conversation_pairs
@@ -42,11 +44,16 @@ def test_refiltering_with_other_checks_replays_every_answer(tmp_path):
     with FakeChatServer(lambda messages: (replies[messages[-1]["content"]], "stop")) as server:
         gen = endpoint_generate(server.url, [{"recovery": {"language": None}}])
         raw = kd_recipe(tmp_path, {"zh": [{"text": p} for p, _ in genuine]}, gen)
-        first = cf.run(cf.Recipe.from_dict(raw))
+        first = cf.run(cf.Recipe.from_dict(raw), progress=lambda p: None)
         sent = len(server.requests)
+        counts = json.loads((tmp_path / "out" / ".corpusforge" / "progress" / "kd.00000.json").read_text())
+        assert counts["requests"] == sent and counts["replayed"] == 0 and counts["tokens"] > 0
         gen["checks"] = {"degenerate": "keep"}
         with pytest.raises(cf.OutputError, match="another recipe"):
             cf.run(cf.Recipe.from_dict(raw))
         second = cf.run(cf.Recipe.from_dict(raw), overwrite=True)
     assert sent == 6 and len(server.requests) == sent  # nothing generated again
+    # what the progress bar showed for the rerun: no request, every answer replayed
+    progress = json.loads((tmp_path / "out" / ".corpusforge" / "progress" / "kd.00000.json").read_text())
+    assert progress["requests"] == 0 and progress["replayed"] == 6 and progress["tokens"] == 0
     assert first.manifest["rows"] == 5 and second.manifest["rows"] == len(rows_of(second)) == 6

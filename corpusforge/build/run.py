@@ -35,6 +35,9 @@ class Progress:
     total_bytes: int | None
     tasks_done: int
     tasks: int
+    requests: int = 0  # KD: requests sent to the model, answers replayed from the cache, tokens generated
+    replayed: int = 0
+    tokens: int = 0
 
 
 @dataclass
@@ -106,15 +109,16 @@ def _watch(plan: BuildPlan, callback, stop: threading.Event) -> None:
     logs, tasks = plan.out / WORK_DIR / "logs", plan.recipe.executor.tasks
     total = input_bytes(plan.record["inputs"])
     while not stop.wait(0.5):
-        docs = nbytes = 0
+        sums = dict.fromkeys(("docs", "bytes", "requests", "replayed", "tokens"), 0)
         for f in plan.progress_dir.glob("*.json"):
             try:
                 data = json.loads(f.read_text())
             except (OSError, ValueError):
                 continue
-            docs += data.get("docs", 0)
-            nbytes += data.get("bytes", 0)
-        callback(Progress(docs, nbytes, total, len(completed_tasks(logs)), tasks))
+            for key in sums:
+                sums[key] += data.get(key, 0)
+        kd = {k: sums[k] for k in ("requests", "replayed", "tokens")}
+        callback(Progress(sums["docs"], sums["bytes"], total, len(completed_tasks(logs)), tasks, **kd))
 
 
 def run(

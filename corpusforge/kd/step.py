@@ -209,6 +209,11 @@ class KDGenerate(PipelineStep):
             fresh = self._generate(missing) if missing else {}
             cache.put({k: v for k, v in fresh.items() if isinstance(v, Completion)})
             self.stat_update("cache_hits", value=len(active) - len(missing))
+            self._report_progress(
+                len(missing),
+                len(active) - len(missing),
+                sum(v.n_tokens for v in fresh.values() if isinstance(v, Completion)),
+            )
             still = []
             for job in active:
                 key = keys[id(job)]
@@ -245,7 +250,23 @@ class KDGenerate(PipelineStep):
             docs.append(Document(text=messages[-1]["content"], id=row_id, metadata=metadata))
         return docs
 
+    def _report_progress(self, sent: int, replayed: int, tokens: int) -> None:
+        """Requests sent and replayed, tokens generated: for the CLI's progress bar (best effort, never fails)."""
+        counts = self._progress
+        counts["requests"] += sent
+        counts["replayed"] += replayed
+        counts["tokens"] += tokens
+        path = Path(self.work_dir) / "progress" / f"kd.{self._rank:05d}.json"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(counts))
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        self._rank, self._progress = rank, {"requests": 0, "replayed": 0, "tokens": 0}
         work = Path(self.work_dir)
         cache = ReplayCache(work / CACHE_DIR / f"{rank:05d}")
         failures_file = work / FAILURES_DIR / f"{rank:05d}.jsonl"
