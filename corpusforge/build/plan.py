@@ -9,7 +9,6 @@ buckets → clusters → dedup filter + steps after it + writer. Each stage is o
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -18,10 +17,11 @@ from pathlib import Path
 from datatrove.pipeline.base import PipelineStep
 
 from corpusforge.build.inputs import fingerprint_inputs, make_readers, resolve_inputs
-from corpusforge.build.output import OWNED, PLAN
+from corpusforge.build.output import OWNED, PLAN, previous_plan
 from corpusforge.errors import OutputError
 from corpusforge.recipe.models import LocalExecutor, Recipe, source_name
 from corpusforge.shards import ArrowShardWriter, recipe_fingerprint
+from corpusforge.shards.finalize import write_json_atomic
 from corpusforge.shards.writer import WORK_DIR
 from corpusforge.steps.registry import get_step
 
@@ -114,19 +114,16 @@ def fingerprint_plugins(plugins: list[str]) -> list[dict]:
 
 
 def write_plan(out: Path, record: dict) -> None:
-    path = plan_path(out)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)  # a kill never leaves a half-written plan
+    write_json_atomic(plan_path(out), record)  # a kill never leaves a half-written plan
 
 
 def read_plan(out: Path) -> dict:
-    path = plan_path(out)
-    if not path.exists():
+    plan = previous_plan(Path(out))
+    if plan is None:
         raise OutputError(
-            f"{out} is not a corpusforge build folder ({path} is missing); start it with `corpusforge run`"
+            f"{out} is not a corpusforge build folder ({plan_path(out)} is missing); start it with `corpusforge run`"
         )
-    return json.loads(path.read_text(encoding="utf-8"))
+    return plan
 
 
 def _output_steps(recipe: Recipe, out: Path) -> tuple[list[PipelineStep], list[str]]:

@@ -3,7 +3,6 @@ and the dry run (`corpusforge run --dry-run`) that shows the stages and job scri
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -21,7 +20,8 @@ from corpusforge.build.executors import (
     slurm_chain,
     submit_slurm,
 )
-from corpusforge.build.plan import compile_plan, plan_path, write_plan
+from corpusforge.build.output import previous_plan
+from corpusforge.build.plan import compile_plan, write_plan
 from corpusforge.recipe.models import Recipe, SlurmExecutor
 from corpusforge.shards.writer import WORK_DIR
 
@@ -36,13 +36,7 @@ def job_prefix(recipe: Recipe) -> str:
 
 def guard_active_jobs(out: Path) -> None:
     """Raise while Slurm jobs of an earlier `corpusforge run` of this folder are queued or running."""
-    path = plan_path(out)
-    if not path.exists():
-        return
-    try:
-        jobs = json.loads(path.read_text(encoding="utf-8")).get("jobs") or []
-    except ValueError:
-        return
+    jobs = (previous_plan(out) or {}).get("jobs") or []
     active = active_slurm_jobs([job["job_id"] for job in jobs if job.get("job_id")])
     if active:
         raise ExecutorError(

@@ -256,12 +256,12 @@ class KDGenerate(PipelineStep):
         counts["requests"] += sent
         counts["replayed"] += replayed
         counts["tokens"] += tokens
+        from corpusforge.shards.finalize import write_json_atomic
+
         path = Path(self.work_dir) / "progress" / f"kd.{self._rank:05d}.json"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(counts))
-            os.replace(tmp, path)
+            write_json_atomic(path, counts)
         except OSError:
             pass
 
