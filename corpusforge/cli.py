@@ -7,8 +7,8 @@ corpusforge schema > recipe.schema.json
 corpusforge inspect out/quickstart
 corpusforge vocab fertility --tokenizer TOK out/quickstart
 corpusforge vocab extend --tokenizer TOK out/quickstart --add 8000 --output tok-ext
-corpusforge eval align --model M [--model M2] --prompts th.jsonl --prompts-en en.jsonl --language th -o DIR
-corpusforge eval align --config align.yaml [--set k=v]
+corpusforge eval scorecard --model BASE --model TUNED --prompts th.jsonl --prompts-en en.jsonl --language th -o DIR
+corpusforge eval scorecard --config eval.yaml [--set k=v]      (`eval align` is the same command)
 corpusforge train trainer/configs/cp-lora.yaml [--set k=v] | corpusforge train merge RUN_DIR --output DIR
 """
 
@@ -328,6 +328,8 @@ def _align_config(args):
 
     flags = {"--model": args.model, "--prompts": args.prompts, "--prompts-en": args.prompts_en}
     flags["--language"] = args.language
+    for flag in ("reference", "heldout", "heldout_en", "no_retention"):
+        flags["--" + flag.replace("_", "-")] = getattr(args, flag)
     if args.config:
         given = [flag for flag, value in flags.items() if value]
         if given:
@@ -336,7 +338,8 @@ def _align_config(args):
                 "(change them with --set key=value)"
             )
         return load_align_config(args.config, args.set, output=args.output)
-    missing = [flag for flag, value in {**flags, "--output": args.output}.items() if not value]
+    required = ("--model", "--prompts", "--prompts-en", "--language")
+    missing = [flag for flag in (*required, "--output") if not {**flags, "--output": args.output}[flag]]
     if missing:
         raise CorpusforgeError(f"missing {', '.join(missing)} (or pass --config FILE)")
     if args.backend == "openai" and not args.base_url:
@@ -356,7 +359,11 @@ def _align_config(args):
         "system": args.system,
         "output": args.output,
         **({"min_letters": args.min_letters} if args.min_letters is not None else {}),
+        **({"reference": args.reference} if args.reference else {}),
+        **({"retention": {"enabled": False}} if args.no_retention else {}),
     }
+    if args.heldout or args.heldout_en:
+        data["perplexity"] = {"target": args.heldout or [], "en": args.heldout_en or []}
     return align_config_from_dict(data, args.set)
 
 
@@ -409,8 +416,47 @@ def cmd_eval_align(args) -> int:
             "if genuine answers are longer than that, raise --max-tokens (a loop is reported as a loop either way)",
             soft_wrap=True,
         )
-    console.print(f"wrote {result.json_path} and {result.png_path}", soft_wrap=True)
+    _print_scorecard(console, result.scorecard)
+    console.print(
+        f"wrote {result.scorecard_html}, {result.scorecard_json}, {result.json_path} and {result.png_path}",
+        soft_wrap=True,
+    )
     return EXIT_OK
+
+
+def _print_scorecard(console, card: dict) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from corpusforge.diagnostics.scorecard import _pct
+
+    lang = card["language"]
+    table = Table(title=f"transfer scorecard (reference: {card['reference']})", title_justify="left")
+    columns = ("model", "verdict", f"{lang}→{lang}", "en→en", f"degenerate en/{lang}", f"turn ended en/{lang}")
+    for col in (*columns, "retention NLL", "Δ", f"ppl {lang}", "ppl en"):
+        table.add_column(col, justify="left" if col in ("model", "verdict") else "right", no_wrap=col != "model")
+
+    def num(x, digits=3):
+        return "—" if x is None else f"{x:.{digits}f}"
+
+    for m in card["models"]:
+        x = m["measures"]
+        retention = x["retention"] or {}
+        table.add_row(
+            m["name"], m["verdict"].replace("_", " "), _pct(x["language"]["target"]["target"]), _pct(x["language"]["en"]["en"]),
+            f"{_pct(x['degenerate']['en'])} / {_pct(x['degenerate']['target'])}",
+            f"{_pct(x['chat_format']['en'])} / {_pct(x['chat_format']['target'])}",
+            num(retention.get("nll_per_token")), num(retention.get("delta_per_token")),
+            num(x["perplexity"].get("target"), 2), num(x["perplexity"].get("en"), 2),
+        )  # fmt: skip
+    console.print(table)
+    for m in card["models"]:
+        console.print(escape(m["verdict_line"]), soft_wrap=True)
+        for f in m["findings"]:
+            if f["kind"] == "unclear":
+                console.print(f"  not decisive: {escape(f['text'])}", soft_wrap=True)
+        if m["measures"]["note"]:
+            console.print(f"  {escape(m['measures']['note'])}", soft_wrap=True)
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -520,12 +566,14 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.set_defaults(func=cmd_vocab_extend)
 
-    evaluate = sub.add_parser("eval", help="evaluate transferred models: response language (InsCP's alignment matrix)")
+    evaluate = sub.add_parser("eval", help="did the transfer work? the scorecard of base vs tuned models")
     eval_sub = evaluate.add_subparsers(dest="eval_command", required=True)
     p = eval_sub.add_parser(
-        "align", help="share of English / target / other answers to English and target prompts, per model"
+        "scorecard",
+        aliases=["align"],
+        help="per model: answer language (degenerate answers apart), turns ended, retention, perplexity, a verdict",
     )
-    p.add_argument("--config", "-c", help="align YAML (models with their own backends); replaces the flags below")
+    p.add_argument("--config", "-c", help="eval YAML (models with their own backends); replaces the flags below")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     p.add_argument("--model", "-m", action="append", help="model folder, LoRA adapter folder, Hub id or served name")
     p.add_argument("--label", action="append", help="name of each --model in the table and chart (in order)")
@@ -542,7 +590,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-letters", type=int, help="shorter responses are `undetermined` (default 10)")
     p.add_argument("--system", help="system prompt for every request")
     p.add_argument("--text-field", default="text", help="jsonl field / column holding the prompt (default: text)")
-    p.add_argument("--output", "-o", help="folder for align.json and align.png")
+    p.add_argument("--reference", help="name (--label) of the model the others are judged against (default: first)")
+    p.add_argument("--heldout", nargs="+", help="held-out target-language text for perplexity (jsonl, txt, outputs)")
+    p.add_argument("--heldout-en", nargs="+", help="held-out English text for perplexity")
+    p.add_argument("--no-retention", action="store_true", help="skip the retention NLL")
+    p.add_argument("--output", "-o", help="folder for scorecard.json/.html and align.json/.png")
     p.set_defaults(func=cmd_eval_align)
     return parser
 

@@ -122,7 +122,8 @@ def smollm2_instruct(cache_dir: str | Path | None = None) -> Path:
         )
     gguf = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
     root = Path(cache_dir or os.environ.get("CORPUSFORGE_CACHE") or Path.home() / ".cache" / "corpusforge")
-    target = root / f"SmolLM2-135M-Instruct-{gguf.stat().st_size}"
+    # `-2`: folders made before the GGUF quantization_config was dropped from config.json cannot be saved again
+    target = root / f"SmolLM2-135M-Instruct-{gguf.stat().st_size}-2"
     if (target / "config.json").is_file():
         return target
     import torch
@@ -130,8 +131,13 @@ def smollm2_instruct(cache_dir: str | Path | None = None) -> Path:
 
     root.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.float32)
-    model = LlamaForCausalLM(loaded.config)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
+    config = loaded.config
+    # The weights are plain float32 now; a config that still names GGUF quantization makes every later
+    # save_pretrained (a fine-tuned copy, a merged adapter) refuse the model.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = LlamaForCausalLM(config)
     model.load_state_dict(loaded.state_dict())
     model.generation_config = loaded.generation_config
     tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=root))

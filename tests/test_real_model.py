@@ -45,6 +45,18 @@ def test_the_converted_folder_is_the_real_chat_model(smollm2):
     assert "Paris" in answer and answer.endswith("<|im_end|>")
 
 
+def test_the_folder_is_plain_float_weights_that_save_again(smollm2, tmp_path):
+    """A fine-tuned or merged copy must save: the folder must not claim the GGUF quantization it came from."""
+    import json
+
+    from transformers import AutoModelForCausalLM
+
+    assert "quantization_config" not in json.loads((smollm2 / "config.json").read_text())
+    model = AutoModelForCausalLM.from_pretrained(smollm2)
+    model.save_pretrained(tmp_path / "copy")
+    assert (tmp_path / "copy" / "model.safetensors").stat().st_size > 100_000_000
+
+
 def _repeats_a_sentence(text: str) -> bool:
     """An independent look at a loop: some sentence (of four words or more) occurs at least twice."""
     sentences = [" ".join(s.split()).lower() for s in re.split(r"[.!?。！？\n]", text)]
@@ -79,3 +91,49 @@ def test_scorecard_on_the_real_model_counts_its_loops(smollm2, tmp_path):
         elif r.degeneration is None:
             assert r.answered_in == "en" and r.finish_reason == "stop" and not _repeats_a_sentence(r.response)
     assert Counter(r.answered_in for r in responses)["en"] >= 1  # it does answer English
+
+
+def test_retention_and_perplexity_tell_a_damaged_copy_from_the_model(smollm2, tmp_path):
+    """The reference's own greedy English answers are likely under it and much less under a copy with noise in its
+    MLP weights; the damaged copy is not called transferred, and its held-out perplexity is higher."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from conftest import corpus_texts
+    from corpusforge.diagnostics.align import run_align
+    from corpusforge.diagnostics.align_config import align_config_from_dict
+
+    damaged = AutoModelForCausalLM.from_pretrained(smollm2)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in damaged.named_parameters():
+            if ".mlp." in name:
+                p.add_(torch.randn(p.shape, generator=generator) * p.std() * 0.35)
+    damaged.save_pretrained(tmp_path / "damaged")
+    AutoTokenizer.from_pretrained(smollm2).save_pretrained(tmp_path / "damaged")
+
+    english = [t for t in dict.fromkeys(corpus_texts("english")) if len(t.split()) >= 5][:6]
+    chinese = [t for t in dict.fromkeys(corpus_texts("traditionalchinese")) if len(t) >= 8][:2]
+    heldout = [t for t in dict.fromkeys(corpus_texts("traditionalchinese")) if len(t) >= 20][-10:]
+    (tmp_path / "en.txt").write_text("\n".join(english) + "\n", encoding="utf-8")
+    (tmp_path / "zh.txt").write_text("\n".join(chinese) + "\n", encoding="utf-8")
+    (tmp_path / "heldout.txt").write_text("\n".join(heldout) + "\n", encoding="utf-8")
+    backend = {"type": "transformers", "device": "cpu"}
+    config = {
+        "language": "zh_Hant",
+        "models": [
+            {"name": "base", "model": str(smollm2), "backend": backend},
+            {"name": "damaged", "model": str(tmp_path / "damaged"), "backend": backend},
+        ],
+        "prompts": {"target": [str(tmp_path / "zh.txt")], "en": [str(tmp_path / "en.txt")]},
+        "sampling": {"max_tokens": 96},
+        "perplexity": {"target": [str(tmp_path / "heldout.txt")]},
+        "output": str(tmp_path / "out"),
+    }
+    result = run_align(align_config_from_dict(config))
+    base, hurt = (m["measures"] for m in result.scorecard["models"])
+    assert base["retention"]["answers"] >= 2  # the base's English, non-degenerate answers
+    assert base["retention"]["nll_per_token"] < 1.5  # its own greedy answers are likely under it
+    assert hurt["retention"]["nll_per_token"] > base["retention"]["nll_per_token"] + 1.0
+    assert hurt["perplexity"]["target"] > base["perplexity"]["target"]
+    assert result.scorecard["models"][1]["verdict"] in ("broken", "english_degraded")

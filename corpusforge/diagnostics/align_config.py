@@ -14,6 +14,11 @@ models:
   - name: inscp-lora
     model: runs/inscp-lora                     # a LoRA adapter folder (transformers backend + peft)
     backend: {type: transformers, dtype: bfloat16}
+reference: base                                # the model the others are judged against (default: the first)
+retention: {limit: 200}                        # NLL of the reference's own English answers under each model
+perplexity:                                    # held-out text, never trained on (optional)
+  target: [data/heldout-th.jsonl]
+  en: [data/heldout-en.jsonl]
 output: out/align-th
 ```
 """
@@ -85,6 +90,58 @@ class AlignModel(StrictModel):
         return self
 
 
+class RetentionConfig(StrictModel):
+    """Retention (LLaMA Beyond English; TransLLM's recovery KD): how much less likely each model finds the
+    reference model's own English answers. Needs each model's weights (any backend but `openai`)."""
+
+    enabled: bool = Field(True, description="Measure retention.")
+    answers: list[ExistingPath] | None = Field(
+        None,
+        description="A recovery-KD set: corpusforge KD output folders or jsonl files with a `messages` column "
+        "(user turn, assistant answer). Default: the reference model's own answers to the English prompts that are "
+        "in English and not degenerate.",
+    )
+    limit: int | None = Field(200, ge=1, description="Use the first N answers; null: all.")
+
+    @field_validator("answers", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return [value] if isinstance(value, str) else value
+
+
+class PerplexityConfig(StrictModel):
+    """Perplexity on held-out plain text in the target language and in English (LLaMA Beyond English)."""
+
+    target: list[ExistingPath] = Field(default_factory=list, description="Held-out target-language text files.")
+    en: list[ExistingPath] = Field(default_factory=list, description="Held-out English text files.")
+    text_field: str = Field("text", description="jsonl field / dataset column holding the text.")
+    limit: int | None = Field(200, ge=1, description="First N documents of each set; null: all.")
+    max_tokens: int = Field(512, ge=2, description="Each document is truncated to this many tokens.")
+
+    @field_validator("target", "en", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return [value] if isinstance(value, str) else value
+
+
+class VerdictConfig(StrictModel):
+    """When a difference from the reference counts. A share must change by at least `min_change` *and* pass a
+    two-proportion z-test at `alpha`: 20 prompts cannot tell 30% from 45%, and the verdict says so."""
+
+    alpha: float = Field(0.05, gt=0.0, lt=1.0, description="Significance level of every comparison.")
+    min_change: float = Field(
+        0.10, gt=0.0, le=1.0, description="Smallest change of a share that matters (0.10 = 10 points)."
+    )
+    retention_nll: float = Field(
+        0.10,
+        gt=0.0,
+        description="Rise of the mean NLL (nats/token) of the reference's answers that counts as forgetting.",
+    )
+    english_ppl_ratio: float = Field(
+        1.20, gt=1.0, description="English perplexity ratio (model / reference) that counts as English degraded."
+    )
+
+
 class AlignConfig(StrictModel):
     """Which models answer which prompts, and how the answers are classified."""
 
@@ -98,7 +155,22 @@ class AlignConfig(StrictModel):
     )
     lid_model: str | None = Field(None, description="fastText LID model file; default: lid.176.ftz (bundled).")
     max_retries: int = Field(2, ge=0, description="Retries of a failed request before it counts as `failed`.")
-    output: str = Field(..., description="Folder for align.json and align.png.")
+    output: str = Field(..., description="Folder for scorecard.json / .html and align.json / .png.")
+    reference: str | None = Field(
+        None, description="Name of the model the others are judged against; default: the first."
+    )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    perplexity: PerplexityConfig | None = Field(None, description="Held-out text for perplexity; none by default.")
+    verdict: VerdictConfig = Field(default_factory=VerdictConfig)
+
+    @model_validator(mode="after")
+    def _known_reference(self):
+        names = [m.name for m in self.models]
+        if self.reference is None:
+            self.reference = names[0]
+        elif self.reference not in names:
+            raise ValueError(f"reference '{self.reference}' is not the name of a model (models: {', '.join(names)})")
+        return self
 
     @field_validator("language")
     @classmethod
