@@ -137,3 +137,45 @@ def test_retention_and_perplexity_tell_a_damaged_copy_from_the_model(smollm2, tm
     assert hurt["retention"]["nll_per_token"] > base["retention"]["nll_per_token"] + 1.0
     assert hurt["perplexity"]["target"] > base["perplexity"]["target"]
     assert result.scorecard["models"][1]["verdict"] in ("broken", "english_degraded")
+
+
+def test_plain_cp_rows_carry_no_chat_turn_tokens(smollm2):
+    """SmolLM2's BOS/EOS are chatml's <|im_start|>/<|im_end|>: plain documents must not look like chat turns."""
+    from transformers import AutoTokenizer
+
+    from conftest import corpus_texts
+    from corpusforge_trainer.data import DataError, TokenizeText
+
+    tok = AutoTokenizer.from_pretrained(smollm2)
+    turn = {tok.convert_tokens_to_ids(t) for t in ("<|im_start|>", "<|im_end|>")}
+    texts = [t for t in corpus_texts("traditionalchinese") if len(t) > 10][:20]
+    fn = TokenizeText(tok, text_format="plain")
+    rows = fn({"text": texts})["input_ids"]
+    endoftext = tok.convert_tokens_to_ids("<|endoftext|>")
+    for text, ids in zip(texts, rows):
+        assert not turn & set(ids)
+        assert ids == tok(text, add_special_tokens=False)["input_ids"] + [endoftext]
+    assert "'<|im_start|>'" in fn.note and "'<|endoftext|>' after" in fn.note
+
+    assert TokenizeText(tok, "plain", separator="none")({"text": texts[:1]})["input_ids"][0][-1] != endoftext
+    forced = TokenizeText(tok, "plain", separator="bos_eos")({"text": texts[:1]})["input_ids"][0]
+    assert forced[0] in turn and forced[-1] in turn  # asked for, so given
+    with pytest.raises(DataError, match="'<nope>' is not a token"):
+        TokenizeText(tok, "plain", separator="<nope>")
+
+
+def test_system_none_drops_the_template_default_system_prompt(smollm2):
+    from transformers import AutoTokenizer
+
+    from corpusforge.steps.tagging import InsCPTag, TagParams
+
+    tok = AutoTokenizer.from_pretrained(smollm2)
+    doc = "臺灣的語言與文化"
+    default = InsCPTag(TagParams(template=str(smollm2))).tag(doc)
+    expected = [{"role": "user", "content": ""}, {"role": "assistant", "content": doc}]
+    assert default == tok.apply_chat_template(expected, tokenize=False)  # unset: as the tokenizer renders it
+    assert "You are a helpful AI assistant named SmolLM" in default
+    none = InsCPTag(TagParams(template=str(smollm2), system="none")).tag(doc)
+    assert none == f"<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n{doc}<|im_end|>\n"
+    own = InsCPTag(TagParams(template=str(smollm2), system="Be brief.")).tag(doc)
+    assert own.startswith("<|im_start|>system\nBe brief.<|im_end|>\n") and own.endswith(none)

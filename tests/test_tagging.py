@@ -84,3 +84,18 @@ def test_unknown_template_is_a_clear_error(tmp_path):
         TagParams(template="llama-3")
     with pytest.raises(TemplateError, match="no chat template"):
         load_template(str(tmp_path))
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_system_none_is_the_rendering_without_any_system_block(name):
+    """Llama 3.1 writes a date block by itself; `none` removes exactly that. The others write no default: `none`
+    changes nothing."""
+    template = preset(name)
+    none = InsCPTag(TagParams(template=name, system="none"))
+    for text in DOCS:
+        default = template.render(inscp(text))
+        if name == "llama3_1":
+            assert "Cutting Knowledge Date" in default
+            assert none.tag(text) == preset("llama3").render(inscp(text))  # 3.0 is 3.1 without the block
+        else:
+            assert none.tag(text) == default

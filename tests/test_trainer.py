@@ -135,9 +135,11 @@ def test_inscp_text_keeps_one_bos(world, tmp_path):
 
     config = config_from_dict(_config(world, tmp_path, source="plain"))
     (plain,) = tokenize_sources(config, tok, open_shards(config))
+    # Llama-3-Instruct's EOS is <|eot_id|>, the end of a chat turn: a plain document ends with <|end_of_text|>
+    assert tok.eos_token == EOT
     for ids in plain["input_ids"]:
         assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1
-        assert ids[-1] == tok.eos_token_id
+        assert ids[-1] == tok.convert_tokens_to_ids("<|end_of_text|>") and tok.eos_token_id not in ids
 
 
 def test_tokenized_shards_are_cached(world, tmp_path):

@@ -94,6 +94,15 @@ class DataConfig(_Strict):
         "Default: split for cp, drop for sft (a truncated answer teaches the model to stop mid-sentence).",
     )
     add_eos: bool = Field(True, description="cp: append EOS to plain text (formatted text already ends its turn).")
+    separator: str = Field(
+        "auto",
+        description="cp, plain text: what marks a document's bounds. `auto`: the tokenizer's BOS before and EOS "
+        "after (`add_eos`), except that a BOS or EOS the chat template uses as a turn token (chatml's "
+        "`<|im_start|>`/`<|im_end|>`, Llama-3-Instruct's `<|eot_id|>`) is replaced by the model's document "
+        "separator (`<|endoftext|>`, `<|end_of_text|>`, `</s>`…) after the document — with a warning; "
+        "`bos_eos`: BOS and EOS whatever they are; `none`: nothing; any other value: that token after each "
+        "document.",
+    )
     num_proc: int = Field(1, ge=1, description="Processes for tokenization.")
     cache_dir: str | None = Field(
         None, description="Where tokenized shards are cached (default: $XDG_CACHE_HOME/corpusforge/tokenized)."

@@ -61,14 +61,81 @@ def source_is_tagged(path: str | Path) -> bool:
     return any(isinstance(step, dict) and "tag" in step for step in steps)
 
 
-class TokenizeText:
-    """cp rows: formatted text (InsCP) is tokenized as is — it carries its own BOS; plain text gets BOS + EOS."""
+DOCUMENT_SEPARATORS = ("<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>", "<|end|>")
 
-    def __init__(self, tokenizer, text_format: str = "auto", tagged_source: bool = False, add_eos: bool = True):
+
+def chat_turn_tokens(tokenizer) -> set[str]:
+    """Special tokens the chat template writes inside a conversation (turn openers and closers), not only at its
+    very start: a document wrapped in them reads as a chat turn."""
+    if not getattr(tokenizer, "chat_template", None):
+        return set()
+    probe = [{"role": "user", "content": "cfprobe question"}, {"role": "assistant", "content": "cfprobe answer"}]
+    try:
+        rendered = tokenizer.apply_chat_template(probe, tokenize=False)
+    except Exception:  # noqa: BLE001 — a template that needs more than this probe: nothing to learn from it
+        return set()
+    out = set()
+    for token in {tokenizer.bos_token, tokenizer.eos_token, *tokenizer.all_special_tokens} - {None, ""}:
+        first = rendered.find(token)
+        if first > 0 or (first == 0 and rendered.find(token, len(token)) > 0):
+            out.add(token)
+    return out
+
+
+def plain_bounds(tokenizer, separator: str = "auto", add_eos: bool = True) -> tuple[list[int], list[int], str | None]:
+    """(ids before, ids after) each plain-text document, and a warning to log (or None)."""
+    bos, eos = tokenizer.bos_token, tokenizer.eos_token
+    if separator == "none":
+        return [], [], None
+    if separator == "bos_eos":
+        return _ids(tokenizer, [bos]), _ids(tokenizer, [eos] if add_eos else []), None
+    if separator != "auto":
+        ids = tokenizer.convert_tokens_to_ids(separator)
+        if not isinstance(ids, int) or ids == tokenizer.unk_token_id or separator not in tokenizer.get_vocab():
+            raise DataError(f"data.separator: '{separator}' is not a token of this tokenizer")
+        return [], [ids], None
+    turn = chat_turn_tokens(tokenizer)
+    if not ({bos, eos} & turn):
+        return _ids(tokenizer, [bos]), _ids(tokenizer, [eos] if add_eos else []), None
+    vocab = tokenizer.get_vocab()
+    doc_sep = next((t for t in DOCUMENT_SEPARATORS if t in vocab and t not in turn), None)
+    if doc_sep is None:
+        raise DataError(
+            f"plain cp text: this tokenizer's BOS {bos!r} / EOS {eos!r} are chat-turn tokens of its template and it "
+            "has no document separator token; set data.separator (a token, `none`, or `bos_eos`)"
+        )
+    head = [] if bos in turn else _ids(tokenizer, [bos])
+    named = [f"{what} {token!r}" for what, token in (("BOS", bos), ("EOS", eos)) if token in turn]
+    verb = "is a chat-turn token" if len(named) == 1 else "are chat-turn tokens"
+    kept = f"BOS {bos!r} before and " if head else ""
+    note = (
+        f"plain cp text: the tokenizer's {' and '.join(named)} {verb} of its template; documents get {kept}"
+        f"{doc_sep!r} after instead (data.separator chooses)"
+    )
+    return head, [vocab[doc_sep]] if add_eos else [], note
+
+
+def _ids(tokenizer, tokens: list[str | None]) -> list[int]:
+    return [tokenizer.convert_tokens_to_ids(t) for t in tokens if t]
+
+
+class TokenizeText:
+    """cp rows: formatted text (InsCP) is tokenized as is — it carries its own BOS; plain text gets the document
+    bounds of ``plain_bounds`` (BOS + EOS, or the document separator when those are chat-turn tokens)."""
+
+    def __init__(
+        self,
+        tokenizer,
+        text_format: str = "auto",
+        tagged_source: bool = False,
+        add_eos: bool = True,
+        separator: str = "auto",
+    ):
         self.tokenizer = tokenizer
         self.text_format = text_format
         self.tagged_source = tagged_source
         self.add_eos = add_eos
+        self.head, self.tail, self.note = plain_bounds(tokenizer, separator, add_eos)
 
     def formatted(self, text: str) -> bool:
         if self.text_format != "auto":
@@ -77,13 +144,12 @@ class TokenizeText:
         return self.tagged_source or bool(bos and text.startswith(bos))
 
     def __call__(self, batch: dict) -> dict:
-        tok = self.tokenizer
-        # add_special_tokens=False always: formatted text already has BOS, and for plain text we add BOS/EOS
-        # ourselves because post-processors differ (some add EOS, some add nothing).
-        encoded = tok(batch["text"], add_special_tokens=False)["input_ids"]
-        head = [tok.bos_token_id] if tok.bos_token_id is not None else []
-        tail = [tok.eos_token_id] if self.add_eos and tok.eos_token_id is not None else []
-        rows = [ids if self.formatted(text) else head + ids + tail for text, ids in zip(batch["text"], encoded)]
+        # add_special_tokens=False always: formatted text already has BOS, and plain text gets the bounds chosen
+        # above because post-processors differ (some add EOS, some add nothing).
+        encoded = self.tokenizer(batch["text"], add_special_tokens=False)["input_ids"]
+        rows = [
+            ids if self.formatted(text) else self.head + ids + self.tail for text, ids in zip(batch["text"], encoded)
+        ]
         return {"input_ids": rows, "loss_mask": [[1] * len(r) for r in rows], "length": [len(r) for r in rows]}
 
 
@@ -201,9 +267,11 @@ def tokenize_sources(config, tokenizer, shards: list) -> list:
         path = Path(source.path).expanduser().resolve()
         if config.mode == "cp":
             tagged = source_is_tagged(path)
-            fn = TokenizeText(tokenizer, source.text_format, tagged, config.data.add_eos)
+            fn = TokenizeText(tokenizer, source.text_format, tagged, config.data.add_eos, config.data.separator)
             _warn_on_foreign_template(fn, dataset, tokenizer, path)
-            settings = [source.text_format, tagged, config.data.add_eos]
+            if fn.note and not tagged and source.text_format != "formatted":
+                logger.warning("%s: %s", path, fn.note)
+            settings = [source.text_format, tagged, config.data.add_eos, fn.head, fn.tail]
         else:
             fn = TokenizeMessages(tokenizer, str(path))
             settings = []

@@ -33,7 +33,12 @@ class TagParams(StrictModel):
         description=f"Preset ({', '.join(PRESETS)}), a local model/tokenizer folder, or a Hub model id (online).",
     )
     user: str = Field("", description="User turn content (InsCP: empty).")
-    system: str | None = Field(None, description="System prompt (InsCP: none).")
+    system: str | None = Field(
+        None,
+        description="Unset: no system message, so the template renders as `apply_chat_template` does — with its "
+        "default system prompt if it has one (SmolLM2, Qwen2.5, Llama 3.1's date block). `none`: no system turn at "
+        "all (InsCP), the template's default block removed. Any other text: that system prompt.",
+    )
     role: str = Field("assistant", description="Role of the turn that carries the document.")
     split_qa: str | None = Field(
         None,
@@ -112,9 +117,11 @@ class InsCPTag(PipelineStep):
 
     def tag(self, text: str) -> str:
         p = self.params
-        messages = [{"role": "system", "content": p.system}] if p.system is not None else []
-        messages += [{"role": "user", "content": p.user}, {"role": p.role, "content": text}]
-        return self.template.render(messages)
+        turns = [{"role": "user", "content": p.user}, {"role": p.role, "content": text}]
+        if p.system == "none":
+            return self.template.render_without_system(turns)
+        system = [{"role": "system", "content": p.system}] if p.system is not None else []
+        return self.template.render(system + turns)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         answer_field = self.params.split_qa

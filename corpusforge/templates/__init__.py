@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from importlib import resources
@@ -36,6 +37,9 @@ PRESETS: dict[str, dict[str, str]] = {
 # whether or not the renderer provides strftime_now, and the text never depends on the day of the build.
 DEFAULT_DATE = dt.date(2024, 7, 26)
 SPECIAL_TOKEN_KEYS = ("bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token")
+
+
+_PROBE = ("cfprobeuserzero", "cfprobeanswerzero", "cfprobeuserone", "cfprobeanswerone")
 
 
 class TemplateError(CorpusforgeError):
@@ -65,8 +69,49 @@ class ChatTemplate:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state.pop("_compiled", None)
+        for derived in ("_compiled", "default_system"):
+            state.pop(derived, None)
         return state
+
+    @cached_property
+    def default_system(self) -> tuple[int, str] | None:
+        """(offset, text) of the system block the template writes by itself when a conversation has none —
+        SmolLM2's "You are a helpful AI assistant named SmolLM…", Qwen2.5's, Llama 3.1's dates — or None.
+
+        Found by rendering a two-exchange probe: the user-turn opening is what follows the first answer's closing,
+        and a system block opens like a user turn with `system` for `user`. Templates that fold a system prompt into
+        the first user turn (Llama 2, Mistral, Gemma) have no block of their own, so None."""
+        u0, a0, u1, a1 = _PROBE
+        roles = ("user", "assistant", "user", "assistant")
+        rendered = self.render([{"role": r, "content": c} for r, c in zip(roles, _PROBE)])
+        at = [rendered.find(x) for x in _PROBE]
+        if -1 in at or at != sorted(at):
+            return None
+        closing_and_open = rendered[at[1] + len(a0) : at[2]]
+        tail = rendered[at[3] + len(a1) :]
+        user_open = closing_and_open[len(os.path.commonprefix([closing_and_open, tail])) :]
+        head = rendered[: at[0]]
+        if "user" not in user_open or not head.endswith(user_open):
+            return None
+        head = head[: len(head) - len(user_open)]
+        start = head.find(user_open.replace("user", "system", 1))
+        return None if start < 0 else (start, head[start:])
+
+    def render_without_system(self, messages: list[dict], **kwargs) -> str:
+        """The conversation (no system message) with the template's own default system block removed."""
+        if messages and messages[0].get("role") == "system":
+            raise TemplateError("render_without_system: the conversation already has a system message")
+        rendered = self.render(messages, **kwargs)
+        block = self.default_system
+        if block is None:
+            return rendered
+        start, text = block
+        if rendered[start : start + len(text)] != text:
+            raise TemplateError(
+                f"chat template from {self.source}: its default system block is not where the probe found it; "
+                "set `system` to a prompt of your own instead of `none`"
+            )
+        return rendered[:start] + rendered[start + len(text) :]
 
 
 def _environment(date: dt.date):
