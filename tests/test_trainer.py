@@ -355,6 +355,25 @@ def test_packed_sft_rows_carry_the_masks(world, tmp_path):
     assert len(shipped) < 50_000 and pickle.loads(shipped)[0]["labels"].tolist() == expected
 
 
+def test_cp_text_and_kd_messages_mix_in_one_run(world, tmp_path):
+    """InsCP text (every token trained) beside recovery KD (loss on the answer only): one run, per-source mode."""
+    tok = world["tok"]
+    data = {
+        "sources": [{"path": str(world["root"] / "cp")}, {"path": str(world["root"] / "kd"), "mode": "sft"}],
+        "seq_len": 256,
+    }
+    config = config_from_dict(_config(world, tmp_path, data=data))
+    tokens, plan = prepare_data(config, tok)
+    cp_rows, kd_rows = (len(open_shards(config)[i]) for i in (0, 1))
+    assert len(tokens) == cp_rows + kd_rows
+    cp_masks, kd_masks = tokens["loss_mask"][:cp_rows], tokens["loss_mask"][cp_rows:]
+    assert all(all(m) for m in cp_masks)  # cp: every token
+    assert all(0 < sum(m) < len(m) for m in kd_masks)  # sft: the assistant turns, not the prompt
+    kd_only = config_from_dict(_config(world, tmp_path, data={"sources": [{"path": str(world["root"] / "kd")}]}))
+    with pytest.raises(ConfigError, match="mode cp reads the 'text' column.*set `mode: sft`"):
+        prepare_data(kd_only, tok)
+
+
 # ------------------------------------------------------------------------------------------------------ training
 def _history(run: Path) -> list[dict]:
     return json.loads((run / "trainer_state.json").read_text())["log_history"]

@@ -69,6 +69,11 @@ class SourceConfig(_Strict):
         gt=0,
         description="Row multiplier: 2 repeats every row twice, 0.5 keeps a random half (seeded by `train.seed`).",
     )
+    mode: Literal["cp", "sft"] | None = Field(
+        None,
+        description="This source's mode, default: the run's `mode`. Mixes CP text with KD `messages` in one run "
+        "(e.g. InsCP text plus recovery KD, `mode: sft`: loss on the assistant turns only).",
+    )
     text_format: Literal["auto", "formatted", "plain"] = Field(
         "auto",
         description="cp only. `formatted`: text already carries BOS and chat tags (InsCP) and is tokenized as is; "

@@ -33,8 +33,9 @@ def open_shards(config) -> list:
     import datasets
 
     opened = []
-    column = _NEEDS[config.mode]
     for i, source in enumerate(config.data.sources):
+        mode = source.mode or config.mode
+        column = _NEEDS[mode]
         loc = ("data", "sources", i, "path")
         path = Path(source.path).expanduser()
         if not (path / "state.json").is_file():
@@ -43,10 +44,9 @@ def open_shards(config) -> list:
         dataset = datasets.load_from_disk(str(path))
         if column not in dataset.column_names:
             other = next((m for m, c in _NEEDS.items() if c in dataset.column_names), None)
-            hint = f" — it looks like {other} data: set `mode: {other}`" if other else ""
+            hint = f" — it looks like {other} data: set `mode: {other}` (here or on the source)" if other else ""
             raise config.error(
-                loc,
-                f"mode {config.mode} reads the '{column}' column; '{path}' has {dataset.column_names}{hint}",
+                loc, f"mode {mode} reads the '{column}' column; '{path}' has {dataset.column_names}{hint}"
             )
         opened.append(dataset)
     return opened
@@ -265,7 +265,8 @@ def tokenize_sources(config, tokenizer, shards: list) -> list:
     out = []
     for source, dataset in zip(config.data.sources, shards):
         path = Path(source.path).expanduser().resolve()
-        if config.mode == "cp":
+        mode = source.mode or config.mode
+        if mode == "cp":
             tagged = source_is_tagged(path)
             fn = TokenizeText(tokenizer, source.text_format, tagged, config.data.add_eos, config.data.separator)
             _warn_on_foreign_template(fn, dataset, tokenizer, path)
@@ -275,7 +276,7 @@ def tokenize_sources(config, tokenizer, shards: list) -> list:
         else:
             fn = TokenizeMessages(tokenizer, str(path))
             settings = []
-        key_parts = [_CACHE_VERSION, config.mode, str(path), _shard_fingerprint(path), tokenizer_key, settings]
+        key_parts = [_CACHE_VERSION, mode, str(path), _shard_fingerprint(path), tokenizer_key, settings]
         key = hashlib.sha256(json.dumps(key_parts, default=str).encode()).hexdigest()[:24]
         tokenized = dataset.map(
             fn,

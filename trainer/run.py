@@ -147,7 +147,7 @@ def prepare_data(config: TrainConfig, tokenizer) -> tuple:
     lengths = tokens.data.table.column("length").to_numpy().astype(np.int64)
     docs = select_documents([len(t) for t in tokenized], [s.weight for s in config.data.sources], config.train.seed)
     has_loss = None
-    if config.mode == "sft":
+    if "sft" in {s.mode or config.mode for s in config.data.sources}:
         masks = tokens.data.table.column("loss_mask")
 
         def has_loss(doc: int, start: int, end: int) -> bool:
