@@ -12,7 +12,7 @@ from fake_openai import FakeChatServer
 
 from corpusforge.diagnostics.align import run_align
 from corpusforge.diagnostics.align_config import align_config_from_dict
-from corpusforge.diagnostics.degenerate import degeneration
+from corpusforge.diagnostics.degenerate import degeneration, units
 
 
 def conversation_pairs(folder: str) -> list[tuple[str, str]]:
@@ -32,7 +32,10 @@ def test_real_answers_are_not_degenerate(folder):
     pairs = [(p, a) for p, a in conversation_pairs(folder) if any(ch.isalpha() for ch in a)]
     assert len(pairs) > 10
     flagged = [(p, a, degeneration(a, p, "stop")) for p, a in pairs if degeneration(a, p, "stop")]
-    assert flagged == []
+    # The only ones flagged are the corpus's mirrored lines, the prompt repeated word for word ("you are immature"
+    # → "you are immature", "你不誠實" → "你不誠實"): echoes by any reading. Nothing else.
+    assert all(why == "echo" and units(a) == units(p) for p, a, why in flagged), flagged
+    assert len(flagged) <= 6 < len(pairs) // 2
 
 
 def test_the_corpus_own_loops_and_echoes_are_found():
@@ -56,7 +59,9 @@ def test_loops_echoes_cut_offs_built_from_real_answers():
     assert degeneration(th[0][1] * 6, th[0][0]) == "loop"  # Thai has no spaces: measured in characters
     assert degeneration(prompt, prompt) == "echo"
     assert degeneration(f"{prompt}\n{answer[:20]}", prompt) == "echo"
-    assert degeneration(zh[0][0] * 1, zh[0][0]) in (None, "echo")  # too short a prompt to call it an echo
+    # a short prompt repeated back whole and alone (SmolLM2 after a brief InsCP run: "你會死" → "你會死？")
+    assert degeneration("你會死？", "你會死") == "echo" and degeneration("Hello!", "Hello") is None
+    assert degeneration("我沒有意義。", "你沒有意義") is None  # an answer in the prompt's words is not a copy
     assert degeneration(answer, prompt, "length") == "cut_off"
     assert degeneration(answer, prompt, "stop") is None
     assert degeneration("  \n", prompt) == "empty"

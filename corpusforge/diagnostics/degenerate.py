@@ -26,7 +26,8 @@ LOOP_NGRAM = 5  # units per n-gram
 LOOP_MIN_UNITS = 12  # shorter answers cannot be told to loop
 LOOP_DUPLICATE_SHARE = 0.3  # share of units inside an n-gram seen earlier in the same answer
 LOOP_LINE_REPEATS = 3  # the same non-trivial line this many times is a loop whatever its share
-ECHO_MIN_UNITS = 8  # a shorter prompt may be answered in its own words ("Hello" → "Hello!")
+ECHO_MIN_UNITS = 8  # a shorter prompt may be answered in its own words ("Hello" → "Hello!") …
+ECHO_EXACT_UNITS = 3  # … but not repeated back whole and alone ("你會死" → "你會死？"): that is an echo from 3 units
 ECHO_PROMPT_SHARE = 0.9  # the answer holds this much of the prompt in one piece (all of a short one) …
 ECHO_ANSWER_SHARE = 0.5  # … and that copy is at least this much of the answer
 _FENCED_CODE = re.compile(r"```.*?(```|$)", re.S)  # code repeats itself by nature: not measured for loops
@@ -82,6 +83,8 @@ def is_loop(text: str) -> bool:
 def is_echo(answer: str, prompt: str) -> bool:
     """The answer is mostly the prompt, copied in one piece (the whole question repeated back)."""
     a, p = units(answer), units(prompt)
+    if a == p and len(p) >= ECHO_EXACT_UNITS:
+        return True
     if not a or len(p) < ECHO_MIN_UNITS:
         return False
     block = SequenceMatcher(None, p, a, autojunk=False).find_longest_match(0, len(p), 0, len(a))

