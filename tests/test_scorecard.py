@@ -173,3 +173,16 @@ def test_answer_nll_is_transformers_loss_over_the_answer_tokens(tiny, real):
             loss = model(input_ids=torch.tensor([ids]), labels=torch.tensor([ids])).loss.item()
         assert got.tokens == len(ids) - 1 and got.nll == pytest.approx(loss * (len(ids) - 1), rel=1e-4)
         assert math.isfinite(got.per_token)
+
+
+def test_a_repeated_prompt_is_asked_once(real, tmp_path, caplog):
+    """chatterbot opens seven conversations with "玩笑": counted seven times, one answer would weigh as seven."""
+    with FakeChatServer(scripted(real, "zh")) as server:
+        config = config_for(real, tmp_path, {"m": server})
+        zh = (tmp_path / "zh.txt").read_text(encoding="utf-8").splitlines()
+        (tmp_path / "zh.txt").write_text("\n".join(zh[:3] * 3) + "\n", encoding="utf-8")
+        config["prompts"]["limit"] = 2
+        result = run_align(align_config_from_dict(config))
+        asked = [r["body"]["messages"][-1]["content"] for r in server.requests]
+    assert result.models[0].cells["target"].prompts == 2 and sorted(set(asked) & set(zh)) == sorted(zh[:2])
+    assert len(asked) == 4  # 2 distinct target prompts + the first 2 English ones

@@ -162,13 +162,27 @@ class AlignResult:
 
 # --------------------------------------------------------------------------------------------- prompts
 def load_prompts(paths: list[str], text_field: str = "text", limit: int | None = None) -> list[str]:
-    """Prompts from jsonl / txt files or corpusforge output folders (InsCP tags removed), in file order."""
+    """Distinct prompts from jsonl / txt files or corpusforge output folders (InsCP tags removed), in file order."""
     from corpusforge.diagnostics.corpus import iter_docs
 
-    prompts = [doc.text for doc in iter_docs(paths, max_docs=limit, text_field=text_field)]
+    # Distinct prompts only: a prompt listed 7 times would count 7 answers, and the significance tests would
+    # believe in 7 observations where there is one. ``limit`` counts distinct prompts.
+    prompts: dict[str, None] = {}
+    repeated = 0
+    for doc in iter_docs(paths, max_docs=None, text_field=text_field):
+        if doc.text in prompts:
+            repeated += 1
+            continue
+        prompts[doc.text] = None
+        if limit is not None and len(prompts) >= limit:
+            break
     if not prompts:
         raise SourceError(f"no prompt in {', '.join(map(str, paths))} (empty files?)")
-    return prompts
+    if repeated:
+        log.warning(
+            "%s: %d repeated prompt(s) left out (each prompt is asked once)", ", ".join(map(str, paths)), repeated
+        )
+    return list(prompts)
 
 
 # --------------------------------------------------------------------------------------------- classification

@@ -29,8 +29,8 @@ def main(workdir: str) -> None:
     train = [d for d in docs if not heldout(d["id"])]
     held = [d for d in docs if heldout(d["id"])]
 
-    def first_turns(rows, folder):
-        return [d["text"].split("\n")[0] for d in rows if d["id"].startswith(folder + "/")]
+    def first_turns(rows, folder):  # distinct: several conversations open with the same line ("玩笑")
+        return list(dict.fromkeys(d["text"].split("\n")[0] for d in rows if d["id"].startswith(folder + "/")))
 
     def whole(rows, folder):
         return [" ".join(d["text"].split("\n")) for d in rows if d["id"].startswith(folder + "/")]
