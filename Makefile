@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 SHELL := /bin/bash
-.PHONY: quickstart test test-vllm install install-test lint format docs bench clean
+.PHONY: quickstart test test-vllm install install-test lint format docs bench example clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ docs: install
 
 bench: install-test
 	$(BIN)/python benchmarks/bench_lid.py
+
+# The whole transfer on CPU with the real SmolLM2-135M-Instruct (~15 min on 2 cores): examples/transfer-cpu/README.md
+example: install-test
+	PATH="$(CURDIR)/$(BIN):$$PATH" PYTHON="$(CURDIR)/$(BIN)/python" examples/transfer-cpu/run.sh out/transfer-cpu
 
 clean:
 	rm -rf out .pytest_cache .ruff_cache

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # The whole transfer on CPU with the real SmolLM2-135M-Instruct: InsCP corpus → recovery KD by the model itself →
-# LoRA training on both → the scorecard of base vs tuned. Usage: examples/transfer-cpu/run.sh [WORKDIR]
+# LoRA training on both → the scorecard of base vs tuned.
+#   examples/transfer-cpu/run.sh [WORKDIR]          CPU (about 15 minutes on 2 cores)
+#   examples/transfer-cpu/run.sh --gpu [WORKDIR]    a CUDA GPU and `pip install 'corpusforge[gen]'` (vLLM)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-WORK="${1:-out/transfer-cpu}"
+VARIANT=""
+if [ "${1:-}" = "--gpu" ]; then VARIANT="-gpu"; shift; fi
+WORK="${1:-out/transfer-cpu$VARIANT}"
 PY="${PYTHON:-python}"
 mkdir -p "$WORK"
 cd "$WORK"
@@ -20,12 +24,16 @@ step "InsCP corpus"
 corpusforge run "$HERE/cp.yaml" --set "steps[3].tag.template=$MODEL" --overwrite
 
 step "recovery KD: the model answers English prompts itself"
-corpusforge run "$HERE/kd.yaml" --set "generate.model=$MODEL" --overwrite
+corpusforge run "$HERE/kd$VARIANT.yaml" --set "generate.model=$MODEL" --overwrite
 
 step "LoRA training: InsCP text + recovery KD"
 rm -rf runs/tuned
-corpusforge train "$HERE/train.yaml" --set "model.path=$MODEL"
+corpusforge train "$HERE/train$VARIANT.yaml" --set "model.path=$MODEL"
+if [ -n "$VARIANT" ]; then  # vLLM serves full models: merge the adapter
+  rm -rf runs/tuned-merged
+  corpusforge train merge runs/tuned --output runs/tuned-merged
+fi
 
 step "scorecard: base vs tuned"
-corpusforge eval scorecard --config "$HERE/eval.yaml" --set "models[0].model=$MODEL"
+corpusforge eval scorecard --config "$HERE/eval$VARIANT.yaml" --set "models[0].model=$MODEL"
 step "done: $WORK/out/eval/scorecard.html"
