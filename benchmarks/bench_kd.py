@@ -148,6 +148,7 @@ def bench_transformers(tmp: Path, model: Path, n: int, rounds: int) -> dict:
                     do_sample=True,
                     temperature=0.8,
                     top_p=0.95,
+                    top_k=0,  # generation_config's default top_k=50 would sample another distribution
                     pad_token_id=tokenizer.pad_token_id,
                     eos_token_id=eos,
                 )
@@ -170,6 +171,7 @@ def bench_transformers(tmp: Path, model: Path, n: int, rounds: int) -> dict:
                     do_sample=True,
                     temperature=0.8,
                     top_p=0.95,
+                    top_k=0,  # generation_config's default top_k=50 would sample another distribution
                     pad_token_id=pad,
                     eos_token_id=eos,
                 )

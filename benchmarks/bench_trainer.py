@@ -15,7 +15,7 @@ Also: the real-token share of our packing against padding each batch to its long
 sequence, as TRL does (ours does so only for flash-attention; with SDPA it keeps rows, so attention costs B*L^2
 instead of (B*L)^2).
 
-    .venv/bin/python benchmarks/bench_trainer.py            # needs trl: pip install -c constraints.txt trl
+    .venv/bin/python benchmarks/bench_trainer.py            # needs trl: .venv/bin/pip install trl==1.16.0
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def main() -> int:
         import trl
     except ImportError:
         print(
-            "SKIP: trl is not installed — pip install -c constraints.txt trl "
+            "SKIP: trl is not installed — .venv/bin/pip install trl==1.16.0 "
             "(check that it leaves torch and transformers where they are)"
         )
         return 0

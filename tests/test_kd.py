@@ -427,3 +427,23 @@ def test_cli_runs_and_inspects_a_kd_dataset(tmp_path):
     assert inspect.returncode == 0, inspect.stderr
     assert "[recovery stop]" in inspect.stdout
     assert "assistant: 'Here is what the model says about it: 0? country of capital" in inspect.stdout
+
+
+def test_top_p_nucleus_is_the_full_sort_nucleus():
+    """The sampler takes the nucleus from the top 1,024 candidates (the full sort of a 49k vocabulary was most of
+    the sampling time); it must keep the tokens a full sort keeps, also where the nucleus is wider than that."""
+    torch = pytest.importorskip("torch")
+    from corpusforge.kd.backends import SeededSampler
+
+    def full_sort(scores, top_p):
+        sorted_scores, order = torch.sort(scores, descending=True, dim=-1)
+        probs = sorted_scores.softmax(dim=-1)
+        remove = probs.cumsum(dim=-1) - probs >= top_p
+        return remove.scatter(1, order, remove)
+
+    g = torch.Generator().manual_seed(0)
+    for scale in (0.5, 2.0, 8.0):  # 0.5: nearly flat, the nucleus holds tens of thousands of tokens
+        scores = torch.randn(8, 49152, generator=g) * scale
+        for top_p in (0.5, 0.9, 0.95):
+            ours = SeededSampler([0] * 8, 1.0, top_p, "cpu")._outside_top_p(scores)
+            assert torch.equal(ours, full_sort(scores, top_p)), (scale, top_p)

@@ -186,3 +186,27 @@ def test_a_repeated_prompt_is_asked_once(real, tmp_path, caplog):
         asked = [r["body"]["messages"][-1]["content"] for r in server.requests]
     assert result.models[0].cells["target"].prompts == 2 and sorted(set(asked) & set(zh)) == sorted(zh[:2])
     assert len(asked) == 4  # 2 distinct target prompts + the first 2 English ones
+
+
+def test_retention_on_a_given_recovery_set(tiny, real, tmp_path):
+    """`retention.answers`: a jsonl of recovery conversations is scored under every model; bad rows are named."""
+    from corpusforge.errors import SourceError
+
+    rows = [{"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}]} for p, a in real["en"]]
+    (tmp_path / "recovery.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    config = config_for(real, tmp_path, {})
+    config["models"] = [
+        {"name": n, "model": str(tiny), "backend": {"type": "transformers", "device": "cpu"}} for n in ("a", "b")
+    ]
+    config["prompts"]["limit"] = 2
+    config["sampling"] = {"max_tokens": 8}
+    config["retention"] = {"answers": str(tmp_path / "recovery.jsonl"), "limit": 5}
+    result = run_align(align_config_from_dict(config))
+    a, b = (m["measures"]["retention"] for m in result.scorecard["models"])
+    assert a["answers"] == b["answers"] == 5 and a["nll_per_token"] == pytest.approx(b["nll_per_token"])
+    assert result.scorecard["models"][1]["measures"]["retention"]["delta_per_token"] == pytest.approx(0.0, abs=1e-6)
+
+    (tmp_path / "recovery.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "x"}]}) + "\n")
+    config["output"] = str(tmp_path / "out2")
+    with pytest.raises(SourceError, match="row 0 has no `messages` ending with an assistant turn"):
+        run_align(align_config_from_dict(config))

@@ -482,7 +482,8 @@ def own_answers(reference: ModelResult, config: AlignConfig) -> list[list[dict]]
         if r.prompt_set == "en" and r.answered_in == "en" and r.finish_reason == "stop"
     ]
     limit = config.retention.limit
-    return kept[:limit] if limit else kept or None
+    kept = kept[:limit] if limit else kept
+    return kept or None
 
 
 def load_heldout(config: AlignConfig) -> dict[str, list[str]]:
