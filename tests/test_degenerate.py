@@ -75,8 +75,13 @@ def test_loops_echoes_cut_offs_built_from_real_answers():
 
 def test_scorecard_counts_loops_and_echoes_as_degenerate(tmp_path):
     """A model that 'answers in the target language' by looping or repeating the question is not transferred."""
-    zh = [(p, a) for p, a in conversation_pairs("traditionalchinese") if len(p) >= 10 and len(a) >= 10][:6]
-    en = [(p, a) for p, a in conversation_pairs("english") if len(p.split()) >= 8 and len(a.split()) >= 6][:2]
+    # distinct prompts (each prompt is asked once)
+    zh = list(
+        dict((p, a) for p, a in conversation_pairs("traditionalchinese") if len(p) >= 10 and len(a) >= 10).items()
+    )[:6]
+    en = list(
+        dict((p, a) for p, a in conversation_pairs("english") if len(p.split()) >= 8 and len(a.split()) >= 6).items()
+    )[:2]
     replies = {p: a for p, a in zh[:2] + en}  # genuine
     replies.update({p: (a + "\n") * 8 for p, a in zh[2:4]})  # loops, in Traditional Chinese
     replies.update({p: p for p, _ in zh[4:6]})  # echoes, in Traditional Chinese
