@@ -22,6 +22,41 @@ def test_normalize_controls_whitespace_and_width():
     assert step.stats["dropped_empty_after_normalize"].total == 1
 
 
+FULL_WIDTH = "，：？！（）；、。「」"
+
+
+def test_shipped_recipes_keep_full_width_punctuation_of_real_text():
+    """Every recipe we ship normalizes real Traditional Chinese (chatterbot-corpus) without changing one mark;
+    the text survives byte for byte. NFKC, asked for explicitly, would fold the marks (documented)."""
+    from pathlib import Path
+
+    from conftest import REPO, corpus_texts
+
+    texts = [t for t in dict.fromkeys(corpus_texts("traditionalchinese")) if any(c in FULL_WIDTH for c in t)]
+    marks = sum(c in FULL_WIDTH for t in texts for c in t)
+    assert len(texts) > 50 and marks > 100
+    checked = 0
+    for path in sorted(Path(REPO, "recipes").glob("*.yaml")):
+        recipe = cf.Recipe.from_yaml(path)
+        for step in recipe.steps:
+            if step.name == "normalize":
+                out = run_step(Normalize(NormalizeParams(**step.params)), texts)
+                assert out == texts, path.name  # unchanged, byte for byte
+                checked += 1
+    assert checked >= 4
+    folded = run_step(Normalize(NormalizeParams(form="NFKC")), texts)
+    assert not any(c in "，：？！（）；" for t in folded for c in t)  # what NFKC does: every one folded to ASCII
+
+
+def test_width_fold_alnum_keeps_punctuation_and_invalid_code_points_go():
+    step = Normalize(NormalizeParams(width="fold_alnum"))
+    assert run_step(step, ["型號ＲＦＫＢ－２３，售價１２０元！"]) == ["型號RFKB－23，售價120元！"]
+    # the ideographic space is typography, kept; lone surrogates and noncharacters are not characters
+    assert run_step(Normalize(NormalizeParams()), ["\u3000\u3000第一段\ud800\ufffe\U0010ffff。"]) == [
+        "\u3000\u3000第一段。"
+    ]
+
+
 def test_normalize_opencc_taiwan_phrases():
     out = run_step(Normalize(NormalizeParams(opencc="s2twp")), ["软件和网络的信息"])
     assert out == ["軟體和網路的資訊"]

@@ -40,7 +40,7 @@ sources:
     glob: data/zh/*.jsonl.gz        # or builtin:multilingual-sample.jsonl
     text_field: text
 steps:
-  - normalize: {form: NFKC}
+  - normalize: {form: NFC}          # NFKC would fold ，？！ into ASCII
   - language: {keep: [zh_Hant], min_score: 0.65}
   - length: {min_chars: 8}
   - tag: {template: llama3}
