@@ -134,6 +134,11 @@ def bench_transformers(tmp: Path, model: Path, n: int, rounds: int) -> dict:
     tokenizer = AutoTokenizer.from_pretrained(model)
     lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch.float32).eval()
     eos = lm.generation_config.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    # the recipe's sampling; top_k=0: generation_config's default top_k=50 would sample another distribution
+    peer = dict(
+        max_new_tokens=48, do_sample=True, temperature=0.8, top_p=0.95, top_k=0, pad_token_id=pad, eos_token_id=eos
+    )
 
     def one_by_one() -> tuple[float, int]:
         start, tokens = time.perf_counter(), 0
@@ -142,39 +147,20 @@ def bench_transformers(tmp: Path, model: Path, n: int, rounds: int) -> dict:
                 [{"role": "user", "content": text}], add_generation_prompt=True, return_tensors="pt", return_dict=True
             )
             with torch.inference_mode():
-                out = lm.generate(
-                    **ids,
-                    max_new_tokens=48,
-                    do_sample=True,
-                    temperature=0.8,
-                    top_p=0.95,
-                    top_k=0,  # generation_config's default top_k=50 would sample another distribution
-                    pad_token_id=tokenizer.pad_token_id,
-                    eos_token_id=eos,
-                )
+                out = lm.generate(**ids, **peer)
             tokens += out.shape[1] - ids["input_ids"].shape[1]
         return time.perf_counter() - start, tokens
 
     def batched(size: int = 32) -> tuple[float, int]:
         """The same batches a careful user would write: left padding, one generate() per batch of ``size``."""
         tokenizer.padding_side = "left"
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         start, tokens = time.perf_counter(), 0
         for i in range(0, len(texts), size):
             chats = [[{"role": "user", "content": t}] for t in texts[i : i + size]]
             rendered = tokenizer.apply_chat_template(chats, add_generation_prompt=True, tokenize=False)
             enc = tokenizer(rendered, return_tensors="pt", padding=True, add_special_tokens=False)
             with torch.inference_mode():
-                out = lm.generate(
-                    **enc,
-                    max_new_tokens=48,
-                    do_sample=True,
-                    temperature=0.8,
-                    top_p=0.95,
-                    top_k=0,  # generation_config's default top_k=50 would sample another distribution
-                    pad_token_id=pad,
-                    eos_token_id=eos,
-                )
+                out = lm.generate(**enc, **peer)
             new = out[:, enc["input_ids"].shape[1] :]
             eos_ids = set(eos if isinstance(eos, list) else [eos])
             for row in new.tolist():  # tokens up to and including the first end-of-turn, as the backend counts
