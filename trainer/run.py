@@ -220,6 +220,11 @@ def _write_json(path: Path, data: dict) -> None:
 
 
 def build_model(config: TrainConfig, tokenizer, dtype: str):
+    from transformers import set_seed
+
+    # Before anything random is drawn: the LoRA A matrices and new embedding rows are initialised here, before
+    # Trainer seeds itself, so without this two runs of one config trained two different models.
+    set_seed(config.train.seed)
     m = config.model
     try:
         model = load_base_model(
