@@ -35,6 +35,37 @@ def real_texts() -> dict[str, list[str]]:
     }
 
 
+def stdlib_paragraphs(min_chars: int, max_chars: int) -> list[str]:
+    """Paragraphs of English prose from the docstrings of Python's standard library (real text that ships with every
+    Python), whitespace-joined, ``min_chars``–``max_chars`` long, each once, code examples left out."""
+    import importlib
+    import inspect
+    import re
+    import warnings
+
+    modules = (
+        "argparse asyncio collections concurrent.futures contextlib csv dataclasses datetime decimal difflib email "
+        "enum fractions functools gettext heapq http.client imaplib importlib inspect ipaddress json logging "
+        "mailbox multiprocessing numbers optparse os pathlib pickle queue random re shutil smtplib socket "
+        "socketserver sqlite3 ssl statistics string subprocess tarfile tempfile textwrap threading tokenize "
+        "traceback typing unittest urllib.request uuid warnings weakref zipfile zoneinfo"
+    ).split()
+    out, seen = [], set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in modules:
+            module = importlib.import_module(name)
+            members = [m for _, m in inspect.getmembers(module) if inspect.isclass(m) or inspect.isfunction(m)]
+            for obj in [module, *members]:
+                for para in re.split(r"\n\s*\n", inspect.getdoc(obj) or ""):
+                    text = " ".join(para.split())
+                    code = ">>>" in text or text.count("(") > 4 or "=" in text
+                    if min_chars <= len(text) <= max_chars and not code and text not in seen:
+                        seen.add(text)
+                        out.append(text)
+    return out
+
+
 def gettext_messages(locale: str) -> list[tuple[str, str]]:
     """(English msgid, translation) of every translated message in /usr/share/locale/<locale>/LC_MESSAGES/*.mo
     (real translated text shipped by the image: coreutils, apt, dpkg, glib, gtk, ...; ISO code lists excluded)."""

@@ -7,15 +7,14 @@ import random
 import pytest
 
 import corpusforge as cf
-from conftest import make_recipe, write_jsonl
-from corpusforge.steps.dedup import ScriptAwareUnits
+from conftest import make_recipe, stdlib_paragraphs, write_jsonl
+from corpusforge.steps.dedup import shingles as char_shingles
 
 
 def shingles(text: str) -> set:
-    from datatrove.utils.text import TextNormConfig, ngrams, simplify_text
+    from datatrove.utils.text import TextNormConfig, simplify_text
 
-    units = ScriptAwareUnits().word_tokenize(simplify_text(text, TextNormConfig(norm_unicode_diacritics=False)))
-    return set(ngrams(units, 5))
+    return set(char_shingles(simplify_text(text, TextNormConfig(norm_unicode_diacritics=False)), 5, 7))
 
 
 def base_documents(real_texts) -> list[dict]:
@@ -106,15 +105,84 @@ def test_deterministic_with_several_tasks_and_workers(tmp_path, corpus):
     a = build(tmp_path / "a", folder, tasks=3)
     b = build(tmp_path / "b", folder, tasks=3, workers=2)
     assert a.load().to_list() == b.load().to_list()
-    # with several tasks a copy may be its cluster's first document; the clusters, hence the count, are the same
-    assert len(a.load()) == len(build(tmp_path / "c", folder).load())
+    # the survivors follow the recipe's order, not the task split: the same documents are kept
+    assert sorted(a.load()["id"]) == sorted(build(tmp_path / "c", folder).load()["id"])
 
 
-def test_units_are_characters_for_cjk_and_thai_words_otherwise():
-    units = ScriptAwareUnits()
-    assert units.word_tokenize("台灣 夜市") == ["台", "灣", "夜", "市"]
-    assert units.word_tokenize("ภาษาไทย") == list("ภาษาไทย")
-    assert units.word_tokenize("plain english words") == ["plain", "english", "words"]
+def short_documents(real_texts) -> list[dict]:
+    """Real documents of 300–450 characters, truly distinct (shingle Jaccard < 0.3 with every other): English
+    paragraphs of the standard library's docstrings (word-spaced), chatterbot lines joined (Chinese, Japanese, Thai)."""
+    docs = [{"id": f"en-{i}", "text": t} for i, t in enumerate(stdlib_paragraphs(300, 450))]
+    for lang in ("zh_Hant", "zh_Hans", "ja", "th"):
+        text, n = "", 0
+        for line in real_texts[lang]:
+            text = f"{text}\n{line}" if text else line
+            if len(text) >= 300:
+                if len(text) <= 450:
+                    docs.append({"id": f"{lang}-{n}", "text": text})
+                    n += 1
+                text = ""
+    kept, out = [], []
+    for doc in docs:
+        s = shingles(doc["text"])
+        if all(len(s & k) / len(s | k) < 0.3 for k in kept):
+            kept.append(s)
+            out.append(doc)
+    return out
+
+
+@pytest.fixture(scope="module")
+def short_corpus(tmp_path_factory, real_texts):
+    """Originals in four files of source `web`; 100 copies in two files of source `mirror` (half exact up to spacing
+    and case, half with 3 characters edited), so that in most tasks a copy is read before its original."""
+    rng = random.Random(1)
+    base = short_documents(real_texts)
+    picks = rng.sample(base, 100)
+    copies = [{"id": f"copy-{d['id']}", "text": "  " + d["text"].upper().replace(" ", "  ")} for d in picks[:50]] + [
+        {"id": f"near-{d['id']}", "text": edit(d["text"], rng)} for d in picks[50:]
+    ]
+    rng.shuffle(copies)
+    folder = tmp_path_factory.mktemp("short")
+    for i in range(4):
+        write_jsonl(folder / "web" / f"part-{i}.jsonl", base[i::4])
+    for i in range(2):
+        write_jsonl(folder / "mirror" / f"part-{i}.jsonl", copies[i::2])
+    return folder, base, {d["id"].split("-", 1)[1]: d["id"] for d in copies}
+
+
+def build_sources(tmp_path, folder, order, tasks, workers):
+    recipe = make_recipe(
+        tmp_path, "unused", steps=[{"normalize": {}}, {"dedup": {}}], executor={"tasks": tasks, "workers": workers}
+    )
+    recipe["sources"] = [{"name": name, "glob": str(folder / name / "*.jsonl"), "id_field": "id"} for name in order]
+    return set(cf.run(cf.Recipe.from_dict(recipe)).load()["id"])
+
+
+@pytest.mark.parametrize("tasks,workers", [(1, 1), (3, 2), (4, 2)])
+def test_short_near_copies_found_and_the_first_sources_copy_survives(tmp_path, short_corpus, tasks, workers):
+    folder, base, copy_of = short_corpus
+    assert len(base) >= 250 and min(len(d["text"]) for d in base) >= 300
+    assert sum(d["id"].startswith("en-") for d in base) >= 80  # word-spaced documents: the hard case for shingles
+    kept = build_sources(tmp_path, folder, ["web", "mirror"], tasks, workers)
+    assert {d["id"] for d in base} <= kept, "an original (first source) was dropped or a distinct document merged"
+    found = sum(copy not in kept for copy in copy_of.values())
+    assert found / len(copy_of) >= 0.95, f"pair recall {found}/{len(copy_of)}"
+
+
+def test_the_survivor_follows_the_recipe_source_order(tmp_path, short_corpus):
+    folder, base, copy_of = short_corpus
+    kept = build_sources(tmp_path, folder, ["mirror", "web"], 3, 2)
+    # now the mirror is first: in every pair found, its copy survives and the original goes
+    found = [original for original, copy in copy_of.items() if original not in kept]
+    assert len(found) >= 95 and all(copy_of[original] in kept for original in found)
+    assert set(copy_of.values()) <= kept
+
+
+def test_shingles_are_character_ngrams_without_spaces_only_for_unspaced_scripts():
+    assert char_shingles("台灣 夜市好", 3, 7) == ["台灣夜", "灣夜市", "夜市好"]
+    assert char_shingles("ภาษาไทย", 5, 7) == ["ภาษาไ", "าษาไท", "ษาไทย"]
+    assert char_shingles("plain words", 5, 7) == ["plain w", "lain wo", "ain wor", "in word", "n words"]
+    assert char_shingles("short", 5, 7) == ["short"]
 
 
 def test_one_dedup_step_only(tmp_path):

@@ -126,8 +126,10 @@ def _check_model(generate) -> list[tuple[tuple, str]]:
 def make_readers(recipe: Recipe, resolved: list[list[Path] | None], progress_dir: str | None = None) -> list:
     """One reader per source, over the files ``resolve_inputs`` found."""
     readers = []
+    ordered = any(call.name == "dedup" for call in recipe.steps)  # its survivors follow the recipe's source order
     for i, (source, files) in enumerate(zip(recipe.sources, resolved)):
         common = dict(
+            source_index=i if ordered else None,
             source_name=source_name(source, i),
             text_field=source.text_field,
             id_field=source.id_field,

@@ -168,12 +168,13 @@ def compile_stages(recipe: Recipe, out: Path, readers: list[PipelineStep]) -> li
             [
                 *readers,
                 *before,
+                parts["order_step"],
                 ArrowShardWriter(intermediate, batch_rows=recipe.output.batch_rows),
                 *parts["signature_steps"],
             ],
             tasks,
             work / "logs-dedup-signatures",
-            read_labels + [call.name for call in calls[:cut]] + [None] * (1 + len(parts["signature_steps"])),
+            read_labels + [call.name for call in calls[:cut]] + [None] * (2 + len(parts["signature_steps"])),
         )
     ]
     if parts["buckets"] is not None:

@@ -109,8 +109,9 @@ class FileReader(RecordReader):
         txt_unit: str = "line",
         limit: int | None = None,
         progress_dir: str | None = None,
+        source_index: int | None = None,
     ):
-        super().__init__(source_name, text_field, id_field, fields, limit, progress_dir)
+        super().__init__(source_name, text_field, id_field, fields, limit, progress_dir, source_index)
         self.files = list(files)
         self.base_dir = base_dir
         self.fmt = fmt
@@ -126,10 +127,11 @@ class FileReader(RecordReader):
         # Fewer files than tasks: every task reads every file and keeps rows rank, rank + world_size, … so the
         # tasks stay balanced. Otherwise tasks split the files.
         by_rows = len(self.files) < world_size
-        files = self.files if by_rows else self.files[rank::world_size]
+        indices = range(len(self.files)) if by_rows else range(rank, len(self.files), world_size)
         self._stride = (rank, world_size) if by_rows else None
         bytes_done = 0
-        for path in files:
+        for self.file_index in indices:
+            path = self.files[self.file_index]
             self.stat_update("input_files")
             rel = os.path.relpath(path, self.base_dir)
             fmt = file_format(Path(path), self.fmt)
@@ -164,7 +166,7 @@ class FileReader(RecordReader):
                 if not isinstance(row, dict):
                     self.bad_row("malformed_json", where, f"expected a JSON object, got {type(row).__name__}")
                     continue
-                doc = self.make_document(row, where, self._doc_id(rel, lineno))
+                doc = self.make_document(row, where, self._doc_id(rel, lineno), lineno)
                 if doc is not None:
                     yield doc
 
@@ -175,7 +177,7 @@ class FileReader(RecordReader):
                 if problem:
                     self.bad_row("invalid_utf8", str(path), problem)
                     return
-                doc = self.make_document({self.text_field: text}, str(path), self._doc_id(rel, 0))
+                doc = self.make_document({self.text_field: text}, str(path), self._doc_id(rel, 0), 0)
                 if doc is not None:
                     yield doc
                 return
@@ -188,7 +190,8 @@ class FileReader(RecordReader):
                     continue
                 if not text.strip():
                     continue  # blank lines separate nothing in line mode; not an error
-                doc = self.make_document({self.text_field: text}, f"{path}:{lineno}", self._doc_id(rel, lineno))
+                where = f"{path}:{lineno}"
+                doc = self.make_document({self.text_field: text}, where, self._doc_id(rel, lineno), lineno)
                 if doc is not None:
                     yield doc
 
@@ -196,7 +199,7 @@ class FileReader(RecordReader):
         """Documents from ``(row_no, where, row)`` triples, keeping only this task's rows."""
         for row_no, where, row in numbered_rows:
             if self._mine(row_no):
-                doc = self.make_document(row, where, self._doc_id(rel, row_no))
+                doc = self.make_document(row, where, self._doc_id(rel, row_no), row_no)
                 if doc is not None:
                     yield doc
 

@@ -41,8 +41,9 @@ class HFReader(RecordReader):
         fields: list[str],
         limit: int | None = None,
         progress_dir: str | None = None,
+        source_index: int | None = None,
     ):
-        super().__init__(source_name, text_field, id_field, fields, limit, progress_dir)
+        super().__init__(source_name, text_field, id_field, fields, limit, progress_dir, source_index)
         self.spec = spec
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
@@ -60,7 +61,7 @@ class HFReader(RecordReader):
         else:
             rows = ((i, row) for i, row in enumerate(ds) if i % world_size == rank)
         for i, row in rows:
-            doc = self.make_document(row, f"{label}:row {i}", f"{self.source_name}/{i}")
+            doc = self.make_document(row, f"{label}:row {i}", f"{self.source_name}/{i}", i)
             if doc is not None:
                 yield doc
                 self.report_progress(rank)

@@ -13,6 +13,17 @@ from datatrove.pipeline.readers.base import BaseReader
 
 log = logging.getLogger("corpusforge.sources")
 WARNINGS_PER_FILE = 5
+# Metadata key of a document's place in the recipe's input: (source index, file index, row) packed into one integer.
+# Set only where a dedup step needs it (the survivor of a duplicate cluster is its first document in recipe order,
+# whatever the task split), and removed by that step before anything is written.
+ORDER_KEY = "_corpusforge_order"
+
+
+def order_key(source_index: int, file_index: int, row: int) -> int:
+    """Packs a document's place in the recipe's input into a uint64 that sorts in recipe order."""
+    if not (source_index < 1 << 12 and file_index < 1 << 20 and row < 1 << 32):
+        raise ValueError(f"input position out of range for dedup ordering: {(source_index, file_index, row)}")
+    return source_index << 52 | file_index << 32 | row
 
 
 class RecordReader(BaseReader):
@@ -28,9 +39,12 @@ class RecordReader(BaseReader):
         fields: list[str],
         limit: int | None,
         progress_dir: str | None = None,
+        source_index: int | None = None,
     ):
         super().__init__(limit=limit or -1, text_key=text_field, id_key=id_field or "id")
         self.source_name = source_name
+        self.source_index = source_index  # set: documents carry ORDER_KEY (see there)
+        self.file_index = 0
         self.text_field = text_field
         self.id_field = id_field
         self.fields = list(fields)
@@ -52,7 +66,8 @@ class RecordReader(BaseReader):
             log.warning("%s: more bad rows in this file; further ones are counted in the manifest only", file_key)
 
     # -- rows → documents ---------------------------------------------------------------------------
-    def make_document(self, row: dict, where: str, default_id: str) -> Document | None:
+    def make_document(self, row: dict, where: str, default_id: str, row_no: int) -> Document | None:
+        """A document from one row (``row_no`` of file ``self.file_index``), or None (counted) for a bad row."""
         if self.text_field not in row:
             self.bad_row("missing_text_field", where, f"no field '{self.text_field}' (fields: {sorted(row)[:10]})")
             return None
@@ -74,6 +89,8 @@ class RecordReader(BaseReader):
                 return None
             doc_id = str(value)
         metadata = {"source": self.source_name}
+        if self.source_index is not None:
+            metadata[ORDER_KEY] = order_key(self.source_index, self.file_index, row_no)
         for name in self.fields:
             value = row.get(name)
             metadata[name] = (
