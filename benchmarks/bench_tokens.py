@@ -6,7 +6,7 @@ Both count the same documents with the same tokenizer, in memory (no reading, no
   (a) raw:   ``Tokenizer.encode_batch(texts[i:i+1000], add_special_tokens=False)`` and ``len(e.ids)`` per text;
   (b) ours:  ``TokenCounter.run`` over datatrove Documents (batches of 1000), which writes ``n_tokens``.
 The tokenizer is a byte-level BPE (the Llama-3 family's kind) trained here on the same corpus with `tokenizers`;
-the corpus is the gettext-catalog text of bench_lid.py (real translated text in ~170 locales, 300-3,000 chars).
+the corpus is the one bench_lid.py builds (real catalogs, conversations and docstrings in many languages, 20-3,000 chars).
 `tokenizers` parallelizes a batch over the cores: RAYON_NUM_THREADS is set to 1 so both run on one core.
 Target: ours ≥ 0.8× raw docs/s.
 """

@@ -66,6 +66,35 @@ def stdlib_paragraphs(min_chars: int, max_chars: int) -> list[str]:
     return out
 
 
+def package_messages(package: str, locale: str) -> list[tuple[str, str]]:
+    """(English msgid, translation) of every translated message a Python package ships for ``locale`` (Django's UI
+    strings, Sphinx's messages: real translations that the test dependencies install)."""
+    import gettext
+    import importlib.util
+
+    root = Path(importlib.util.find_spec(package).submodule_search_locations[0])
+    out = []
+    for path in sorted(root.rglob(f"locale/{locale}/LC_MESSAGES/*.mo")):
+        with path.open("rb") as f:
+            catalog = gettext.GNUTranslations(f)._catalog
+        for key, value in catalog.items():
+            msgid = (key[0] if isinstance(key, tuple) else key).split("\x04")[-1]
+            if msgid and isinstance(value, str) and value.strip() and value != msgid:
+                out.append((msgid, value.strip()))
+    return out
+
+
+def short_lines(texts, min_chars: int = 10, max_chars: int = 80) -> list[str]:
+    """The distinct lines of ``texts`` that are ``min_chars``–``max_chars`` characters long."""
+    seen: dict[str, None] = {}
+    for text in texts:
+        for line in text.splitlines():
+            line = line.strip()
+            if min_chars <= len(line) <= max_chars:
+                seen.setdefault(line)
+    return list(seen)
+
+
 def gettext_messages(locale: str) -> list[tuple[str, str]]:
     """(English msgid, translation) of every translated message in /usr/share/locale/<locale>/LC_MESSAGES/*.mo
     (real translated text shipped by the image: coreutils, apt, dpkg, glib, gtk, ...; ISO code lists excluded)."""

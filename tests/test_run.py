@@ -62,8 +62,14 @@ def test_quickstart_keeps_traditional_drops_simplified(tmp_path):
     ds = cf.run(recipe).load()
     ids = ds["id"]
     assert sum(i.startswith("traditionalchinese/") for i in ids) >= 400
-    assert not any(i.startswith(("chinese/", "japanese/", "english/")) for i in ids)
-    assert set(ds["language"]) == {"zh_Hant", "th"}
+    assert not any(i.startswith(("japanese/", "english/")) for i in ids)
+    assert set(ds["language"]) == {"zh_Hant", "zh", "th"}
+    # from the Simplified conversations only lines written alike in both scripts (`zh`): valid Traditional as written
+    import opencc
+
+    s2t = opencc.OpenCC("s2t.json")
+    simplified = [(t, lang) for i, t, lang in zip(ids, ds["text"], ds["language"]) if i.startswith("chinese/")]
+    assert len(simplified) < 20 and all(lang == "zh" and s2t.convert(t) == t for t, lang in simplified)
     assert all(
         t.startswith("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n<|eot_id|>") for t in ds["text"]
     )

@@ -335,10 +335,9 @@ def languages_agree(detected: str, expected: str) -> bool:
 
 def other_script_chars(text: str, script: str) -> list[str]:
     """Characters of ``text`` that only the other Chinese script uses (Simplified-only ones in a zh_Hant text)."""
-    from corpusforge.steps.language import _script_classes
+    from corpusforge.steps.scripts import other_script_chars
 
-    trad_only, simp_only = _script_classes()
-    return (simp_only if script == "zh_Hant" else trad_only).findall(text)
+    return other_script_chars(text, script)
 
 
 def letters(text: str) -> int:

