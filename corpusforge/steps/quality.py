@@ -519,6 +519,37 @@ def _word_sequence(words: list[str]) -> str:
     return "".join([chr(c if c < 0xD800 else c + 0x800) for c in codes])  # skip the surrogate range
 
 
+WRAP_MIN_WIDTH = 60  # a text whose longest line is shorter is not hard-wrapped prose (navigation, lists, verse)
+WRAP_MAX_WIDTH = 100  # nor is one with longer lines (web text: a paragraph per line)
+WRAP_FILL = 0.6  # a wrapped line fills at least this share of the width
+
+
+def unwrap(lines: list[str], sentence_end: tuple[str, ...]) -> list[str]:
+    """Logical lines of hard-wrapped text (documentation, mail, licences wrapped at 60–100 columns): a line that
+    fills most of the width and ends no sentence continues on the next line, unless that one starts a bullet or a
+    blank line comes between (``lines`` are stripped, blank ones included; the result has none).
+
+    FineWeb's line rules (a share of lines ending a sentence, short lines) assume a paragraph per line, as on web
+    pages; on text wrapped at 80 columns most lines end mid-sentence and clean prose would be dropped. Text that is
+    not wrapped comes back as it was."""
+    width = max(map(len, lines), default=0)
+    if sum(map(bool, lines)) < 3 or not WRAP_MIN_WIDTH <= width <= WRAP_MAX_WIDTH:
+        return [line for line in lines if line]
+    out: list[str] = []
+    previous = ""
+    for line in lines:
+        if not line:
+            previous = ""  # a paragraph break: nothing continues across it
+            continue
+        wrapped = len(previous) >= WRAP_FILL * width and not previous.rstrip(_CLOSERS).endswith(sentence_end)
+        if out and wrapped and not line.startswith(_BULLETS):
+            out[-1] = f"{out[-1]} {line}"
+        else:
+            out.append(line)
+        previous = line
+    return out
+
+
 @dataclass
 class Rules:
     """One preset's resolved thresholds, with its regexes compiled; ``check(text)`` applies them."""
@@ -698,7 +729,10 @@ class Rules:
             ):
                 return False, "mean_unit_length"
 
-        # -- line shapes (Gopher, FineWeb)
+        # -- line shapes (Gopher, FineWeb), on logical lines: hard-wrapped prose joined back (see `unwrap`)
+        if not self.unmarked_sentence_end:  # Thai marks no sentence end: a wrapped line cannot be told apart
+            lines = unwrap([line.strip() for line in text.splitlines()], self._line_ends)
+            n_lines = len(lines)
         bullets = self.max_bullet_lines
         if bullets is not None and sum(line.startswith(_BULLETS) for line in lines) / n_lines > bullets:
             return False, "bullet_lines"
