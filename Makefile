@@ -52,7 +52,13 @@ format: install-test
 docs: install
 	$(BIN)/python -m corpusforge.recipe.docs > docs/recipes.md
 
-bench: install-test
+# datatrove as its users install it, in its own venv: the peer of benchmarks/bench_lid.py
+PEER_VENV := .venv-datatrove
+$(PEER_VENV)/bin/python:
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install -q "datatrove[io,processing]"
+
+bench: install-test $(PEER_VENV)/bin/python
 	$(BIN)/python benchmarks/bench_lid.py
 
 # The whole transfer on CPU with the real SmolLM2-135M-Instruct (~15 min on 2 cores): examples/transfer-cpu/README.md

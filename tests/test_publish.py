@@ -43,7 +43,7 @@ def test_dry_run_round_trips(build, tmp_path):
     assert meta["language"] == ["th", "zh"] and meta["language_details"] == "zh-Hant, th"
     assert meta["license"] == "bsd-3-clause" and meta["size_categories"] == ["n<1K"]
     assert meta["configs"][0]["data_files"][0]["path"] == "data/train-*.parquet"
-    assert "| language | 2,251 | 442 |" in card.text  # the funnel from the manifest
+    assert "| language | 2,251 | 475 |" in card.text  # the funnel from the manifest
     assert 'load_dataset("corpusforge-test/quickstart"' in card.text
     assert "add_special_tokens=False" in card.text
 
