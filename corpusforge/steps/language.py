@@ -5,9 +5,9 @@ Chinese strings as Japanese, and read Chinese with Latin identifiers in it as En
 (`steps.scripts`) settles Chinese, Japanese, Korean, and each language whose script no other lid.176 language
 writes (Thai, Greek, Armenian, Tamil, Khmer…), from the letters of those scripts counted against the words of
 Latin prose and the letters of other scripts; it splits Chinese into `zh_Hant` / `zh_Hans` (`zh`: written alike
-in both). A document the census settles costs no model call; in a recipe that keeps only such languages, a document with none of their
-letters is dropped without one. Elsewhere only fastText's top-k labels are read back (datatrove's LanguageFilter asks
-for all 176 and builds a dict of them per document). Each document gets `language`, `language_score` and
+in both). A document the census settles costs no model call; in a recipe that keeps only such languages, a
+document with none of their letters is dropped without one. Elsewhere only fastText's top-k labels are read back
+(datatrove's LanguageFilter asks for all 176 and builds a dict of them per document). Each document gets `language`, `language_score` and
 `language_reason` (what decided: the script and its counts, or fastText).
 """
 
