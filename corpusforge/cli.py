@@ -15,6 +15,7 @@ corpusforge train trainer/configs/cp-lora.yaml [--set k=v] | corpusforge train m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -80,16 +81,21 @@ def cmd_run(args) -> int:
     import corpusforge
     from corpusforge.recipe import load_recipe
 
-    if args.verbose:
-        os.environ["CORPUSFORGE_VERBOSE"] = "1"
+    if getattr(args, "verbose", False):
+        os.environ["CORPUSFORGE_VERBOSE"] = "1"  # datatrove's per-task logs too
     recipe = load_recipe(args.recipe, args.set)
     if args.dry_run:
         from corpusforge.build import plan_build
 
         print_plan(plan_build(recipe, output=args.output))
         return EXIT_OK
-    with _progress_display() as display:
-        bar = display.add_task("build", total=None, docs=0, done=0, tasks=recipe.executor.tasks, kd="")
+    quiet = getattr(args, "quiet", False)
+    with contextlib.nullcontext(None) if quiet else _progress_display() as display:
+        bar = (
+            None
+            if quiet
+            else display.add_task("build", total=None, docs=0, done=0, tasks=recipe.executor.tasks, kd="")
+        )
         started = time.monotonic()
 
         def on_progress(p):
@@ -102,7 +108,11 @@ def cmd_run(args) -> int:
             )
 
         result = corpusforge.run(
-            recipe, output=args.output, overwrite=args.overwrite, progress=on_progress, report=not args.no_report
+            recipe,
+            output=args.output,
+            overwrite=args.overwrite,
+            progress=None if quiet else on_progress,
+            report=not args.no_report,
         )
     from corpusforge.build import Submitted
 
@@ -113,7 +123,8 @@ def cmd_run(args) -> int:
             console.print(f"  {job.stage}: {what}", soft_wrap=True)
         console.print(f"queued on Slurm; follow with `corpusforge status {result.path}`", soft_wrap=True)
         return EXIT_OK
-    print_summary(result.manifest, result.path)
+    if not quiet:
+        print_summary(result.manifest, result.path)
     return EXIT_OK
 
 
@@ -459,9 +470,75 @@ def _print_scorecard(console, card: dict) -> None:
             console.print(f"  {escape(m['measures']['note'])}", soft_wrap=True)
 
 
+DESCRIPTION = (
+    "Build language-transfer data for chat LLMs from YAML recipes (InsCP continual pretraining, self-distilled\n"
+    "KD), train on it, publish it, and measure whether the transfer worked."
+)
+EPILOG = """examples:
+  corpusforge run recipes/quickstart.yaml            build a corpus (rerun the same command to resume)
+  corpusforge inspect out/quickstart                 funnel, languages, a few rows
+  corpusforge train trainer/configs/cp-lora.yaml     LoRA / full training on a built corpus
+  corpusforge eval scorecard --config eval.yaml      did the transfer work?
+
+output: -v/--verbose adds INFO lines (and datatrove's per-task logs for `run`), -q/--quiet prints errors only,
+--log-level sets the level; all on stderr. These options go before or after the command.
+
+exit status: 0 done; 1 the build or a model failed; 2 bad input (recipe, paths, arguments); 130 interrupted."""
+
+
+def _output_options() -> argparse.ArgumentParser:
+    """-v / -q / --log-level, accepted before and after the command (SUPPRESS: a command's parser does not reset
+    what was given before it)."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("output")
+    group.add_argument("--verbose", "-v", action="store_true", default=argparse.SUPPRESS, help="INFO lines too")
+    group.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="errors only")
+    group.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default=argparse.SUPPRESS, help="log level"
+    )
+    return common
+
+
+def setup_logging(args) -> None:
+    """corpusforge's log lines on stderr at the level the options ask (default: warnings)."""
+    import logging
+
+    level = "error" if getattr(args, "quiet", False) else "info" if getattr(args, "verbose", False) else "warning"
+    level = getattr(args, "log_level", None) or level
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    for name in ("corpusforge", "corpusforge_trainer", "py.warnings"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+    logging.captureWarnings(True)  # library warnings follow the same level (--quiet: none)
+
+
+def _taking(common: argparse.ArgumentParser, sub):
+    """``sub`` whose commands all take the options of ``common``."""
+    add_parser = sub.add_parser
+
+    def with_common(name, **kwargs):
+        return add_parser(name, parents=[common, *kwargs.pop("parents", [])], **kwargs)
+
+    sub.add_parser = with_common
+    return sub
+
+
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="corpusforge", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    common = _output_options()
+    parser = argparse.ArgumentParser(
+        prog="corpusforge",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        parents=[common],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from corpusforge import __version__
+
+    parser.add_argument("--version", action="version", version=f"corpusforge {__version__}")
+    sub = _taking(common, parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
 
     def recipe_args(p):
         p.add_argument("recipe", help="recipe YAML file")
@@ -477,7 +554,6 @@ def make_parser() -> argparse.ArgumentParser:
     recipe_args(p)
     p.add_argument("--output", "-o", help="output folder (overrides the recipe's output.path)")
     p.add_argument("--overwrite", action="store_true", help="replace an output folder built from another recipe")
-    p.add_argument("--verbose", "-v", action="store_true", help="show datatrove's per-task logs")
     p.add_argument("--no-report", action="store_true", help="skip writing OUT/report.html")
     p.add_argument(
         "--dry-run", action="store_true", help="print the plan (stages, tasks, logs, Slurm scripts); run nothing"
@@ -534,7 +610,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     vocab = sub.add_parser("vocab", help="tokenizer diagnostics: fertility per language, vocabulary extension")
-    vocab_sub = vocab.add_subparsers(dest="vocab_command", required=True)
+    vocab_sub = _taking(common, vocab.add_subparsers(dest="vocab_command", required=True))
 
     def corpus_args(p):
         p.add_argument("corpus", nargs="+", help="corpusforge output folders, jsonl (`text` field) or txt files")
@@ -567,7 +643,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_vocab_extend)
 
     evaluate = sub.add_parser("eval", help="did the transfer work? the scorecard of base vs tuned models")
-    eval_sub = evaluate.add_subparsers(dest="eval_command", required=True)
+    eval_sub = _taking(common, evaluate.add_subparsers(dest="eval_command", required=True))
     p = eval_sub.add_parser(
         "scorecard",
         aliases=["align"],
@@ -605,6 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     from corpusforge.errors import BuildFailed, CorpusforgeError
 
     args = make_parser().parse_args(argv)
+    setup_logging(args)
     try:
         return args.func(args)
     except CorpusforgeError as err:
