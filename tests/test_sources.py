@@ -103,3 +103,33 @@ def test_one_file_is_split_across_tasks(tmp_path):
     result = build(tmp_path, str(tmp_path / "in.jsonl"), executor={"tasks": 3, "workers": 1})
     assert [s["rows"] for s in result.manifest["shards"]] == [4, 3, 3]
     assert len(set(result.load()["id"])) == 10
+
+
+def test_a_streamed_source_is_read_once_over_its_shards(tmp_path, monkeypatch):
+    """A streamed dataset of 4 files over 2 or 4 tasks: each task streams its own files, so every row is read
+    once (not once per task), and ids name the file and row, whatever the task count."""
+    import corpusforge.sources.hf as hf
+
+    rows = [{"id": f"r{i}", "text": f"row {i} of the stream"} for i in range(40)]
+    for part in range(4):
+        write_jsonl(tmp_path / "raw" / f"part-{part}.jsonl", rows[part::4])
+    reads = []
+    load = hf.load_hf
+
+    def counted(spec, streaming=None):  # tasks run in this process (workers: 1): count every row streamed
+        ds = load(spec, streaming)
+        return ds.map(lambda row: reads.append(row["id"]) or row)
+
+    monkeypatch.setattr(hf, "load_hf", counted)
+    files = sorted(str(p) for p in (tmp_path / "raw").glob("*.jsonl"))
+    ids = {}
+    for tasks in (2, 4, 3):
+        reads.clear()
+        recipe = make_recipe(tmp_path / str(tasks), "unused", executor={"tasks": tasks, "workers": 1})
+        recipe["sources"] = [{"name": "s", "hf": {"path": "json", "data_files": files, "streaming": True}}]
+        ds = cf.run(cf.Recipe.from_dict(recipe)).load()
+        assert sorted(ds["text"]) == sorted(r["text"] for r in rows)
+        assert sorted(reads) == sorted(r["id"] for r in rows), f"{tasks} tasks: {len(reads)} reads of 40 rows"
+        ids[tasks] = dict(zip(ds["text"], ds["id"]))
+    assert ids[2] == ids[4] == ids[3]  # `s/<file>/<row>`: the same whatever the split
+    assert ids[2]["row 0 of the stream"] == "s/0/0" and ids[2]["row 5 of the stream"] == "s/1/1"

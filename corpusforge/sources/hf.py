@@ -28,7 +28,8 @@ def load_hf(spec: dict, streaming: bool | None = None):
 
 
 class HFReader(RecordReader):
-    """Reads a `datasets` dataset; task ``rank`` takes rows ``rank, rank + world_size, …`` (deterministic)."""
+    """Reads a `datasets` dataset; task ``rank`` takes rows ``rank, rank + world_size, …`` (deterministic), or, for a
+    streamed one, whole data shards where there are enough (see `_read_stream`)."""
 
     name = "hf"
 
@@ -54,15 +55,40 @@ class HFReader(RecordReader):
     def _read(self, rank: int, world_size: int):
         ds = load_hf(self.spec)
         label = f"{self.spec['path']}[{self.spec['split']}]"
-        if not self.spec["streaming"] and world_size > 1:
+        if self.spec["streaming"]:
+            yield from self._read_stream(ds, label, rank, world_size)
+            return
+        if world_size > 1:
             ds = ds.select(range(rank, len(ds), world_size))
             indices = range(rank, rank + world_size * len(ds), world_size)
             rows = zip(indices, ds)
         else:
-            rows = ((i, row) for i, row in enumerate(ds) if i % world_size == rank)
+            rows = enumerate(ds)
         for i, row in rows:
             doc = self.make_document(row, f"{label}:row {i}", f"{self.source_name}/{i}", i)
             if doc is not None:
                 yield doc
                 self.report_progress(rank)
+        self.report_progress(rank, force=True)
+
+    def _read_stream(self, ds, label: str, rank: int, world_size: int):
+        """A streamed dataset, one data shard (file) at a time: with at least as many shards as tasks, task ``rank``
+        streams shards ``rank, rank + world_size, …`` and each row is read once; with fewer, every task streams every
+        shard and keeps rows ``rank, rank + world_size, …`` of the whole. Ids are ``source/shard/row``, whatever the
+        task count."""
+        n_shards = max(getattr(ds, "num_shards", 1), 1)
+        split_by_shard = n_shards >= world_size
+        shards = range(rank, n_shards, world_size) if split_by_shard else range(n_shards)
+        seen = 0
+        for self.file_index in shards:
+            part = ds.shard(num_shards=n_shards, index=self.file_index) if n_shards > 1 else ds
+            for j, row in enumerate(part):
+                seen += 1
+                if not split_by_shard and (seen - 1) % world_size != rank:
+                    continue
+                where = f"{label}:shard {self.file_index} row {j}"
+                doc = self.make_document(row, where, f"{self.source_name}/{self.file_index}/{j}", j)
+                if doc is not None:
+                    yield doc
+                    self.report_progress(rank)
         self.report_progress(rank, force=True)
