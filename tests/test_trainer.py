@@ -544,3 +544,38 @@ def test_training_with_an_extended_tokenizer(world, tmp_path):
     config["model"]["path"] = str(tmp_path / "model-ext")
     with pytest.raises(ConfigError, match=r"model\.base_tokenizer"):
         train(config_from_dict(config))
+
+
+def test_a_trl_style_block_of_standard_names_trains_the_same_run(world, tmp_path):
+    """Hyper-parameters written with TrainingArguments' own names (as for TRL or LLaMA-Factory) carry over: the run
+    is the one our names give, step for step."""
+    ours = _config(world, tmp_path, optim={"lr": 4e-3, "warmup": 0.25, "scheduler": "linear"})
+    ours["train"].update(
+        max_steps=4, save_steps=4, batch_size=2, grad_accum=2, seed=3, output_dir=str(tmp_path / "ours")
+    )
+    standard = _config(world, tmp_path)
+    del standard["optim"]
+    standard["train"] = {
+        "output_dir": str(tmp_path / "standard"),
+        "learning_rate": 4e-3,
+        "lr_scheduler_type": "linear",
+        "warmup_ratio": 0.25,
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 2,
+        "max_steps": 4,
+        "seed": 3,
+        "logging_steps": 1,
+        "save_steps": 4,
+        "report_to": "none",
+        "disable_tqdm": True,  # not ours: passed through to TrainingArguments
+    }
+    parsed = config_from_dict(standard)
+    assert (parsed.optim.lr, parsed.optim.warmup, parsed.train.grad_accum) == (4e-3, 0.25, 2)
+    assert parsed.train.trainer_args == {"disable_tqdm": True}
+    runs = [train(config_from_dict(c)).output_dir for c in (ours, standard)]
+    history = [
+        [(h["step"], h["loss"], h["learning_rate"]) for h in _history(r / "checkpoint-4") if "loss" in h] for r in runs
+    ]
+    assert len(history[0]) == 4 and history[0] == history[1]
+    with pytest.raises(ConfigError, match=r"train.learning_rate and optim.lr both set"):
+        config_from_dict({**standard, "optim": {"lr": 1e-3}})

@@ -184,6 +184,56 @@ _OWNED_ARGS = {
 }
 
 
+# The standard TrainingArguments names a TRL or LLaMA-Factory user writes, accepted in `train:` for our own fields
+# (`warmup_ratio` too: the fraction form of `optim.warmup`). Any other TrainingArguments field there is passed through.
+STANDARD_NAMES = {
+    **{name: tuple(where.split(".")) for name, where in _OWNED_ARGS.items() if where.startswith(("train.", "optim."))},
+    "warmup_ratio": ("optim", "warmup"),
+}
+
+
+def standard_names(data: dict) -> dict:
+    """``data`` with TrainingArguments names in its `train:` section moved to the fields they mean: e.g.
+    `learning_rate` → `optim.lr`, `per_device_train_batch_size` → `train.batch_size`, `bf16: true` →
+    `train.precision: bf16`, `dataloader_num_workers` → `train.trainer_args`. A value given both ways is an error."""
+    from transformers import TrainingArguments
+
+    train = data.get("train")
+    if not isinstance(train, dict):
+        return data
+    fields = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
+    ours = set(TrainSection.model_fields)
+    data = {**data, "train": dict(train)}
+    train = data["train"]
+    problems = []
+    if train.get("max_steps") == -1:  # TrainingArguments' "no limit"
+        train["max_steps"] = None
+    for name in [k for k in train if k not in ours and (k in fields or k in STANDARD_NAMES)]:
+        value = train.pop(name)
+        if name in ("bf16", "fp16"):
+            if not value:
+                continue
+            section, key, value = "train", "precision", name
+        elif name in STANDARD_NAMES:
+            section, key = STANDARD_NAMES[name]
+        elif name == "remove_unused_columns":
+            problems.append(f"train.{name}: {_OWNED_ARGS[name]}")
+            continue
+        else:
+            section, key = "train", "trainer_args"
+            value = {**train.get("trainer_args", {}), name: value}
+            if name in train.get("trainer_args", {}):
+                problems.append(f"train.{name} is also in train.trainer_args")
+        target = data["train"] if section == "train" else dict(data.get(section) or {})
+        if key != "trainer_args" and key in target and target[key] != value:
+            problems.append(f"train.{name} and {section}.{key} both set ({value!r} vs {target[key]!r}): keep one")
+        target[key] = value
+        data[section] = target
+    if problems:
+        raise ValueError("; ".join(problems))
+    return data
+
+
 class TrainSection(_Strict):
     output_dir: str = Field(..., description="Checkpoints, the final adapter or model, tokenizer and stats.")
     epochs: float = Field(1.0, gt=0)
@@ -246,6 +296,11 @@ class TrainConfig(_Strict):
 
     _source: str | None = PrivateAttr(None)
     _lines: dict = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _standard_names(cls, data):
+        return standard_names(data) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _lora_only_with_lora(self) -> TrainConfig:
