@@ -420,10 +420,21 @@ def resolve_token(token: str | None = None) -> str:
     return token
 
 
+DEFAULT_COMMIT_MESSAGE = "Upload dataset built with corpusforge"
+
+
 def push(
-    folder: Path, repo_id: str, token: str, private: bool = False, revision: str | None = None, retries: int = 4
+    folder: Path,
+    repo_id: str,
+    token: str,
+    private: bool = False,
+    revision: str | None = None,
+    retries: int = 4,
+    commit_message: str | None = None,
+    create_pr: bool = False,
 ) -> str:
-    """Create the repo if needed and upload ``folder`` in one commit; returns the commit URL."""
+    """Create the repo if needed and upload ``folder`` in one commit (or a pull request with it); returns the
+    commit URL, or the pull request's."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
@@ -438,9 +449,10 @@ def push(
                 repo_type="dataset",
                 folder_path=str(folder),
                 revision=revision,
-                commit_message="Upload dataset built with corpusforge",
+                commit_message=commit_message or DEFAULT_COMMIT_MESSAGE,
+                create_pr=create_pr,
             )
-            return str(info)
+            return str((info.pr_url if create_pr else None) or info)
         except HfHubHTTPError as err:
             status = getattr(err.response, "status_code", None)
             if attempt == retries - 1 or (status is not None and status < 500 and status != 429):
@@ -459,9 +471,14 @@ def publish(
     dry_run: str | Path | None = None,
     license: str = "unknown",
     token: str | None = None,
+    commit_message: str | None = None,
+    create_pr: bool = False,
 ) -> str:
-    """Publish a finished build. With ``dry_run``, write and verify the folder only; returns its path or the commit URL."""
+    """Publish a finished build. With ``dry_run``, write and verify the folder only; returns its path or the commit
+    URL (``create_pr``: the pull request's)."""
     check_repo_id(repo_id)
+    if create_pr and revision:
+        raise PublishError("a pull request opens against the default branch: drop --revision, or --create-pr")
     load_build(Path(out))
     if dry_run is not None:
         folder = prepare_folder(Path(out), Path(dry_run), repo_id, license)
@@ -471,6 +488,14 @@ def publish(
     staging = Path(tempfile.mkdtemp(prefix="corpusforge-publish-"))
     try:
         prepare_folder(Path(out), staging / "repo", repo_id, license)
-        return push(staging / "repo", repo_id, token, private=private, revision=revision)
+        return push(
+            staging / "repo",
+            repo_id,
+            token,
+            private=private,
+            revision=revision,
+            commit_message=commit_message,
+            create_pr=create_pr,
+        )
     finally:
         shutil.rmtree(staging, ignore_errors=True)

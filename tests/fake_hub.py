@@ -35,6 +35,9 @@ class FakeHub:
 
             def do_GET(self):
                 self._record(b"")
+                if "/discussions/" in self.path:  # the pull request opened by a POST to .../discussions
+                    repo = self.path.split("/api/datasets/")[1].split("/discussions/")[0]
+                    return self._reply(200, hub.pull_request(repo))
                 self._reply(404, {"error": "not found"})
 
             def do_POST(self):
@@ -46,6 +49,9 @@ class FakeHub:
                     return self._reply(
                         200, {"url": f"http://{host}/datasets/{request['organization']}/{request['name']}"}
                     )
+                if self.path.endswith("/discussions"):
+                    hub.pr_title = json.loads(body)["title"]
+                    return self._reply(200, {"num": 1})
                 if self.path.startswith("/api/validate-yaml"):
                     return self._reply(200, {"errors": [], "warnings": []})
                 if "/preupload/" in self.path:
@@ -68,6 +74,23 @@ class FakeHub:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    pr_title = ""
+
+    def pull_request(self, repo: str) -> dict:
+        """Discussion 1 of ``repo`` as the Hub describes a pull request (the fields huggingface_hub reads)."""
+        return {
+            "title": self.pr_title,
+            "num": 1,
+            "author": {"name": "corpusforge-test"},
+            "createdAt": "2026-01-01T00:00:00.000Z",
+            "status": "draft",
+            "repo": {"name": repo, "type": "dataset"},
+            "isPullRequest": True,
+            "events": [],
+            "changes": {"base": "refs/heads/main"},
+            "filesWithConflicts": [],
+        }
 
     def commits(self) -> list[list[dict]]:
         """Each commit as its list of ndjson operations."""

@@ -60,11 +60,22 @@ class Result:
         revision: str | None = None,
         license: str = "unknown",
         token: str | None = None,
+        commit_message: str | None = None,
+        create_pr: bool = False,
     ) -> str:
-        """Upload as Parquet with a dataset card, in one commit; returns the commit URL."""
+        """Upload as Parquet with a dataset card, in one commit (or a pull request); returns its URL."""
         from corpusforge.publish import publish
 
-        return publish(self.path, repo_id, private=private, revision=revision, license=license, token=token)
+        return publish(
+            self.path,
+            repo_id,
+            private=private,
+            revision=revision,
+            license=license,
+            token=token,
+            commit_message=commit_message,
+            create_pr=create_pr,
+        )
 
     def scan(self):
         """The corpus as a polars LazyFrame."""
