@@ -219,3 +219,16 @@ def test_kill_and_rerun_equals_uninterrupted_run(tmp_path, real_texts):
     assert resumed.manifest["rows"] == reference.manifest["rows"] == len(rows)
     assert [s["step"] for s in resumed.manifest["steps"]] == [s["step"] for s in reference.manifest["steps"]]
     assert resumed.manifest["steps"] == reference.manifest["steps"]
+
+
+def test_progress_counts_the_tasks_of_every_stage(tmp_path):
+    """A dedup build runs four stages: the progress counts all their tasks (2 + 2 buckets + 1 + 2 = 7), and its last
+    report, after the stages, says all are done."""
+    from conftest import dedup_recipe
+
+    recipe = dedup_recipe(tmp_path, {"tasks": 2, "workers": 1}, "out")
+    seen = []
+    cf.run(recipe, progress=seen.append)
+    assert seen and {p.tasks for p in seen} == {7}
+    assert seen[-1].tasks_done == 7 and seen[-1].docs > 0
+    assert [p.tasks_done for p in seen] == sorted(p.tasks_done for p in seen)

@@ -117,9 +117,11 @@ def _claim(plan: BuildPlan, overwrite: bool) -> None:
 
 
 def _watch(plan: BuildPlan, callback, stop: threading.Event) -> None:
-    logs, tasks = plan.out / WORK_DIR / "logs", plan.recipe.executor.tasks
+    # tasks of every stage (a dedup build has four): the count moves through the whole build, not its last stage
+    tasks = sum(stage.tasks for stage in plan.stages)
     total = input_bytes(plan.record["inputs"])
-    while not stop.wait(0.5):
+    while True:
+        stopped = stop.wait(0.5)
         sums = dict.fromkeys(("docs", "bytes", "requests", "replayed", "tokens"), 0)
         for f in plan.progress_dir.glob("*.json"):
             try:
@@ -129,7 +131,10 @@ def _watch(plan: BuildPlan, callback, stop: threading.Event) -> None:
             for key in sums:
                 sums[key] += data.get(key, 0)
         kd = {k: sums[k] for k in ("requests", "replayed", "tokens")}
-        callback(Progress(sums["docs"], sums["bytes"], total, len(completed_tasks(logs)), tasks, **kd))
+        done = sum(len(completed_tasks(stage.logs)) for stage in plan.stages)
+        callback(Progress(sums["docs"], sums["bytes"], total, done, tasks, **kd))
+        if stopped:  # one last report after the stages: the bar ends on what was done
+            return
 
 
 def run(
