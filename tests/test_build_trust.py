@@ -196,6 +196,28 @@ def test_changed_plugin_is_refused(tmp_path):
         cf.run(cf.Recipe.from_dict(raw))
 
 
+def test_a_build_by_other_corpusforge_code_is_not_resumed(tmp_path):
+    """Rerunning a finished build after corpusforge itself changed resumed it: the rows of the old code were served
+    (seen when the language step changed). The plan now records the code; other code is refused like another recipe."""
+    import json
+
+    from corpusforge.build.plan import code_fingerprint, plan_path
+
+    path = tmp_path / "in.jsonl"
+    write_jsonl(path, _rows(20, "t"))
+    recipe = cf.Recipe.from_dict(make_recipe(tmp_path, str(path)))
+    out = cf.run(recipe).path
+    plan = json.loads(plan_path(out).read_text())
+    assert plan["corpusforge"] == code_fingerprint() and len(plan["corpusforge"]["code_sha256"]) == 16
+    assert cf.run(recipe).manifest["rows"] == 20  # the same code: resumed, nothing to do
+    plan["corpusforge"] = {"version": "0.0.9", "code_sha256": "0" * 16}
+    plan_path(out).write_text(json.dumps(plan))
+    with pytest.raises(cf.OutputError, match=r"built by another corpusforge \(0.0.9, code 0{16}; this is"):
+        cf.run(recipe)
+    assert cf.run(recipe, overwrite=True).manifest["rows"] == 20
+    assert json.loads(plan_path(out).read_text())["corpusforge"] == code_fingerprint()
+
+
 # ------------------------------------------------------------------------------------------------ 4. two runs at once
 def test_second_concurrent_run_is_refused_and_the_first_finishes(tmp_path):
     recipe = plugin_recipe(

@@ -8,6 +8,7 @@ buckets → clusters → dedup filter + steps after it + writer. Each stage is o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -85,6 +86,7 @@ def compile_plan(recipe: Recipe, output: str | Path | None = None, progress: boo
         "budget": recipe.budget.model_dump(mode="json") if recipe.budget else None,
         "inputs": fingerprint_inputs(recipe, resolved),
         "plugins": fingerprint_plugins(recipe.plugins),
+        "corpusforge": code_fingerprint(),
         "owned": OWNED,
         "started_at": time.time(),
         "jobs": [],
@@ -111,6 +113,20 @@ def fingerprint_plugins(plugins: list[str]) -> list[dict]:
         if spec.endswith(".py") and Path(spec).is_file():
             out.append({"plugin": spec, "sha256": hashlib.sha256(Path(spec).read_bytes()).hexdigest()})
     return out
+
+
+@functools.cache
+def code_fingerprint() -> dict:
+    """The corpusforge that builds: its version and a hash of its code. A build resumed by other code would mix rows
+    that two versions made (a fix to a step, a new default), so resuming across an upgrade is refused like a changed
+    recipe."""
+    import corpusforge
+
+    root = Path(corpusforge.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([*root.rglob("*.py"), *root.rglob("*.jinja")]):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return {"version": corpusforge.__version__, "code_sha256": digest.hexdigest()[:16]}
 
 
 def write_plan(out: Path, record: dict) -> None:
@@ -206,6 +222,12 @@ def resume_problems(previous: dict, plan: BuildPlan) -> list[str]:
         problems.append("its plan records no input fingerprints")
     else:
         problems += [f"input {change}" for change in changed_inputs(previous["inputs"], plan.record["inputs"])]
+    built_by, now = previous.get("corpusforge"), plan.record["corpusforge"]
+    if built_by is not None and built_by != now:  # plans written before this check carry none
+        problems.append(
+            f"it was built by another corpusforge ({built_by['version']}, code {built_by['code_sha256']}; this is "
+            f"{now['version']}, code {now['code_sha256']})"
+        )
     old_plugins = {p["plugin"]: p["sha256"] for p in previous.get("plugins") or []}
     new_plugins = {p["plugin"]: p["sha256"] for p in plan.record["plugins"]}
     problems += [
