@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 
 from corpusforge.recipe.models import StrictModel
 from corpusforge.steps.registry import register_builtin
-from corpusforge.steps.scripts import SCRIPT_LANGUAGES, Census, can_hold, census, chinese_script, settle
+from corpusforge.steps.scripts import SCRIPT_LANGUAGES, Census, can_hold, census, settle
 
 # The 176 labels of lid.176 (fastText language identification).
 LID176_LABELS = frozenset(
@@ -85,7 +85,8 @@ def resolve_by_script(text: str, counts: Census, labels: list[str], probs: list[
     if counts.kana and counts.cjk >= counts.prose_words:
         if top == "ja":
             return "ja", min(1.0, probs[0]), "fasttext: ja, some kana"
-        lang = chinese_script(text)
+        trad, simp = counts.traditional_only, counts.simplified_only  # the census counted them already
+        lang = "zh_Hant" if trad > simp else "zh_Hans" if simp > trad else "zh"
         family = sum(p for label, p in zip(labels, probs) if label in _CJK_FAMILY)
         return lang, min(1.0, family), f"fasttext: {top}, han with little kana"
     return top, min(1.0, probs[0]), "fasttext" if not counts.cjk else "fasttext: latin prose outweighs cjk"

@@ -18,7 +18,6 @@ characters gets no label.
 from __future__ import annotations
 
 import difflib
-from functools import cache
 from typing import Literal
 
 from datatrove.pipeline.filters.base_filter import BaseFilter
@@ -26,17 +25,10 @@ from pydantic import Field
 
 from corpusforge.recipe.models import StrictModel
 from corpusforge.steps.registry import register_builtin
-from corpusforge.steps.scripts import HAN
+from corpusforge.steps.scripts import HAN, opencc_converter
 
 Region = Literal["TW", "HK", "CN", "mixed", "none"]
 EXAMPLES = 3  # phrases kept per region as evidence in the metadata
-
-
-@cache
-def _converter(config: str):
-    import opencc
-
-    return opencc.OpenCC(f"{config}.json")
 
 
 def _changed_places(before: str, after: str, source: str) -> list[str]:
@@ -51,8 +43,8 @@ def _changed_places(before: str, after: str, source: str) -> list[str]:
 
 def region_evidence(text: str) -> dict[str, list[str]]:
     """Places of Taiwan, Hong Kong and mainland usage in ``text`` (see the module docstring)."""
-    trad = _converter("s2t").convert(text)
-    c = _converter
+    trad = opencc_converter("s2t").convert(text)
+    c = opencc_converter
     return {
         "TW": _changed_places(c("tw2s").convert(trad), c("tw2sp").convert(trad), trad),
         "HK": _changed_places(c("hk2s").convert(trad), c("hk2sp").convert(trad), trad),

@@ -201,7 +201,8 @@ def other_script_chars(text: str, script: str) -> list[str]:
 
 
 @cache
-def _converter(config: str):
+def opencc_converter(config: str):
+    """One OpenCC converter per configuration (`s2t`, `tw2sp`, …), built once per process."""
     import opencc
 
     return opencc.OpenCC(f"{config}.json")
@@ -217,7 +218,7 @@ def chinese_usage_counts(text: str) -> tuple[int, int]:
     """(Traditional, Simplified) usage by OpenCC's phrase-aware conversion: characters that Traditional → Simplified
     changes, and that Simplified → Traditional changes. Catches what single characters cannot: `什么` is two
     characters both scripts have, but Traditional writes `什麼`."""
-    return _changed(text, _converter("t2s").convert(text)), _changed(text, _converter("s2t").convert(text))
+    return _changed(text, opencc_converter("t2s").convert(text)), _changed(text, opencc_converter("s2t").convert(text))
 
 
 def chinese_script(text: str) -> str:
