@@ -241,7 +241,7 @@ def test_hard_wrapped_prose_is_kept_and_junk_around_it_still_dropped(monkeypatch
     assert sum(r is True for r in results) >= 0.95 * len(docs), Counter(results)
     assert results.count("line_punct_ratio") <= 0.01 * len(docs)
     # the line rules on physical lines, as before: line_punct_ratio dropped one document in 14 (22 of 296)
-    import corpusforge.steps.quality as quality
+    import corpusforge.steps.quality.rules as quality
 
     monkeypatch.setattr(quality, "unwrap", lambda lines, ends: [line for line in lines if line])
     before = verdicts(QualityFilter(QualityParams(preset="en")), docs, language="en")

@@ -43,6 +43,7 @@ def finalize_build(
     locked: bool = False,
 ) -> dict:
     """Apply the budget, write state.json, dataset_info.json, manifest.json (and report.html); return the manifest.
+    A build for a URL output (``out`` is then its staging folder) is uploaded there.
 
     ``schema`` (the rows' Arrow schema) defaults to the one the shards carry. Raises OutputError, naming the
     pending tasks, while a stage is incomplete. Takes the folder's lock unless the caller holds it (``locked``)."""
@@ -82,4 +83,8 @@ def finalize_build(
         partial.unlink(missing_ok=True)
     if report:
         write_report_quietly(out)
+    if plan.get("remote"):
+        from corpusforge.build.remote import upload
+
+        upload(out, plan["remote"])
     return manifest

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from corpusforge import storage
 from corpusforge.errors import RecipeError, SourceError
 from corpusforge.recipe.models import FilesSource, HFSource, Recipe, source_name
 from corpusforge.sources.files import (
@@ -21,16 +21,14 @@ from corpusforge.sources.files import (
 from corpusforge.sources.hf import HFReader, load_hf
 
 
-def _glob_root(source: FilesSource, files: list[Path]) -> str:
+def _glob_root(source: FilesSource, files: list[str]) -> str:
     """Directory that file ids are relative to: the common parent of the matched files."""
-    if not files:
-        return str(Path.cwd())
-    common = os.path.commonpath([str(f.parent.resolve()) for f in files])
+    common = storage.common_root(files)
     builtin = str(builtin_data_dir().resolve())
     return builtin if common.startswith(builtin) else common
 
 
-def _check_files(source: FilesSource, index: int, files: list[Path]) -> list[tuple[tuple, str]]:
+def _check_files(source: FilesSource, index: int, files: list[str]) -> list[tuple[tuple, str]]:
     loc = ("sources", index)
     problems = []
     wanted = [source.text_field, *source.fields] + ([source.id_field] if source.id_field else [])
@@ -79,7 +77,7 @@ def _check_hf(source: HFSource, index: int) -> list[tuple[tuple, str]]:
     return []
 
 
-def resolve_inputs(recipe: Recipe) -> list[list[Path] | None]:
+def resolve_inputs(recipe: Recipe) -> list[list[str] | None]:
     """Every source's files (None for a Hub dataset), checked; raises a RecipeError naming every problem."""
     problems, resolved = [], []
     for i, source in enumerate(recipe.sources):
@@ -123,7 +121,7 @@ def _check_model(generate) -> list[tuple[tuple, str]]:
     return []
 
 
-def make_readers(recipe: Recipe, resolved: list[list[Path] | None], progress_dir: str | None = None) -> list:
+def make_readers(recipe: Recipe, resolved: list[list[str] | None], progress_dir: str | None = None) -> list:
     """One reader per source, over the files ``resolve_inputs`` found."""
     readers = []
     ordered = any(call.name == "dedup" for call in recipe.steps)  # its survivors follow the recipe's source order
@@ -142,7 +140,7 @@ def make_readers(recipe: Recipe, resolved: list[list[Path] | None], progress_dir
         else:
             readers.append(
                 FileReader(
-                    files=[str(f) for f in files],
+                    files=list(files),
                     base_dir=_glob_root(source, files),
                     fmt=source.format,
                     txt_unit=source.txt_unit,
@@ -152,25 +150,19 @@ def make_readers(recipe: Recipe, resolved: list[list[Path] | None], progress_dir
     return readers
 
 
-def fingerprint_inputs(recipe: Recipe, resolved: list[list[Path] | None]) -> list[dict]:
-    """Size, mtime and a hash of the first MiB of every input file (HF sources: their spec)."""
+def fingerprint_inputs(recipe: Recipe, resolved: list[list[str] | None]) -> list[dict]:
+    """Size, mtime (a remote file: its version, e.g. the ETag) and a hash of the first MiB of every input file (HF
+    sources: their spec)."""
     out = []
     for i, (source, files) in enumerate(zip(recipe.sources, resolved)):
         if files is None:
             out.append({"source": source_name(source, i), "hf": source.hf.model_dump()})
             continue
         for path in files:
-            with open(path, "rb") as f:
+            with storage.open_file(path, "rb") as f:
                 head = hashlib.sha256(f.read(1 << 20)).hexdigest()
-            stat = path.stat()
             out.append(
-                {
-                    "source": source_name(source, i),
-                    "path": str(path),
-                    "bytes": stat.st_size,
-                    "mtime_ns": stat.st_mtime_ns,
-                    "head_sha256": head,
-                }
+                {"source": source_name(source, i), "path": path, **storage.file_info(path), "head_sha256": head}
             )
     return out
 
@@ -193,8 +185,14 @@ def changed_inputs(before: list[dict], now: list[dict]) -> list[str]:
         changes.append(f"{key[1]} is gone")
     for key in old.keys() & new.keys():
         a, b = old[key], new[key]
-        what = [k for k in ("bytes", "head_sha256", "mtime_ns", "hf") if a.get(k) != b.get(k)]
+        what = [k for k in ("bytes", "head_sha256", "mtime_ns", "version", "hf") if a.get(k) != b.get(k)]
         if what:
-            label = {"bytes": "size", "head_sha256": "content", "mtime_ns": "modification time", "hf": "spec"}
+            label = {
+                "bytes": "size",
+                "head_sha256": "content",
+                "mtime_ns": "modification time",
+                "version": "version",
+                "hf": "spec",
+            }
             changes.append(f"{key[1]} changed ({', '.join(label[w] for w in what)})")
     return sorted(changes)

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
 
+from corpusforge import storage
 from corpusforge.build.inputs import fingerprint_inputs, make_readers, resolve_inputs
 from corpusforge.build.output import OWNED, PLAN, previous_plan
-from corpusforge.errors import OutputError
+from corpusforge.errors import OutputError, RecipeError
 from corpusforge.recipe.models import LocalExecutor, Recipe, source_name
 from corpusforge.shards import ArrowShardWriter, recipe_fingerprint
 from corpusforge.shards.finalize import write_json_atomic
@@ -43,9 +44,14 @@ class BuildPlan:
     """What one build is. ``record`` is what plan.json holds (JSON; no Python objects, no plugins needed)."""
 
     recipe: Recipe
-    out: Path
+    out: Path  # where the build runs: the output folder, or for a URL output its staging folder
     stages: list[Stage]
     record: dict = field(default_factory=dict)
+
+    @property
+    def remote(self) -> str | None:
+        """The fsspec URL finalize uploads the corpus to (None: ``out`` is the output)."""
+        return self.record.get("remote")
 
     @property
     def progress_dir(self) -> Path:
@@ -57,10 +63,30 @@ def plan_path(out: Path) -> Path:
 
 
 def with_output(recipe: Recipe, output: str | Path | None) -> tuple[Recipe, Path]:
-    """The recipe with ``--output`` applied, and its output folder (absolute where tasks run elsewhere)."""
+    """The recipe with ``--output`` applied, and the folder the build runs in (absolute where tasks run elsewhere):
+    the output folder, or for an fsspec URL its staging folder."""
     if output is not None:
         recipe = recipe.model_copy(update={"output": recipe.output.model_copy(update={"path": str(output)})})
     out = Path(recipe.output.path)
+    if storage.is_url(recipe.output.path):
+        from corpusforge.build.remote import default_staging
+
+        if recipe.output.staging is None and not isinstance(recipe.executor, LocalExecutor):
+            raise RecipeError(
+                [
+                    (
+                        ("output", "staging"),
+                        f"output {recipe.output.path} is a URL and the {recipe.executor.type} executor runs tasks on "
+                        "other machines: set `output.staging` to a folder every node shares (the build runs there "
+                        "and finalize uploads the corpus)",
+                    )
+                ]
+            )
+        out = (
+            Path(recipe.output.staging).expanduser() if recipe.output.staging else default_staging(recipe.output.path)
+        )
+    elif recipe.output.path.startswith("file://"):
+        out = storage.local_path(recipe.output.path)
     if not isinstance(recipe.executor, LocalExecutor):
         out = out.absolute()  # tasks run from another working directory, maybe on another machine
     return recipe, out
@@ -88,6 +114,7 @@ def compile_plan(recipe: Recipe, output: str | Path | None = None, progress: boo
         "plugins": fingerprint_plugins(recipe.plugins),
         "corpusforge": code_fingerprint(),
         "owned": OWNED,
+        "remote": recipe.output.path if storage.is_url(recipe.output.path) else None,
         "started_at": time.time(),
         "jobs": [],
     }

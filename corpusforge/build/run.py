@@ -20,6 +20,7 @@ from corpusforge.build.finalize import finalize_build
 from corpusforge.build.inputs import input_bytes
 from corpusforge.build.output import BuildLock, check_output, remove_build
 from corpusforge.build.plan import BuildPlan, compile_plan, resume_problems, write_plan
+from corpusforge.build.remote import check_remote
 from corpusforge.build.slurm import guard_active_jobs, submit
 from corpusforge.errors import OutputError
 from corpusforge.recipe.models import Recipe, SlurmExecutor
@@ -42,16 +43,18 @@ class Progress:
 
 @dataclass
 class Result:
-    """A finished build: the output folder and its manifest."""
+    """A finished build: the output folder (or fsspec URL) and its manifest; ``staging`` is the folder a URL's
+    build ran in (None for a local output)."""
 
-    path: Path
+    path: Path | str
     manifest: dict
+    staging: Path | None = None
 
     def load(self):
-        """The corpus as a memory-mapped ``datasets.Dataset``."""
+        """The corpus as a memory-mapped ``datasets.Dataset`` (a URL's: from the staging folder, the same files)."""
         import datasets
 
-        return datasets.load_from_disk(str(self.path))
+        return datasets.load_from_disk(str(self.staging or self.path))
 
     def push_to_hub(
         self,
@@ -67,7 +70,7 @@ class Result:
         from corpusforge.publish import publish
 
         return publish(
-            self.path,
+            self.staging or self.path,
             repo_id,
             private=private,
             revision=revision,
@@ -81,7 +84,7 @@ class Result:
         """The corpus as a polars LazyFrame."""
         from corpusforge.shards import scan
 
-        return scan(self.path)
+        return scan(self.staging or self.path)
 
 
 @dataclass
@@ -153,6 +156,14 @@ def run(
     ``report`` also writes OUT/report.html (plots; about a second, mostly importing matplotlib)."""
     plan = compile_plan(recipe, output, progress=True)  # raises on bad input before anything is written
     out = plan.out
+    if plan.remote is not None:  # refuse a foreign prefix, or another build there, before doing any work
+        previous = check_remote(plan.remote)
+        problems = resume_problems(previous, plan) if previous is not None else []
+        if problems and not overwrite:
+            raise OutputError(
+                f"output {plan.remote} holds another build: {'; '.join(problems)}. Nothing was changed: rerun with "
+                "--overwrite to replace it (removes only what corpusforge uploaded there), or choose another --output"
+            )
     check_output(out)  # refuse a foreign folder before creating anything in it
     guard_active_jobs(out)  # never two runs of one build: queued Slurm tasks would write the same shards
     with BuildLock(out):
@@ -188,4 +199,6 @@ def run(
             schema=KD_SCHEMA if plan.recipe.generate is not None else CP_SCHEMA,
             locked=True,
         )
+    if plan.remote is not None:
+        return Result(plan.remote, manifest, staging=out)
     return Result(out, manifest)

@@ -100,7 +100,17 @@ def source_name(source: FilesSource | HFSource, index: int) -> str:
 
 
 class OutputConfig(StrictModel):
-    path: str = Field(..., description="Output folder: Arrow shards, dataset_info.json, state.json, manifest.json.")
+    path: str = Field(
+        ...,
+        description="Output folder: Arrow shards, dataset_info.json, state.json, manifest.json. An fsspec URL "
+        "(`s3://bucket/corpora/zh-tw`, `gs://…`, `memory://…`) builds in `staging` and uploads the finished corpus "
+        "there; `datasets.load_from_disk` opens it through the same URL.",
+    )
+    staging: str | None = Field(
+        None,
+        description="Where a build for a URL `path` runs (task shards, resume state); a local folder, shared by "
+        "every node on Slurm or Ray. Default (local executor only): ~/.cache/corpusforge/builds/<hash of the URL>.",
+    )
     batch_rows: int = Field(1000, ge=1, description="Rows per Arrow record batch inside a shard.")
 
 

@@ -52,10 +52,11 @@ def package_versions() -> dict[str, str]:
 
 
 def recipe_fingerprint(recipe_dict: dict) -> str:
-    """Hash of what determines the output: the resolved recipe minus the output path and every executor setting
+    """Hash of what determines the output: the resolved recipe minus the output path (and staging folder) and every executor setting
     but the task count (the same build may be resumed on another executor or with other workers)."""
     stable = json.loads(json.dumps(recipe_dict))
     stable.get("output", {}).pop("path", None)
+    stable.get("output", {}).pop("staging", None)
     if "executor" in stable:
         stable["executor"] = {"tasks": stable["executor"].get("tasks")}
     return hashlib.sha256(json.dumps(stable, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,4 +1,5 @@
-"""Local files by glob: jsonl (+ .gz/.zst/.bz2/.xz), parquet, csv, txt (a doc per line or per file), Arrow IPC."""
+"""Files by glob, local or at an fsspec URL (``s3://bucket/crawl/*.jsonl.zst``): jsonl (+ .gz/.zst/.bz2/.xz),
+parquet, csv, txt (a doc per line or per file), Arrow IPC."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import orjson
 
+from corpusforge import storage
 from corpusforge.errors import SourceError
 from corpusforge.recipe.models import BUILTIN_PREFIX
 from corpusforge.sources.records import RecordReader
@@ -38,29 +40,38 @@ def builtin_data_dir() -> Path:
     return Path(str(resources.files("corpusforge").joinpath("data")))
 
 
-def expand_glob(pattern: str) -> list[Path]:
-    """Sorted files matching one pattern; ``builtin:NAME`` refers to corpusforge's bundled samples."""
+def expand_glob(pattern: str) -> list[str]:
+    """Sorted files matching one pattern (a local glob or an fsspec URL glob); ``builtin:NAME`` refers to
+    corpusforge's bundled samples."""
     if pattern.startswith(BUILTIN_PREFIX):
         pattern = str(builtin_data_dir() / pattern[len(BUILTIN_PREFIX) :])
-    matches = globlib.glob(os.path.expanduser(pattern), recursive=True)
-    return sorted(Path(m) for m in matches if os.path.isfile(m))
+    if storage.is_url(pattern):
+        return storage.glob_url(pattern)
+    matches = globlib.glob(str(storage.local_path(pattern)), recursive=True)
+    return sorted(m for m in matches if os.path.isfile(m))
 
 
-def resolve_files(globs: str | list[str]) -> list[Path]:
+def resolve_files(globs: str | list[str]) -> list[str]:
     patterns = [globs] if isinstance(globs, str) else list(globs)
-    files: list[Path] = []
+    files: list[str] = []
     for pattern in patterns:
-        matched = expand_glob(pattern)
+        try:
+            matched = expand_glob(pattern)
+        except SourceError:
+            raise
+        except Exception as err:  # a remote store that refuses (credentials, no such bucket, unreachable)
+            raise SourceError(f"cannot list '{pattern}': {type(err).__name__}: {err}") from None
         if not matched:
-            raise SourceError(f"no file matches '{pattern}' (cwd={Path.cwd()})")
+            where = "" if storage.is_url(pattern) else f" (cwd={Path.cwd()})"
+            raise SourceError(f"no file matches '{pattern}'{where}")
         files.extend(f for f in matched if f not in files)
     return files
 
 
-def file_format(path: Path, declared: str = "auto") -> str:
+def file_format(path: str | Path, declared: str = "auto") -> str:
     if declared != "auto":
         return declared
-    name = path.name.lower()
+    name = storage.basename(path).lower()
     for comp in COMPRESSIONS:
         name = name.removesuffix(comp)
     fmt = FORMATS.get(Path(name).suffix)
@@ -69,20 +80,34 @@ def file_format(path: Path, declared: str = "auto") -> str:
     return fmt
 
 
-def open_binary(path: Path) -> io.BufferedIOBase:
-    """Open a file for reading bytes, decompressing by extension."""
-    name = path.name.lower()
-    if name.endswith(".gz"):
-        return gzip.open(path, "rb")
+def open_binary(path: str | Path) -> io.BufferedIOBase:
+    """Open a file (local, or an fsspec URL) for reading bytes, decompressing by extension."""
+    name = storage.basename(path).lower()
+    if not storage.is_url(path):
+        path = storage.local_path(path)
+        if name.endswith(".gz"):
+            return gzip.open(path, "rb")
+        if name.endswith(".bz2"):
+            return bz2.open(path, "rb")
+        if name.endswith(".xz"):
+            return lzma.open(path, "rb")
+    raw = storage.open_file(path, "rb")
     if name.endswith((".zst", ".zstd")):
         import zstandard
 
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
-    if name.endswith(".bz2"):
-        return bz2.open(path, "rb")
-    if name.endswith(".xz"):
-        return lzma.open(path, "rb")
-    return open(path, "rb")
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+    opener = {".gz": gzip.GzipFile, ".bz2": bz2.BZ2File, ".xz": lzma.LZMAFile}.get(os.path.splitext(name)[1])
+    if opener is None:
+        return raw
+    f = opener(raw, mode="rb") if opener is not gzip.GzipFile else opener(fileobj=raw, mode="rb")
+    close = f.close
+
+    def close_both():  # the decompressor does not close a file object it was given
+        close()
+        raw.close()
+
+    f.close = close_both
+    return f
 
 
 def _decode_line(raw: bytes) -> tuple[str | None, str | None]:
@@ -133,12 +158,12 @@ class FileReader(RecordReader):
         for self.file_index in indices:
             path = self.files[self.file_index]
             self.stat_update("input_files")
-            rel = os.path.relpath(path, self.base_dir)
-            fmt = file_format(Path(path), self.fmt)
-            for doc in getattr(self, f"_read_{fmt}")(Path(path), rel):
+            rel = storage.relative(path, self.base_dir)
+            fmt = file_format(path, self.fmt)
+            for doc in getattr(self, f"_read_{fmt}")(path, rel):
                 yield doc
                 self.report_progress(rank)
-            bytes_done += os.path.getsize(path) // (world_size if by_rows else 1)
+            bytes_done += storage.file_info(path)["bytes"] // (world_size if by_rows else 1)
             self.report_progress(rank, bytes_done, force=True)
 
     def _mine(self, row: int) -> bool:
@@ -148,7 +173,7 @@ class FileReader(RecordReader):
     def _doc_id(self, rel: str, row: int) -> str:
         return f"{self.source_name}/{rel}/{row}"
 
-    def _read_jsonl(self, path: Path, rel: str) -> Iterator:
+    def _read_jsonl(self, path: str, rel: str) -> Iterator:
         with open_binary(path) as f:
             for lineno, raw in enumerate(f, 1):
                 if not self._mine(lineno) or not raw.strip():
@@ -170,7 +195,7 @@ class FileReader(RecordReader):
                 if doc is not None:
                     yield doc
 
-    def _read_txt(self, path: Path, rel: str) -> Iterator:
+    def _read_txt(self, path: str, rel: str) -> Iterator:
         with open_binary(path) as f:
             if self.txt_unit == "file":
                 text, problem = _decode_line(f.read())
@@ -203,8 +228,8 @@ class FileReader(RecordReader):
                 if doc is not None:
                     yield doc
 
-    def _csv_rows(self, path: Path) -> Iterator:
-        delimiter = "\t" if ".tsv" in path.name.lower() else ","
+    def _csv_rows(self, path: str) -> Iterator:
+        delimiter = "\t" if ".tsv" in storage.basename(path).lower() else ","
         with open_binary(path) as f:
             reader = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8", newline=""), delimiter=delimiter)
             row_no = 0
@@ -222,18 +247,18 @@ class FileReader(RecordReader):
                 row_no += 1
                 yield row_no, f"{path}:{reader.line_num}", row
 
-    def _read_csv(self, path: Path, rel: str) -> Iterator:
+    def _read_csv(self, path: str, rel: str) -> Iterator:
         yield from self._documents(self._csv_rows(path), rel)
 
     def _columns(self, names) -> list[str] | None:
         wanted = [self.text_field, *(self.fields or [])] + ([self.id_field] if self.id_field else [])
         return [c for c in dict.fromkeys(wanted) if c in names]
 
-    def _read_batches(self, batches, path: Path, rel: str) -> Iterator:
+    def _read_batches(self, batches, path: str, rel: str) -> Iterator:
         rows = (row for batch in batches for row in batch.to_pylist())
         yield from self._documents(((n, f"{path}:row {n}", row) for n, row in enumerate(rows, 1)), rel)
 
-    def _read_parquet(self, path: Path, rel: str) -> Iterator:
+    def _read_parquet(self, path: str, rel: str) -> Iterator:
         import pyarrow.parquet as pq
 
         with open_binary(path) as f:
@@ -241,15 +266,22 @@ class FileReader(RecordReader):
             columns = self._columns(pf.schema_arrow.names)
             yield from self._read_batches(pf.iter_batches(batch_size=1000, columns=columns), path, rel)
 
-    def _read_arrow(self, path: Path, rel: str) -> Iterator:
+    def _read_arrow(self, path: str, rel: str) -> Iterator:
         yield from self._read_batches(read_ipc_batches(path), path, rel)
 
 
-def read_ipc_batches(path: Path):
+def _open_ipc(path: str):
+    """A local file memory-mapped; a remote one through fsspec (seekable)."""
+    import pyarrow as pa
+
+    return storage.open_file(path, "rb") if storage.is_url(path) else pa.memory_map(str(storage.local_path(path)))
+
+
+def read_ipc_batches(path: str):
     """Record batches of an Arrow IPC file in either the file or the streaming format."""
     import pyarrow as pa
 
-    with pa.memory_map(str(path)) as source:
+    with _open_ipc(path) as source:
         try:
             reader = pa.ipc.open_file(source)
             batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
@@ -259,7 +291,7 @@ def read_ipc_batches(path: Path):
         yield from batches
 
 
-def peek_fields(path: Path, fmt: str) -> list[str] | None:
+def peek_fields(path: str, fmt: str) -> list[str] | None:
     """Field names of the first record (None when the format has no fields, e.g. txt)."""
     import pyarrow as pa
 
@@ -271,7 +303,7 @@ def peek_fields(path: Path, fmt: str) -> list[str] | None:
         with open_binary(path) as f:
             return pq.ParquetFile(f).schema_arrow.names
     if fmt == "arrow":
-        with pa.memory_map(str(path)) as source:
+        with _open_ipc(path) as source:
             try:
                 return pa.ipc.open_file(source).schema.names
             except pa.ArrowInvalid:
@@ -280,7 +312,7 @@ def peek_fields(path: Path, fmt: str) -> list[str] | None:
     with open_binary(path) as f:
         if fmt == "csv":
             first = f.readline().decode("utf-8", errors="replace")
-            delimiter = "\t" if ".tsv" in path.name.lower() else ","
+            delimiter = "\t" if ".tsv" in storage.basename(path).lower() else ","
             return next(csv.reader([first], delimiter=delimiter), [])
         for raw in f:  # jsonl: the first parseable object
             if raw.strip():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from corpusforge import storage
 from corpusforge.sources.records import RecordReader
 
 
@@ -11,10 +12,17 @@ def load_hf(spec: dict, streaming: bool | None = None):
     """Open the dataset a source names. A folder written by ``save_to_disk`` is opened with ``load_from_disk``."""
     import datasets
 
+    want_stream = streaming if streaming is not None else spec["streaming"]
+    if storage.is_url(spec["path"]) and not spec["path"].startswith("hf://"):  # a save_to_disk folder in a store
+        fs, inner = storage.url_fs(spec["path"])
+        for folder in (inner, f"{inner.rstrip('/')}/{spec['split']}"):
+            if fs.exists(f"{folder}/state.json"):
+                ds = datasets.load_from_disk(fs.unstrip_protocol(folder))
+                return ds.to_iterable_dataset() if want_stream else ds
     path = Path(spec["path"]).expanduser()
     if path.is_dir() and (path / "state.json").exists():
         ds = datasets.load_from_disk(str(path))
-        return ds.to_iterable_dataset() if (streaming if streaming is not None else spec["streaming"]) else ds
+        return ds.to_iterable_dataset() if want_stream else ds
     if path.is_dir() and (path / spec["split"] / "state.json").exists():
         return datasets.load_from_disk(str(path / spec["split"]))
     return datasets.load_dataset(

@@ -1,0 +1,184 @@
+"""Corpora read from and written to object stores through fsspec: an S3 server (moto, on 127.0.0.1, started here)
+driven by the CLI with two worker processes, and ``memory://`` through the Python API. A finished build opens with
+``datasets.load_from_disk`` through the same URL, and the trust rules of a local folder hold at the URL."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import datasets
+import fsspec
+import pytest
+import yaml
+
+from conftest import make_recipe, stdlib_paragraphs
+
+pytest.importorskip("s3fs")
+moto_server = pytest.importorskip("moto.server")
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+
+
+@pytest.fixture(scope="module")
+def paragraphs():
+    texts = stdlib_paragraphs(200, 1200)[:300]
+    assert len(texts) == 300
+    return texts
+
+
+@pytest.fixture
+def s3(monkeypatch, tmp_path):
+    """A moto S3 server on a free local port, with credentials and the endpoint in fsspec's environment config."""
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "FSSPEC_S3_ENDPOINT_URL": f"http://{host}:{port}",
+        "CORPUSFORGE_CACHE": str(tmp_path / "cache"),
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    fs = fsspec.filesystem("s3", endpoint_url=env["FSSPEC_S3_ENDPOINT_URL"], skip_instance_cache=True)
+    fs.mkdir("corpora")
+    yield fs, env
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{env['FSSPEC_S3_ENDPOINT_URL']}/moto-api/reset", method="POST"))
+    server.stop()  # (moto keeps its buckets in this process: reset, so each test starts from an empty store)
+
+
+def _cli(*args, env, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "corpusforge.cli", *args],
+        cwd=cwd,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _recipe(tmp_path, glob: str, dedup: bool = True, **extra) -> dict:
+    return make_recipe(
+        tmp_path,
+        glob,
+        steps=[{"normalize": {}}, {"length": {"min_chars": 50}}] + ([{"dedup": {"num_buckets": 2}}] if dedup else []),
+        source={"id_field": "id"},
+        **extra,
+    )
+
+
+def test_s3_build_over_two_workers_reads_and_writes_the_store(s3, tmp_path, paragraphs):
+    fs, env = s3
+    rows = [{"id": f"p{i}", "text": t} for i, t in enumerate(paragraphs)]
+    rows += [{"id": f"dup{i}", "text": paragraphs[i]} for i in range(20)]  # exact duplicates, for dedup to drop
+    parts = [rows[i::3] for i in range(3)]
+    fs.pipe("corpora/raw/part-0.jsonl.gz", gzip.compress(_jsonl(parts[0])))
+    fs.pipe("corpora/raw/part-1.jsonl", _jsonl(parts[1]))
+    fs.pipe("corpora/raw/nested/part-2.jsonl.gz", gzip.compress(_jsonl(parts[2])))
+
+    recipe = _recipe(tmp_path, "s3://corpora/raw/**/*.jsonl*", executor={"tasks": 3, "workers": 2})
+    (tmp_path / "remote.yaml").write_text(yaml.safe_dump(recipe))
+    done = _cli("run", "remote.yaml", "--output", "s3://corpora/built/zh", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "s3://corpora/built/zh" in done.stdout
+
+    # the same recipe on the same files, local: the store changes nothing about the rows
+    local = tmp_path / "local"
+    for i, part in enumerate(parts):
+        name = f"part-{i}.jsonl" + ("" if i == 1 else ".gz")
+        folder = local / ("nested" if i == 2 else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        data = _jsonl(part)
+        (folder / name).write_bytes(data if i == 1 else gzip.compress(data))
+    recipe_local = _recipe(tmp_path, str(local / "**/*.jsonl*"), executor={"tasks": 3, "workers": 2})
+    recipe_local["output"]["path"] = str(tmp_path / "local-out")
+    (tmp_path / "local.yaml").write_text(yaml.safe_dump(recipe_local))
+    assert _cli("run", "local.yaml", env=env, cwd=tmp_path).returncode == 0
+
+    remote = datasets.load_from_disk(
+        "s3://corpora/built/zh", storage_options={"endpoint_url": env["FSSPEC_S3_ENDPOINT_URL"]}
+    )
+    here = datasets.load_from_disk(str(tmp_path / "local-out"))
+    assert sorted(remote["text"]) == sorted(here["text"])
+    assert len(set(remote["text"])) == len(remote) < len(paragraphs)  # the 20 copies (and near-duplicates) gone
+    listed = sorted(p.rsplit("/", 1)[1] for p in fs.ls("corpora/built/zh"))
+    assert "manifest.json" in listed and "report.html" in listed
+    assert len([n for n in listed if n.startswith("data-")]) == 3
+    manifest = json.loads(fs.cat("corpora/built/zh/manifest.json"))
+    assert manifest["rows"] == len(remote)
+    assert "testing" not in json.dumps(manifest)  # no credential in what is published
+
+    # the same build again resumes (nothing to redo); with one task and --overwrite, the old shards go
+    again = _cli("run", "remote.yaml", "--output", "s3://corpora/built/zh", env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-2000:]
+    recipe["executor"] = {"tasks": 1, "workers": 1}
+    (tmp_path / "remote.yaml").write_text(yaml.safe_dump(recipe))
+    refused = _cli("run", "remote.yaml", "--output", "s3://corpora/built/zh", env=env, cwd=tmp_path)
+    assert refused.returncode != 0 and "holds another build" in refused.stderr
+    replaced = _cli("run", "remote.yaml", "--output", "s3://corpora/built/zh", "--overwrite", env=env, cwd=tmp_path)
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    shards = [p for p in fs.ls("corpora/built/zh", refresh=True) if p.rsplit("/", 1)[1].startswith("data-")]
+    assert [s.rsplit("/", 1)[1] for s in shards] == ["data-00000-of-00001.arrow"]
+
+
+def test_s3_prefix_with_foreign_files_is_refused_and_untouched(s3, tmp_path, paragraphs):
+    fs, env = s3
+    fs.pipe("corpora/in/a.jsonl", _jsonl([{"id": str(i), "text": t} for i, t in enumerate(paragraphs[:30])]))
+    fs.pipe("corpora/thesis/thesis.tex", b"\\documentclass{article}")
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(_recipe(tmp_path, "s3://corpora/in/*.jsonl")))
+    for extra in ([], ["--overwrite"]):
+        done = _cli("run", "r.yaml", "--output", "s3://corpora/thesis", *extra, env=env, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert "thesis.tex" in done.stderr and "nothing was changed" in done.stderr
+    assert fs.ls("corpora/thesis", refresh=True) == ["corpora/thesis/thesis.tex"]
+    assert not (tmp_path / "cache").exists()  # refused before any work
+
+    missing = _cli("run", "r.yaml", "--output", "s3://corpora/x", env={**env, "AWS_ACCESS_KEY_ID": ""}, cwd=tmp_path)
+    bad_glob = yaml.safe_dump(_recipe(tmp_path, "s3://corpora/nothing-here/*.jsonl"))
+    (tmp_path / "bad.yaml").write_text(bad_glob)
+    nothing = _cli("run", "bad.yaml", env=env, cwd=tmp_path)
+    assert nothing.returncode == 2 and "no file matches 's3://corpora/nothing-here/*.jsonl'" in nothing.stderr
+    assert missing.returncode != 0  # the store refuses; the error names the URL
+    assert "s3://corpora" in missing.stderr
+
+
+def test_memory_urls_through_the_python_api(tmp_path, monkeypatch, paragraphs):
+    import corpusforge as cf
+
+    monkeypatch.setenv("CORPUSFORGE_CACHE", str(tmp_path / "cache"))
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/in/docs.jsonl", _jsonl([{"id": str(i), "text": t} for i, t in enumerate(paragraphs[:80])]))
+    raw = _recipe(tmp_path, "memory://in/*.jsonl", dedup=False, executor={"tasks": 2, "workers": 1})
+    result = cf.run(cf.Recipe.model_validate(raw), output="memory://out/corpus", report=False)
+    assert result.path == "memory://out/corpus"
+    ds = datasets.load_from_disk("memory://out/corpus")
+    assert len(ds) == result.manifest["rows"] == 80
+    assert sorted(ds["text"]) == sorted(paragraphs[:80])
+    assert len(result.load()) == 80
+
+    fs.pipe("/in/docs.jsonl", _jsonl([{"id": str(i), "text": t} for i, t in enumerate(paragraphs[:81])]))
+    with pytest.raises(cf.OutputError, match="docs.jsonl changed"):
+        cf.run(cf.Recipe.model_validate(raw), output="memory://out/corpus", report=False)
+    assert len(datasets.load_from_disk("memory://out/corpus")) == 80  # the refused run changed nothing there
+
+
+def test_url_output_on_slurm_needs_a_shared_staging_folder(tmp_path):
+    import corpusforge as cf
+
+    raw = _recipe(tmp_path, "builtin:multilingual-sample.jsonl")
+    raw["executor"] = {"type": "slurm", "partition": "debug"}
+    with pytest.raises(cf.RecipeError, match="output.staging"):
+        cf.build.plan.with_output(cf.Recipe.model_validate(raw), "s3://bucket/x")
+    raw["output"]["staging"] = str(tmp_path / "shared")
+    _, out = cf.build.plan.with_output(cf.Recipe.model_validate(raw), "s3://bucket/x")
+    assert out == tmp_path / "shared"
