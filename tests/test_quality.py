@@ -1,7 +1,7 @@
 """quality: Gopher / C4 / FineWeb heuristics with character units for zh, ja, th — on real translated prose.
 
-The clean side is prose we did not write: the translated paragraphs of the gettext catalogs installed on this
-machine (/usr/share/locale/<locale>/LC_MESSAGES/*.mo: coreutils, bash, apt, dpkg, glib, gtk, git, ...), picked by
+The clean side is prose we did not write: the translated paragraphs of Debian packages' gettext catalogs
+(tests/text/fetch-catalogs.sh: coreutils, bash, apt, dpkg, glib, gtk, git, postgresql, ...), picked by
 a rule that knows nothing of the step's thresholds. The junk side is injected around those paragraphs: navigation
 link lists, a repeated line, symbol soup, cookie / JavaScript / copyright banners, lorem ipsum.
 """
@@ -12,14 +12,13 @@ import random
 import re
 from collections import Counter
 from itertools import accumulate
-from pathlib import Path
 
 import pytest
 import regex
 from datatrove.data import Document
 
 import corpusforge as cf
-from conftest import gettext_messages, make_recipe, write_jsonl
+from conftest import gettext_messages, locale_dir, make_recipe, write_jsonl
 from corpusforge.errors import RecipeError
 from corpusforge.steps.quality import (
     PRESETS,
@@ -31,8 +30,7 @@ from corpusforge.steps.quality import (
     repeated_ngram_chars,
 )
 
-LOCALE_DIR = Path("/usr/share/locale")
-MIN_PARAGRAPHS = 40  # per locale; the image ships 48 (zh_TW) to 146 (ja) paragraphs that pass the rule below
+MIN_PARAGRAPHS = 40  # per locale; the fetched catalogs hold 48 (zh_TW) to 146 (ja) paragraphs that pass the rule below
 MIN_CHARS = 80  # non-space characters: a paragraph, not a UI label
 SCRIPT = {
     "zh_TW": regex.compile(r"\p{Han}"),
@@ -73,9 +71,8 @@ def prose() -> dict[str, list[str]]:
     found = {locale: prose_paragraphs(locale) for locale in SCRIPT}
     short = {locale: len(p) for locale, p in found.items() if len(p) < MIN_PARAGRAPHS}
     assert not short, (
-        f"too few real prose paragraphs in the gettext catalogs under {LOCALE_DIR}: {short} "
-        f"(need {MIN_PARAGRAPHS} per locale). These tests need the image's translated catalogs "
-        "(/usr/share/locale/{zh_TW,zh_CN,ja,th}/LC_MESSAGES/*.mo, from coreutils, bash, apt, dpkg, glib, ...)."
+        f"too few real prose paragraphs in the gettext catalogs under {locale_dir()}: {short} "
+        f"(need {MIN_PARAGRAPHS} per locale). Fetch them with tests/text/fetch-catalogs.sh (`make test` does)."
     )
     return found
 

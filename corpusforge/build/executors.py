@@ -15,6 +15,8 @@ task that completed (datatrove's `completions/NNNNN` marker) is never run again 
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
+import inspect
 import os
 import shlex
 import shutil
@@ -33,6 +35,15 @@ from corpusforge.recipe.models import LocalExecutor, RayExecutor, SlurmExecutor
 from corpusforge.shards.writer import WORK_DIR
 
 ExecutorConfig = LocalExecutor | SlurmExecutor | RayExecutor
+
+# What of datatrove's executors this module relies on beyond their documented use: a task runs through
+# `_run_for_rank(rank, local_rank, node_rank=…)` (datatrove >= 0.7), its logger comes from `add_task_logger` in the
+# executor's module. Checked here, so an unsupported datatrove fails at import, saying which versions work.
+if "node_rank" not in inspect.signature(PipelineExecutor._run_for_rank).parameters:  # pragma: no cover
+    raise ImportError(
+        f"corpusforge needs datatrove>=0.7 (installed: {importlib.metadata.version('datatrove')}): "
+        "pip install -U 'datatrove>=0.7'"
+    )
 
 
 class ExecutorError(CorpusforgeError):

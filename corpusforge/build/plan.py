@@ -18,12 +18,12 @@ from pathlib import Path
 from datatrove.pipeline.base import PipelineStep
 
 from corpusforge import storage
+from corpusforge.atomic import write_json_atomic
 from corpusforge.build.inputs import fingerprint_inputs, make_readers, resolve_inputs
 from corpusforge.build.output import OWNED, PLAN, previous_plan
 from corpusforge.errors import OutputError, RecipeError
 from corpusforge.recipe.models import LocalExecutor, Recipe, source_name
 from corpusforge.shards import ArrowShardWriter, recipe_fingerprint
-from corpusforge.shards.finalize import write_json_atomic
 from corpusforge.shards.writer import WORK_DIR
 from corpusforge.steps.registry import get_step
 

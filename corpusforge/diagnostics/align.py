@@ -25,15 +25,14 @@ import gc
 import hashlib
 import json
 import logging
-import os
 import re
 import sys
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from corpusforge.atomic import write_atomic, write_json_atomic
 from corpusforge.diagnostics.align_config import AlignConfig, AlignModel
 from corpusforge.diagnostics.degenerate import degeneration
 from corpusforge.errors import SourceError
@@ -346,13 +345,6 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def evaluate_model(
     model: AlignModel,
     config: AlignConfig,
@@ -381,7 +373,7 @@ def evaluate_model(
     if not reused:
         cache.parent.mkdir(parents=True, exist_ok=True)
         payload = {"model": model.model, "backend": model.backend.model_dump(), "rows": rows}
-        _write_atomic(cache, json.dumps(payload, ensure_ascii=False).encode())
+        write_json_atomic(cache, payload, indent=None)
     responses = []
     for prompt_set, prompt, text, finish, n_tokens in rows:
         reason = None
@@ -436,11 +428,11 @@ def run_align(config: AlignConfig, progress: Progress | None = None) -> AlignRes
             m, config, answers if retention.enabled else None, heldout, output, progress
         )
     result = AlignResult(config.language, config, [done[m.name] for m in config.models], output, likelihoods)
-    _write_atomic(result.json_path, json.dumps(result.to_dict(), indent=1, ensure_ascii=False).encode())
+    write_json_atomic(result.json_path, result.to_dict(), indent=1)
     plot_alignment(result, result.png_path)
     result.scorecard = build_scorecard(result, likelihoods)
-    _write_atomic(result.scorecard_json, json.dumps(result.scorecard, indent=1, ensure_ascii=False).encode())
-    _write_atomic(result.scorecard_html, render_html(result.scorecard, result, result.png_path).encode())
+    write_json_atomic(result.scorecard_json, result.scorecard, indent=1)
+    write_atomic(result.scorecard_html, render_html(result.scorecard, result, result.png_path))
     return result
 
 
@@ -548,7 +540,7 @@ def measure_likelihood(
         del scorer
         _free_memory()
     cache.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(cache, json.dumps(result.to_cache()).encode())
+    write_json_atomic(cache, result.to_cache(), indent=None)
     return result
 
 

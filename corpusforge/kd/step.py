@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
+from corpusforge.atomic import write_json_atomic, write_jsonl_atomic
 from corpusforge.errors import BuildFailed
 from corpusforge.kd.backends import Completion, Request, get_backend
 from corpusforge.kd.config import GenerateConfig
@@ -59,14 +59,11 @@ class ReplayCache:
     def put(self, new: dict[str, Completion]) -> None:
         if not new:
             return
-        lines = [
-            json.dumps({"key": k, "text": c.text, "finish_reason": c.finish_reason, "n_tokens": c.n_tokens})
+        rows = [
+            {"key": k, "text": c.text, "finish_reason": c.finish_reason, "n_tokens": c.n_tokens}
             for k, c in new.items()
         ]
-        final = self.folder / f"chunk-{self.next_chunk:06d}.jsonl"
-        tmp = final.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.replace(tmp, final)
+        write_jsonl_atomic(self.folder / f"chunk-{self.next_chunk:06d}.jsonl", rows)
         self.next_chunk += 1
         self.entries.update(new)
 
@@ -256,7 +253,6 @@ class KDGenerate(PipelineStep):
         counts["requests"] += sent
         counts["replayed"] += replayed
         counts["tokens"] += tokens
-        from corpusforge.shards.finalize import write_json_atomic
 
         path = Path(self.work_dir) / "progress" / f"kd.{self._rank:05d}.json"
         try:
@@ -308,9 +304,7 @@ class KDGenerate(PipelineStep):
             path.unlink(missing_ok=True)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failures), encoding="utf-8")
-        os.replace(tmp, path)
+        write_jsonl_atomic(path, failures)
 
 
 def raise_if_failed_requests(work: Path, tasks: list[int]) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from corpusforge.atomic import write_json_atomic
 from corpusforge.recipe.models import BudgetConfig
 from corpusforge.shards.ipc import DualFormatWriter
 from corpusforge.shards.writer import WORK_DIR, shard_name
@@ -210,9 +211,7 @@ def apply_budget(out: Path, tasks: int, budget: BudgetConfig) -> dict:
     else:
         selection, summary = select(out, tasks, budget)
         pending = {"selection": selection.to_json(), "summary": summary}
-        tmp = pending_file.with_name(pending_file.name + ".tmp")
-        tmp.write_text(json.dumps(pending))
-        os.replace(tmp, pending_file)
+        write_json_atomic(pending_file, pending, indent=None)
     selection = Selection.from_json(pending["selection"])
     (work / "tmp").mkdir(parents=True, exist_ok=True)
     for rank in range(tasks):

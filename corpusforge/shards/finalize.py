@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from corpusforge.atomic import write_json_atomic
 from corpusforge.shards.writer import CP_SCHEMA, hf_features, shard_name
 
 VERSIONED_PACKAGES = (
@@ -33,12 +33,6 @@ VERSIONED_PACKAGES = (
     "transformers",
     "tokenizers",
 )
-
-
-def write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def package_versions() -> dict[str, str]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
 from datatrove.data import Document
 from datatrove.pipeline.readers.base import BaseReader
+
+from corpusforge.atomic import write_json_atomic
 
 log = logging.getLogger("corpusforge.sources")
 WARNINGS_PER_FILE = 5
@@ -113,11 +114,9 @@ class RecordReader(BaseReader):
             return
         self._last_report = now
         path = Path(self.progress_dir) / f"{self.source_name}.{rank:05d}.json"
-        tmp = path.with_suffix(".tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(self._progress))
-            os.replace(tmp, path)
+            write_json_atomic(path, self._progress, indent=None)
         except OSError:  # progress is best effort; never fail a task over it
             pass
 

