@@ -22,6 +22,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import pyarrow as pa
@@ -30,6 +31,9 @@ import pyarrow.parquet as pq
 import yaml
 
 from corpusforge.errors import CorpusforgeError
+
+if TYPE_CHECKING:
+    from huggingface_hub import DatasetCardData
 
 log = logging.getLogger("corpusforge.publish")
 
@@ -248,29 +252,31 @@ def is_kd(manifest: dict) -> bool:
     return "kd" in manifest or bool(manifest["recipe"].get("generate"))
 
 
-def card_metadata(manifest: dict, license: str) -> dict:
-    languages = [lang for lang in manifest["languages"]["output"] if lang not in ("unknown", "zh")] or []
-    base = sorted(
-        {lang.split("_")[0] for lang in languages} | ({"zh"} if "zh" in manifest["languages"]["output"] else set())
-    )
+def card_metadata(manifest: dict, license: str) -> DatasetCardData:
+    """The card's YAML metadata: license, languages (base codes; the script/region labels in ``language_details``),
+    size category, tags and the `default` config over `data/train-*.parquet`."""
+    from huggingface_hub import DatasetCardData
+
+    output = manifest["languages"]["output"]
+    languages = [lang for lang in output if lang not in ("unknown", "zh")]
+    base = sorted({lang.split("_")[0] for lang in languages} | ({"zh"} if "zh" in output else set()))
     if is_kd(manifest):
         tags = ["corpusforge", "kd", "synthetic"]
     else:
         tags = ["corpusforge", "continual-pretraining"]
         tags += ["inscp"] if any("tag" in step for step in manifest["recipe"].get("steps", [])) else []
-    meta = {
-        "license": license,
-        "task_categories": ["text-generation"],
-        "size_categories": [_size_category(manifest["rows"])],
-        "tags": tags,
-        "pretty_name": manifest["recipe"]["name"],
-        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
-    }
-    if base:
-        meta["language"] = base
-        meta["language_details"] = ", ".join(_bcp47(lang) for lang in languages) or None
-        meta["multilinguality"] = ["multilingual" if len(base) > 1 else "monolingual"]
-    return {k: v for k, v in meta.items() if v is not None}
+    # None fields are left out of the YAML by DatasetCardData.to_dict
+    return DatasetCardData(
+        license=license,
+        task_categories=["text-generation"],
+        size_categories=[_size_category(manifest["rows"])],
+        pretty_name=manifest["recipe"]["name"],
+        language=base or None,
+        language_details=", ".join(_bcp47(lang) for lang in languages) or None,
+        multilinguality=(["multilingual" if len(base) > 1 else "monolingual"] if base else None),
+        tags=tags,
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
+    )
 
 
 def _table(header: list[str], rows: list[list]) -> str:
@@ -329,6 +335,8 @@ def _tokenizer_note(manifest: dict) -> str:
 
 def card_text(manifest: dict, repo_id: str, license: str) -> str:
     """The dataset card, from a manifest that is already scrubbed (``scrub_manifest``)."""
+    from huggingface_hub import DatasetCard
+
     meta = card_metadata(manifest, license)
     recipe = manifest["recipe"]
     funnel = _table(
@@ -378,8 +386,8 @@ def card_text(manifest: dict, repo_id: str, license: str) -> str:
         "## Versions",
         _table(["package", "version"], [[k, v] for k, v in manifest.get("versions", {}).items()]),
     ]
-    header = yaml.safe_dump(meta, allow_unicode=True, sort_keys=False)
-    return f"---\n{header}---\n\n" + "\n\n".join(part for part in body if part) + "\n"
+    text = "\n\n".join(part for part in body if part) + "\n"
+    return str(DatasetCard(f"---\n{meta.to_yaml()}\n---\n\n{text}"))
 
 
 def prepare_folder(out: Path, dest: Path, repo_id: str, license: str = "unknown") -> Path:

@@ -44,6 +44,17 @@ def test_dry_run_round_trips(build, tmp_path):
     assert meta["language"] == ["th", "zh"] and meta["language_details"] == "zh-Hant, th"
     assert meta["license"] == "bsd-3-clause" and meta["size_categories"] == ["n<1K"]
     assert meta["configs"][0]["data_files"][0]["path"] == "data/train-*.parquet"
+    assert meta == {  # every field of the card's metadata, and nothing else
+        "language": ["th", "zh"],
+        "license": "bsd-3-clause",
+        "multilinguality": ["multilingual"],
+        "size_categories": ["n<1K"],
+        "task_categories": ["text-generation"],
+        "pretty_name": "quickstart",
+        "language_details": "zh-Hant, th",
+        "tags": ["corpusforge", "continual-pretraining", "inscp"],
+        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],
+    }
     assert "| language | 2,251 | 475 |" in card.text  # the funnel from the manifest
     assert 'load_dataset("corpusforge-test/quickstart"' in card.text
     assert "add_special_tokens=False" in card.text

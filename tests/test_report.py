@@ -184,6 +184,33 @@ def test_report_with_token_counts(tmp_path, real_texts):
     assert page.rows("tokens")["language"][1:] == ["8,000", "7,000"]
 
 
+SCRIPT = '<script>alert("x")</script>'
+
+
+@cf.filter(name="report_test_drop_with_markup")
+def drop_with_markup(doc):
+    """Drops every third document with a reason that is markup."""
+    return len(doc.text) % 3 != 0 or (False, f"{SCRIPT} & co")
+
+
+def test_report_escapes_user_text(tmp_path, real_texts):
+    write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in real_texts["en"][:30]])
+    recipe = make_recipe(tmp_path, str(tmp_path / "in.jsonl"), steps=[{"report_test_drop_with_markup": {}}])
+    recipe |= {"name": f"name {SCRIPT}", "description": f"<b>description</b> {SCRIPT}"}
+    recipe["sources"][0]["name"] = f"src {SCRIPT}"
+    result = cf.run(cf.Recipe.from_dict(recipe))
+    assert result.manifest["steps"][1]["dropped"][f"{SCRIPT} & co"] > 0
+    text = write_report(result.path).read_text(encoding="utf-8")
+    # the page has no script and no <b> of its own: any such tag is user text that was not escaped
+    assert "<script" not in text and "<b>" not in text
+    assert "<h1>Build report: name &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</h1>" in text
+    assert "&lt;b&gt;description&lt;/b&gt;" in text and "&amp; co" in text
+    page = Page(text)  # and the escaped text reads back as what the user wrote
+    assert f"read:src {SCRIPT}" in page.rows("funnel")
+    assert page.rows("funnel")["report_test_drop_with_markup"][5].startswith(f"{SCRIPT} & co: ")
+    assert list(page.rows("sources")) == [f"src {SCRIPT}"]
+
+
 def test_report_of_an_empty_output(tmp_path, real_texts):
     write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in real_texts["en"][:10]])
     recipe = make_recipe(tmp_path, str(tmp_path / "in.jsonl"), steps=[{"language": {"keep": ["th"]}}])

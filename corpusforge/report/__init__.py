@@ -1,0 +1,91 @@
+"""The build report: one HTML page (OUT/report.html) with PNG plots (OUT/report/*.png) for a finished build.
+
+    corpusforge report out/quickstart        # or, from Python: corpusforge.report.write_report("out/quickstart")
+
+It shows the funnel (documents in/out per step with drop reasons, tokens per step where counted), the languages
+identified and kept, length histograms (characters; tokens when a `tokens` step filled `n_tokens`) and what each
+source contributed. Counts come from manifest.json. Lengths are aggregated by polars over the shards in a streaming
+query that reads `text` once (fixed log-spaced bins, so no sampling and no text held in Python), which keeps the
+report cheap on outputs far larger than memory. The page is self-contained (inline CSS, PNGs beside it, no network)
+and deterministic: the same build gives the same bytes.
+
+Three parts: `aggregate` (manifest + one polars pass → `CorpusStats`), `plots` (matplotlib → PNG) and `html`
+(report.html.jinja, rendered with autoescape).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from corpusforge.report.aggregate import (
+    FINE_BINS_PER_DECADE,
+    CorpusStats,
+    Group,
+    ReportError,
+    aggregate,
+    approx_quantile,
+    load_finished_build,
+)
+from corpusforge.report.html import REPORT_DIR, render_html
+from corpusforge.report.plots import (
+    MAX_BARS,
+    PLOTS,
+    RC,
+    TOP_N,
+    compact,
+    display_bins,
+    draw_plots,
+    plot_funnel,
+    plot_label,
+    plot_languages,
+    plot_lengths,
+    plot_sources,
+    plot_token_funnel,
+)
+
+# the figure helpers corpusforge.diagnostics.align draws its own plots with
+from corpusforge.report.plots import _figure as _figure
+from corpusforge.report.plots import _save as _save
+
+REPORT_HTML = "report.html"
+
+__all__ = [
+    "FINE_BINS_PER_DECADE",
+    "MAX_BARS",
+    "PLOTS",
+    "RC",
+    "REPORT_DIR",
+    "REPORT_HTML",
+    "TOP_N",
+    "CorpusStats",
+    "Group",
+    "ReportError",
+    "aggregate",
+    "approx_quantile",
+    "compact",
+    "display_bins",
+    "draw_plots",
+    "load_finished_build",
+    "plot_funnel",
+    "plot_label",
+    "plot_languages",
+    "plot_lengths",
+    "plot_sources",
+    "plot_token_funnel",
+    "render_html",
+    "write_report",
+]
+
+
+def write_report(out: str | Path) -> Path:
+    """Write OUT/report.html and its plots under OUT/report/ for a finished build; return the HTML's path."""
+    out = Path(out)
+    manifest = load_finished_build(out)
+    stats = aggregate(out, manifest)
+    plots = draw_plots(manifest, stats, out / REPORT_DIR)
+    page = out / REPORT_HTML
+    tmp = page.with_name(f".{page.name}.tmp")
+    tmp.write_text(render_html(out, manifest, stats, plots), encoding="utf-8")
+    os.replace(tmp, page)
+    return page
