@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 
+def did_you_mean(word: str, choices, aliases: dict[str, str] | None = None, otherwise: str = "") -> str:
+    """`` — did you mean 'X'?`` for the choice closest to ``word`` (``aliases``: known misspellings, lower-cased, to
+    their choice), else ``otherwise``. Every "unknown name" message of recipes and configs ends with it."""
+    import difflib
+
+    if aliases and word.lower() in aliases:
+        return f" — did you mean '{aliases[word.lower()]}'?"
+    close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return f" — did you mean '{close[0]}'?" if close else otherwise
+
+
 class CorpusforgeError(Exception):
     """Base class for errors caused by user input (recipes, files, options)."""
 

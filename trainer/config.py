@@ -18,13 +18,12 @@ Relative paths are resolved against the working directory, as in recipes.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from corpusforge.errors import RecipeError
+from corpusforge.errors import RecipeError, did_you_mean
 from corpusforge.recipe.loader import _lines_for, apply_overrides, read_yaml
 
 
@@ -277,7 +276,7 @@ class TrainSection(_Strict):
             if key in _OWNED_ARGS:
                 problems.append(f"'{key}' is set by {_OWNED_ARGS[key]}")
             elif key not in fields:
-                problems.append(f"'{key}' is not a TrainingArguments field{_suggest(key, fields)}")
+                problems.append(f"'{key}' is not a TrainingArguments field{did_you_mean(key, fields)}")
         if problems:
             raise ValueError("; ".join(problems))
         return args
@@ -319,13 +318,8 @@ class TrainConfig(_Strict):
 
 def _one_of(name: str, choices: list[str]) -> str:
     if name not in choices:
-        raise ValueError(f"unknown name '{name}'{_suggest(name, choices)}")
+        raise ValueError(f"unknown name '{name}'{did_you_mean(name, choices)}")
     return name
-
-
-def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1)
-    return f" — did you mean '{close[0]}'?" if close else ""
 
 
 def _field_names(model: type[BaseModel]) -> set[str]:
@@ -346,7 +340,7 @@ def _problems(err: ValidationError) -> list[tuple[tuple, str]]:
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith(("<", "function-"))))
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
-            msg = f"unknown key '{loc[-1]}'{_suggest(str(loc[-1]), known)}"
+            msg = f"unknown key '{loc[-1]}'{did_you_mean(str(loc[-1]), known)}"
         elif e["type"] == "missing":
             msg = "required key is missing"
         elif "input" in e and e["type"] not in ("value_error", "assertion_error"):

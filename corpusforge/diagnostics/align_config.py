@@ -30,7 +30,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
-from corpusforge.errors import RecipeError
+from corpusforge.errors import RecipeError, did_you_mean
 from corpusforge.kd.config import BackendConfig, Sampling, TransformersBackendConfig
 from corpusforge.recipe.strict import StrictModel
 
@@ -175,7 +175,6 @@ class AlignConfig(StrictModel):
     @field_validator("language")
     @classmethod
     def _known_language(cls, code: str) -> str:
-        import difflib
 
         from corpusforge.steps.language import LANGUAGE_ALIASES, LID176_LABELS, SCRIPT_LABELS
 
@@ -184,10 +183,7 @@ class AlignConfig(StrictModel):
         known = LID176_LABELS | SCRIPT_LABELS
         if code in known:
             return code
-        hint = LANGUAGE_ALIASES.get(code.lower()) or next(
-            iter(difflib.get_close_matches(code, sorted(known), 1)), None
-        )
-        raise ValueError(f"unknown language '{code}'" + (f" — did you mean '{hint}'?" if hint else ""))
+        raise ValueError(f"unknown language '{code}'{did_you_mean(code, known, LANGUAGE_ALIASES)}")
 
     @field_validator("models")
     @classmethod
@@ -231,13 +227,10 @@ def _own_hint(loc: tuple, message: str) -> str:
     """pydantic_problems suggests keys of the build-recipe language; suggest this file's keys instead."""
     if not message.startswith("unknown key"):
         return message
-    import difflib
-
     from corpusforge.recipe.vocabulary import _walk
 
     key = str(loc[-1])
-    close = difflib.get_close_matches(key, sorted(_walk(AlignConfig, set())), n=1)
-    return f"unknown key '{key}'" + (f" — did you mean '{close[0]}'?" if close else "")
+    return f"unknown key '{key}'{did_you_mean(key, _walk(AlignConfig, set()))}"
 
 
 def load_align_config(path: str | Path, overrides: list[str] | None = None, output: str | None = None) -> AlignConfig:

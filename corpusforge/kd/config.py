@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
+from corpusforge.errors import did_you_mean
 from corpusforge.recipe.strict import StrictModel
 
 LANGUAGE_NAMES = {
@@ -316,10 +317,7 @@ class GenerateConfig(StrictModel):
             elif isinstance(item, dict) and "kind" not in item and len(item) == 1:
                 ((kind, params),) = item.items()
                 if kind not in TASK_KINDS:
-                    import difflib
-
-                    close = difflib.get_close_matches(kind, TASK_KINDS, n=1)
-                    hint = f" — did you mean '{close[0]}'?" if close else f" (tasks: {', '.join(TASK_KINDS)})"
+                    hint = did_you_mean(kind, TASK_KINDS, otherwise=f" (tasks: {', '.join(TASK_KINDS)})")
                     raise ValueError(f"unknown task '{kind}'{hint}")
                 item = {"kind": kind, **(params or {})}
             items.append(item)

@@ -8,7 +8,6 @@ step's own params model.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 from pathlib import Path
@@ -26,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from corpusforge.errors import RecipeError
+from corpusforge.errors import RecipeError, did_you_mean
 from corpusforge.kd.config import GenerateConfig
 from corpusforge.recipe.strict import StrictModel
 
@@ -239,13 +238,6 @@ class StepCall(BaseModel):
         return {self.name: self.params}
 
 
-def _suggest(word: str, choices, extra: dict[str, str] | None = None) -> str:
-    if extra and word.lower() in extra:
-        return f" — did you mean '{extra[word.lower()]}'?"
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" — did you mean '{close[0]}'?" if close else ""
-
-
 def pydantic_problems(err: ValidationError, prefix: tuple = ()) -> list[tuple[tuple, str]]:
     """Turn pydantic errors into ``(loc, message)`` with readable messages and typo suggestions."""
     from corpusforge.recipe.vocabulary import known_keys
@@ -256,7 +248,7 @@ def pydantic_problems(err: ValidationError, prefix: tuple = ()) -> list[tuple[tu
         msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             key = str(loc[-1])
-            msg = f"unknown key '{key}'{_suggest(key, known_keys())}"
+            msg = f"unknown key '{key}'{did_you_mean(key, known_keys())}"
         elif e["type"] == "missing":
             msg = "required key is missing"
         elif "input" in e and e["type"] not in ("value_error", "assertion_error"):
@@ -285,7 +277,7 @@ def parse_step(raw: Any, index: int) -> StepCall:
     except StepImportError as err:
         raise RecipeError([(loc, f"step '{name}': {err}")]) from None
     if spec is None:
-        hint = _suggest(name, known_step_names())
+        hint = did_you_mean(name, known_step_names())
         if ":" in name:
             hint = " (a `module:function` plugin must be importable and decorated or be a function/step class)"
         raise RecipeError([(loc, f"unknown step '{name}'{hint}")])
@@ -423,7 +415,7 @@ class Recipe(StrictModel):
             return raw
         kind = raw.get("type", "local")
         if kind not in EXECUTORS:
-            hint = _suggest(str(kind), EXECUTORS)
+            hint = did_you_mean(str(kind), EXECUTORS)
             raise RecipeError([(("executor", "type"), f"unknown executor '{kind}'{hint} (one of: local, slurm, ray)")])
         problems = []
         for key in raw:

@@ -20,6 +20,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from pydantic import Field, field_validator
 
+from corpusforge.errors import did_you_mean
 from corpusforge.recipe.models import StrictModel
 from corpusforge.steps.registry import register_builtin
 from corpusforge.steps.scripts import SCRIPT_LANGUAGES, Census, can_hold, census, settle
@@ -125,17 +126,12 @@ class LanguageParams(StrictModel):
     def _known_languages(cls, keep: list[str] | None, info) -> list[str] | None:
         if keep is None or info.data.get("model"):
             return keep
-        import difflib
 
         known = LID176_LABELS | SCRIPT_LABELS
         for code in keep:
             if code in known:
                 continue
-            hint = LANGUAGE_ALIASES.get(code.lower())
-            if hint is None:
-                close = difflib.get_close_matches(code, sorted(known), n=1)
-                hint = close[0] if close else None
-            raise ValueError(f"unknown language '{code}'" + (f" — did you mean '{hint}'?" if hint else ""))
+            raise ValueError(f"unknown language '{code}'{did_you_mean(code, known, LANGUAGE_ALIASES)}")
         return keep
 
     @field_validator("model")

@@ -10,6 +10,7 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from pydantic import Field, field_validator
 
+from corpusforge.errors import did_you_mean
 from corpusforge.recipe.models import StrictModel
 from corpusforge.steps.registry import register_builtin
 
@@ -87,10 +88,7 @@ class NormalizeParams(StrictModel):
             return value
         value = value.removesuffix(".json")
         if value not in OPENCC_CONFIGS:
-            import difflib
-
-            close = difflib.get_close_matches(value, OPENCC_CONFIGS, n=1)
-            hint = f" — did you mean '{close[0]}'?" if close else f" (one of: {', '.join(OPENCC_CONFIGS)})"
+            hint = did_you_mean(value, OPENCC_CONFIGS, otherwise=f" (one of: {', '.join(OPENCC_CONFIGS)})")
             raise ValueError(f"unknown OpenCC conversion '{value}'{hint}")
         return value
 

@@ -19,6 +19,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from pydantic import Field, field_validator, model_validator
 
+from corpusforge.errors import did_you_mean
 from corpusforge.hub import is_hub_id
 from corpusforge.recipe.models import StrictModel
 from corpusforge.steps.registry import register_builtin
@@ -66,10 +67,7 @@ class TagParams(StrictModel):
             return spec
         if "/" in spec and not spec.startswith((".", "/", "~")):
             return spec  # a Hub id: fetched when the step first runs
-        import difflib
-
-        close = difflib.get_close_matches(spec, list(PRESETS), n=1)
-        hint = f" — did you mean '{close[0]}'?" if close else f" (presets: {', '.join(PRESETS)})"
+        hint = did_you_mean(spec, PRESETS, otherwise=f" (presets: {', '.join(PRESETS)})")
         raise ValueError(f"unknown chat template '{spec}': not a preset nor an existing folder{hint}")
 
     @field_validator("date", mode="before")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from corpusforge.errors import did_you_mean
 from corpusforge.recipe.models import StrictModel
 from corpusforge.steps.quality.presets import DEFAULTS, PRESET_ALIASES, PRESET_NAMES, PRESETS
 from corpusforge.steps.quality.rules import RULES
@@ -191,15 +191,10 @@ class QualityParams(StrictModel):
             return name
         from corpusforge.steps.language import LANGUAGE_ALIASES
 
-        hint = LANGUAGE_ALIASES.get(name.lower())
-        if hint is None:
-            close = difflib.get_close_matches(name, PRESET_NAMES, n=1)
-            hint = close[0] if close else None
         choices = (["auto"] if info.field_name == "preset" else []) + PRESET_NAMES
         raise ValueError(
-            f"unknown {info.field_name} '{name}'"
-            + (f" — did you mean '{hint}'?" if hint else "")
-            + f" (known: {', '.join(choices)}; other spaced languages use `default`)"
+            f"unknown {info.field_name} '{name}'{did_you_mean(name, PRESET_NAMES, LANGUAGE_ALIASES)}"
+            f" (known: {', '.join(choices)}; other spaced languages use `default`)"
         )
 
     @field_validator("skip")
@@ -207,8 +202,7 @@ class QualityParams(StrictModel):
     def _known_rules(cls, names: list[str]) -> list[str]:
         for name in names:
             if name not in RULES or name == "empty":
-                close = difflib.get_close_matches(name, RULES, n=1)
-                hint = f" — did you mean '{close[0]}'?" if close else ""
+                hint = did_you_mean(name, RULES)
                 raise ValueError(f"unknown rule '{name}'{hint} (rules: {', '.join(RULES[1:])})")
         return names
 
