@@ -34,6 +34,7 @@ test: install-test test-text
 
 # the tests marked slow (multi-process accelerate/torchrun training, datatrove's Gopher filter on real prose, ...)
 test-slow: install-test test-text
+	$(BIN)/python -m pip install -q spacy jieba  # the datatrove Gopher comparison (test_quality.py)
 	$(BIN)/python -m pytest -q -m slow
 
 # corpusforge beside what its users run: the lowest datatrove pyproject.toml allows and TRL, in a venv of their

@@ -41,7 +41,6 @@ Run (from the repository root):
 from __future__ import annotations
 
 import argparse
-import gettext
 import math
 import random
 import sys
@@ -51,11 +50,15 @@ from pathlib import Path
 
 import regex
 
+from corpusforge.testing import locale_catalogs, mo_messages
+
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_lid import machine  # noqa: E402  (one description of the machine for every benchmark)
 
 LOCALES = ("zh_TW", "zh_CN")
-LOCALE_DIR = Path("/usr/share/locale")
+# the catalogs the tests read (tests/text/fetch-catalogs.sh), else this machine's: the same Debian packages
+_FETCHED = Path(__file__).resolve().parents[1] / "tests" / "text" / "locale"
+LOCALE_DIR = _FETCHED if (_FETCHED / ".complete").is_file() else Path("/usr/share/locale")
 TARGET = 5.0
 _HAN = regex.compile(r"\p{Han}")
 _SENTENCE_MARK = regex.compile(r"[。！？]|[.!?](?=\s|$)")
@@ -65,22 +68,7 @@ _LISTING_LINE = regex.compile(r"(?m)^\s*[-<\[]")
 # -- corpora -------------------------------------------------------------------------------------------------------
 def catalog_messages(locale: str) -> list[list[str]]:
     """Translated messages of each catalog of a locale (ISO code lists excluded), in file order."""
-    catalogs = []
-    for path in sorted((LOCALE_DIR / locale / "LC_MESSAGES").glob("*.mo")):
-        if path.name.startswith("iso_"):
-            continue
-        try:
-            with path.open("rb") as f:
-                catalog = gettext.GNUTranslations(f)._catalog
-        except (OSError, UnicodeDecodeError, ValueError):
-            continue
-        messages = []
-        for key, value in catalog.items():
-            msgid = (key[0] if isinstance(key, tuple) else key).split("\x04")[-1]
-            if msgid and isinstance(value, str) and value.strip() and value != msgid:
-                messages.append(value.strip())
-        catalogs.append(messages)
-    return catalogs
+    return [[text for _, text in mo_messages(path)] for path in locale_catalogs(LOCALE_DIR, locale)]
 
 
 def page_documents(n_docs: int, seed: int) -> list[str]:

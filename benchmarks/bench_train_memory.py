@@ -85,29 +85,14 @@ def worker_trl(args) -> dict:
     from datasets import load_from_disk
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_trainer import trl_sft_config
 
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype="float32", attn_implementation="sdpa")
     tok = AutoTokenizer.from_pretrained(args.model)
-    config = SFTConfig(
-        output_dir=str(Path(args.work) / "trl"),
-        max_length=args.seq_len,
-        packing=True,
-        dataset_text_field="text",
-        per_device_train_batch_size=args.batch,
-        max_steps=args.steps,
-        learning_rate=1e-4,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        logging_steps=args.steps,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        dataloader_pin_memory=False,
-        gradient_checkpointing=True,
-        bf16=False,
-        seed=42,
-    )
+    config = trl_sft_config(Path(args.work) / "trl", args, gradient_checkpointing=True)
     peft_config = LoraConfig(
         r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"], target_modules="all-linear"
     )

@@ -131,15 +131,13 @@ def run_ours(work: Path, args, packing: str, tag: str, one_sequence: bool = Fals
     }
 
 
-def run_trl(work: Path, args, tag: str) -> dict:
-    from datasets import load_from_disk
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+def trl_sft_config(output_dir: str | Path, args, **extra):
+    """TRL's SFTConfig as both trainer benchmarks run it: packing, fixed steps and LR, fp32 (TRL defaults to bf16),
+    no saving, no progress bar; ``extra`` adds to it (gradient checkpointing for the memory benchmark)."""
+    from trl import SFTConfig
 
-    model = AutoModelForCausalLM.from_pretrained(work / "model", attn_implementation="sdpa")
-    tok = AutoTokenizer.from_pretrained(work / "model")
-    config = SFTConfig(
-        output_dir=str(work / f"trl-{tag}"),
+    return SFTConfig(
+        output_dir=str(output_dir),
         max_length=args.seq_len,
         packing=True,
         dataset_text_field="text",
@@ -154,8 +152,19 @@ def run_trl(work: Path, args, tag: str) -> dict:
         disable_tqdm=True,
         dataloader_pin_memory=False,
         seed=42,
-        bf16=False,  # TRL defaults to bf16; both contenders run fp32 here
+        bf16=False,
+        **extra,
     )
+
+
+def run_trl(work: Path, args, tag: str) -> dict:
+    from datasets import load_from_disk
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    model = AutoModelForCausalLM.from_pretrained(work / "model", attn_implementation="sdpa")
+    tok = AutoTokenizer.from_pretrained(work / "model")
+    config = trl_sft_config(work / f"trl-{tag}", args)
     trainer = SFTTrainer(model=model, args=config, train_dataset=load_from_disk(work / "shard"), processing_class=tok)
     metrics = trainer.train().metrics
     # TRL's own count of the tokens its steps consumed (padding-free: every position is a real token)

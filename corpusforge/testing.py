@@ -152,3 +152,28 @@ def smollm2_instruct(cache_dir: str | Path | None = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+# ------------------------------------------------------------------------------------------------ real text
+def mo_messages(path: str | Path) -> list[tuple[str, str]]:
+    """(English msgid, translation) of every translated message in one gettext ``.mo`` catalog, in file order;
+    untranslated entries skipped, an unreadable file gives []. Real translated text for tests and benchmarks."""
+    import gettext
+
+    try:
+        with open(path, "rb") as f:
+            catalog = gettext.GNUTranslations(f)._catalog
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []
+    out = []
+    for key, value in catalog.items():
+        msgid = (key[0] if isinstance(key, tuple) else key).split("\x04")[-1]
+        if msgid and isinstance(value, str) and value.strip() and value != msgid:
+            out.append((msgid, value.strip()))
+    return out
+
+
+def locale_catalogs(root: str | Path, locale: str) -> list[Path]:
+    """The ``.mo`` catalogs of ``root/<locale>/LC_MESSAGES``, sorted; ISO code lists (names, not prose) left out."""
+    folder = Path(root, locale, "LC_MESSAGES")
+    return [p for p in sorted(folder.glob("*.mo")) if not p.name.startswith("iso_")]

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from corpusforge.testing import locale_catalogs, mo_messages
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -69,19 +71,10 @@ def stdlib_paragraphs(min_chars: int, max_chars: int) -> list[str]:
 def package_messages(package: str, locale: str) -> list[tuple[str, str]]:
     """(English msgid, translation) of every translated message a Python package ships for ``locale`` (Django's UI
     strings, Sphinx's messages: real translations that the test dependencies install)."""
-    import gettext
     import importlib.util
 
     root = Path(importlib.util.find_spec(package).submodule_search_locations[0])
-    out = []
-    for path in sorted(root.rglob(f"locale/{locale}/LC_MESSAGES/*.mo")):
-        with path.open("rb") as f:
-            catalog = gettext.GNUTranslations(f)._catalog
-        for key, value in catalog.items():
-            msgid = (key[0] if isinstance(key, tuple) else key).split("\x04")[-1]
-            if msgid and isinstance(value, str) and value.strip() and value != msgid:
-                out.append((msgid, value.strip()))
-    return out
+    return [m for path in sorted(root.rglob(f"locale/{locale}/LC_MESSAGES/*.mo")) for m in mo_messages(path)]
 
 
 def short_lines(texts, min_chars: int = 10, max_chars: int = 80) -> list[str]:
@@ -108,22 +101,7 @@ def gettext_messages(locale: str) -> list[tuple[str, str]]:
     """(English msgid, translation) of every translated message in <locale_dir>/<locale>/LC_MESSAGES/*.mo (real
     translated text of Debian packages: coreutils, apt, dpkg, glib, gtk, postgresql, ...; ISO code lists
     excluded)."""
-    import gettext
-
-    out = []
-    for path in sorted(Path(locale_dir(), locale, "LC_MESSAGES").glob("*.mo")):
-        if path.name.startswith("iso_"):
-            continue
-        try:
-            with path.open("rb") as f:
-                catalog = gettext.GNUTranslations(f)._catalog
-        except (OSError, UnicodeDecodeError, ValueError):
-            continue
-        for key, value in catalog.items():
-            msgid = (key[0] if isinstance(key, tuple) else key).split("\x04")[-1]
-            if msgid and isinstance(value, str) and value.strip() and value != msgid:
-                out.append((msgid, value.strip()))
-    return out
+    return [m for path in locale_catalogs(locale_dir(), locale) for m in mo_messages(path)]
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -122,6 +122,28 @@ def _config(world, tmp_path, mode="cp", source="cp", **sections) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------- data path
+def test_a_corpus_at_a_url_trains_like_the_same_folder(world, tmp_path):
+    """A corpus built to an object store is read through its URL (here memory://: the tagged build, uploaded): the
+    same tokens, and the manifest still says it is InsCP-tagged."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    fs.put(str(world["root"] / "cp"), "/corpora/cp", recursive=True)
+    local = config_from_dict(_config(world, tmp_path))
+    remote = config_from_dict(
+        _config(
+            world, tmp_path, data={"sources": [{"path": "memory://corpora/cp"}], "cache_dir": str(tmp_path / "c2")}
+        )
+    )
+    (here,) = tokenize_sources(local, world["tok"], open_shards(local))
+    (there,) = tokenize_sources(remote, world["tok"], open_shards(remote))
+    assert there["input_ids"] == here["input_ids"] and there["loss_mask"] == here["loss_mask"]
+    assert len(here) == 60
+    missing = config_from_dict(_config(world, tmp_path, data={"sources": [{"path": "memory://corpora/none"}]}))
+    with pytest.raises(Exception, match="memory://corpora/none"):
+        open_shards(missing)
+
+
 def test_inscp_text_keeps_one_bos(world, tmp_path):
     tok = world["tok"]
     config = config_from_dict(_config(world, tmp_path))

@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from corpusforge import storage
 from corpusforge.errors import CorpusforgeError
 
 logger = logging.getLogger(__name__)
@@ -37,11 +38,18 @@ def open_shards(config) -> list:
         mode = source.mode or config.mode
         column = _NEEDS[mode]
         loc = ("data", "sources", i, "path")
-        path = Path(source.path).expanduser()
-        if not (path / "state.json").is_file():
-            what = "does not exist" if not path.exists() else "is not a shard folder (no state.json)"
-            raise config.error(loc, f"'{path}' {what} (cwd={Path.cwd()}); build it with `corpusforge run RECIPE`")
-        dataset = datasets.load_from_disk(str(path))
+        if storage.is_url(source.path):  # a corpus built to an object store: datasets downloads it once
+            path = source.path
+            try:
+                dataset = datasets.load_from_disk(path)
+            except FileNotFoundError as err:
+                raise config.error(loc, f"'{path}' is not a shard folder ({err})") from None
+        else:
+            path = Path(source.path).expanduser()
+            if not (path / "state.json").is_file():
+                what = "does not exist" if not path.exists() else "is not a shard folder (no state.json)"
+                raise config.error(loc, f"'{path}' {what} (cwd={Path.cwd()}); build it with `corpusforge run RECIPE`")
+            dataset = datasets.load_from_disk(str(path))
         if column not in dataset.column_names:
             other = next((m for m, c in _NEEDS.items() if c in dataset.column_names), None)
             hint = f" — it looks like {other} data: set `mode: {other}` (here or on the source)" if other else ""
@@ -54,10 +62,12 @@ def open_shards(config) -> list:
 
 def source_is_tagged(path: str | Path) -> bool:
     """Whether the recipe that built this shard folder ran the InsCP `tag` step (its manifest says so)."""
-    manifest = Path(path) / "manifest.json"
-    if not manifest.is_file():
+    manifest = f"{str(path).rstrip('/')}/manifest.json"
+    try:
+        with storage.open_file(manifest, "rb") as f:
+            steps = json.loads(f.read()).get("recipe", {}).get("steps", [])
+    except FileNotFoundError:
         return False
-    steps = json.loads(manifest.read_text(encoding="utf-8")).get("recipe", {}).get("steps", [])
     return any(isinstance(step, dict) and "tag" in step for step in steps)
 
 
@@ -245,8 +255,15 @@ def _tokenizer_fingerprint(tokenizer) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
-def _shard_fingerprint(path: Path) -> list:
-    """The shard files as they are now: a rebuilt shard folder gets a new cache entry."""
+def _shard_fingerprint(path: Path | str) -> list:
+    """The shard files as they are now: a rebuilt shard folder gets a new cache entry (one at a URL: its manifest,
+    rewritten by every build, and state.json)."""
+    if storage.is_url(path):
+        texts = []
+        for name in ("manifest.json", "state.json"):
+            with storage.open_file(f"{path}/{name}", "rb") as f:
+                texts.append(f.read().decode("utf-8"))
+        return texts
     return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.glob("*.arrow"))] + [
         (path / "state.json").read_text(encoding="utf-8")
     ]
@@ -264,7 +281,7 @@ def tokenize_sources(config, tokenizer, shards: list) -> list:
     tokenizer_key = _tokenizer_fingerprint(tokenizer)
     out = []
     for source, dataset in zip(config.data.sources, shards):
-        path = Path(source.path).expanduser().resolve()
+        path = source.path.rstrip("/") if storage.is_url(source.path) else Path(source.path).expanduser().resolve()
         mode = source.mode or config.mode
         if mode == "cp":
             tagged = source_is_tagged(path)
@@ -288,7 +305,7 @@ def tokenize_sources(config, tokenizer, shards: list) -> list:
             cache_file_name=str(root / f"{key}.arrow"),
             load_from_cache_file=True,
             new_fingerprint=key,
-            desc=f"tokenizing {path.name}",
+            desc=f"tokenizing {storage.basename(path)}",
         )
         out.append(tokenized)
     return out
