@@ -114,13 +114,13 @@ def test_a_streamed_source_is_read_once_over_its_shards(tmp_path, monkeypatch):
     for part in range(4):
         write_jsonl(tmp_path / "raw" / f"part-{part}.jsonl", rows[part::4])
     reads = []
-    load = hf.load_hf
+    load = hf.open_dataset
 
     def counted(spec, streaming=None):  # tasks run in this process (workers: 1): count every row streamed
         ds = load(spec, streaming)
         return ds.map(lambda row: reads.append(row["id"]) or row)
 
-    monkeypatch.setattr(hf, "load_hf", counted)
+    monkeypatch.setattr(hf, "open_dataset", counted)
     files = sorted(str(p) for p in (tmp_path / "raw").glob("*.jsonl"))
     ids = {}
     for tasks in (2, 4, 3):

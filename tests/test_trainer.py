@@ -23,7 +23,7 @@ from corpusforge_trainer import ConfigError, merge, train  # noqa: E402
 from corpusforge_trainer.cli import main as trainer_main  # noqa: E402
 from corpusforge_trainer.config import config_from_dict  # noqa: E402
 from corpusforge_trainer.data import DataError, open_shards, render_with_mask, tokenize_sources  # noqa: E402
-from corpusforge_trainer.model import ModelError, extend_vocabulary  # noqa: E402
+from corpusforge_trainer.model import ModelError, init_new_embeddings  # noqa: E402
 from corpusforge_trainer.packing import (  # noqa: E402
     IGNORE_INDEX,
     PackedCollator,
@@ -504,7 +504,7 @@ def test_new_rows_are_the_mean_of_the_original_pieces(world, tmp_path):
     before_in = model.get_input_embeddings().weight.detach().clone()
     before_out = model.get_output_embeddings().weight.detach().clone()
 
-    new = extend_vocabulary(model, extended, base_tok)
+    new = init_new_embeddings(model, extended, base_tok)
     assert len(new) == 3 and model.get_input_embeddings().weight.shape[0] == len(extended)
     for word, i in zip(new_words, new):
         pieces = base_tok(word, add_special_tokens=False)["input_ids"]
@@ -519,7 +519,7 @@ def test_new_rows_are_the_mean_of_the_original_pieces(world, tmp_path):
         merges=[],
     )
     with pytest.raises(ModelError, match="renumbers"):
-        extend_vocabulary(_model(len(base_tok)), renumbered, base_tok)
+        init_new_embeddings(_model(len(base_tok)), renumbered, base_tok)
 
 
 def test_pieces_of_a_vocab_extend_tokenizer(world, tmp_path):
@@ -527,7 +527,7 @@ def test_pieces_of_a_vocab_extend_tokenizer(world, tmp_path):
     mean of the base pieces the original BPE model splits the piece string into."""
     from transformers import AutoTokenizer
 
-    from corpusforge.diagnostics import extend_vocabulary as grow_tokenizer
+    from corpusforge.diagnostics import extend_tokenizer as grow_tokenizer
 
     corpus = tmp_path / "th.txt"
     corpus.write_text("\n".join(corpus_texts("thai") * 3), encoding="utf-8")
@@ -536,7 +536,7 @@ def test_pieces_of_a_vocab_extend_tokenizer(world, tmp_path):
     base_tok = world["tok"]
     model = _model(len(base_tok), seed=4)
     before = model.get_input_embeddings().weight.detach().clone()
-    new = extend_vocabulary(model, extended, base_tok)
+    new = init_new_embeddings(model, extended, base_tok)
     assert len(new) == len(extended) - len(base_tok) > 10
     bpe = base_tok.backend_tokenizer.model
     for i in new:

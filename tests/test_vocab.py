@@ -16,7 +16,7 @@ import regex
 
 from conftest import corpus_texts, gettext_messages, write_jsonl
 from corpusforge.cli import main
-from corpusforge.diagnostics import Doc, extend_vocabulary, iter_docs, load_tokenizer, measure_fertility
+from corpusforge.diagnostics import Doc, extend_tokenizer, iter_docs, measure_fertility, tokenizer_view
 from corpusforge.diagnostics.fertility import NO_THAI_SEGMENTER, WordCount
 from corpusforge.diagnostics.vocab import is_heldout
 from corpusforge.errors import CorpusforgeError, OutputError, SourceError
@@ -125,7 +125,7 @@ def test_fertility_without_thai_segmenter(monkeypatch):
 
 def test_byte_level_tokens_that_split_characters_count_as_bytes(llama3_tokenizer):
     _, folder = llama3_tokenizer
-    view = load_tokenizer(str(folder))
+    view = tokenizer_view(str(folder))
     assert view.byte_level
     report = measure_fertility(view, [Doc("hello world 世界", "x"), Doc("สวัสดี", "th")]).languages
     assert report["x"].tokens == 3 and report["x"].byte_share == 0.0  # whole tokens: hello, Ġworld, Ġ世界
@@ -258,7 +258,7 @@ def test_mean_init_resize_and_one_training_step(extended, mistral_hf, messages):
     old_in = model.get_input_embeddings().weight.detach().clone()
     old_out = model.get_output_embeddings().weight.detach().clone()
 
-    assert trainer_model.extend_vocabulary(model, ext, base) == list(range(len(base), len(ext)))
+    assert trainer_model.init_new_embeddings(model, ext, base) == list(range(len(base), len(ext)))
     emb, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
     assert emb.shape[0] == head.shape[0] == len(ext) == model.config.vocab_size
     assert torch.equal(emb[: len(base)], old_in) and torch.equal(head[: len(base)], old_out)
@@ -309,7 +309,7 @@ def test_byte_level_extension_keeps_english_ids(tmp_path, english_byte_bpe, mess
 
     folder = english_byte_bpe
     rows = [{"text": t, "language": "th"} for _, t in messages["th"]]
-    ext = extend_vocabulary(
+    ext = extend_tokenizer(
         str(folder), [write_jsonl(tmp_path / "th.jsonl", rows)], 1000, tmp_path / "ext", heldout=HELDOUT
     )
     assert ext.method == "byte-level-bpe" and len(ext.added) == 1000
@@ -325,15 +325,15 @@ def test_extend_refuses_bad_requests(tmp_path, corpus, mistral_hf):
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "keep.txt").write_text("x")
     with pytest.raises(OutputError, match="--overwrite"):
-        extend_vocabulary(str(mistral_hf), [corpus], 100, tmp_path / "busy", max_docs=50)
+        extend_tokenizer(str(mistral_hf), [corpus], 100, tmp_path / "busy", max_docs=50)
     with pytest.raises(OutputError, match="is the base tokenizer's folder"):
-        extend_vocabulary(str(mistral_hf), [corpus], 100, mistral_hf, overwrite=True)
+        extend_tokenizer(str(mistral_hf), [corpus], 100, mistral_hf, overwrite=True)
     with pytest.raises(CorpusforgeError, match="--add must be a positive"):
-        extend_vocabulary(str(mistral_hf), [corpus], 0, tmp_path / "x")
+        extend_tokenizer(str(mistral_hf), [corpus], 0, tmp_path / "x")
     with pytest.raises(SourceError, match=r"no training document with a language in \['ko'\]"):
-        extend_vocabulary(str(mistral_hf), [corpus], 100, tmp_path / "x", languages=["ko"], max_docs=200)
+        extend_tokenizer(str(mistral_hf), [corpus], 100, tmp_path / "x", languages=["ko"], max_docs=200)
     with pytest.raises(SourceError, match="a SentencePiece .model file or a mistral-common tekken .json"):
-        extend_vocabulary(str(corpus), [corpus], 100, tmp_path / "x")
+        extend_tokenizer(str(corpus), [corpus], 100, tmp_path / "x")
 
 
 @pytest.mark.slow
@@ -343,7 +343,7 @@ def test_extend_real_byte_level_tekken(tmp_path, corpus, english):
     from transformers.integrations.mistral.tokenizer import convert_tekken_tokenizer
 
     tekken = mistral_model_file().parent / "tekken_240911.json"
-    ext = extend_vocabulary(str(tekken), [corpus], 4000, tmp_path / "ext", heldout=HELDOUT, max_docs=None)
+    ext = extend_tokenizer(str(tekken), [corpus], 4000, tmp_path / "ext", heldout=HELDOUT, max_docs=None)
     assert ext.method == "byte-level-bpe" and ext.base_size == 131072 and len(ext.added) > 2000
     reduction = {k: v.tokens / ext.after.languages[k].tokens for k, v in ext.before.languages.items()}
     assert reduction["en"] == 1.0 and reduction["zh_Hant"] > 1.4 and reduction["th"] > 1.3, reduction

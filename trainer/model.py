@@ -96,7 +96,7 @@ def base_pieces(tokenizer, base_tokenizer, token_id: int) -> list[int]:
     return base_tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def extend_vocabulary(model, tokenizer, base_tokenizer) -> list[int]:
+def init_new_embeddings(model, tokenizer, base_tokenizer) -> list[int]:
     """Resize the embeddings to fit ``tokenizer`` and set each new token's row (input and output embeddings) to
     the mean of the rows of the pieces ``base_tokenizer`` splits that token's text into. Returns the new ids."""
     import torch
@@ -199,7 +199,7 @@ def merge(adapter_dir: str | Path, output: str | Path, dtype: str = "auto") -> P
     vocab = info.get("vocabulary") or {}
     if vocab.get("new_tokens") or len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         base_tokenizer = load_tokenizer(vocab.get("base_tokenizer") or base_path)
-        extend_vocabulary(model, tokenizer, base_tokenizer)
+        init_new_embeddings(model, tokenizer, base_tokenizer)
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     output.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(output)

@@ -20,7 +20,7 @@ from corpusforge_trainer.model import (
     RUN_INFO,
     ModelError,
     apply_lora,
-    extend_vocabulary,
+    init_new_embeddings,
     load_base_model,
     load_tokenizer,
     require,
@@ -238,7 +238,7 @@ def build_model(config: TrainConfig, tokenizer, dtype: str):
     if base_spec:
         try:
             base = load_tokenizer(base_spec, trust_remote_code=m.trust_remote_code)
-            new = extend_vocabulary(model, tokenizer, base)
+            new = init_new_embeddings(model, tokenizer, base)
         except ModelError as err:
             raise config.error(("model", "base_tokenizer" if m.base_tokenizer else "tokenizer"), str(err)) from None
     elif len(tokenizer) > rows:

@@ -18,7 +18,7 @@ from corpusforge.sources.files import (
     peek_fields,
     resolve_files,
 )
-from corpusforge.sources.hf import HFReader, load_hf
+from corpusforge.sources.hf import HFReader, open_dataset
 
 
 def _glob_root(source: FilesSource, files: list[str]) -> str:
@@ -62,7 +62,7 @@ def _check_files(source: FilesSource, index: int, files: list[str]) -> list[tupl
 def _check_hf(source: HFSource, index: int) -> list[tuple[tuple, str]]:
     loc = ("sources", index)
     try:
-        ds = load_hf(source.hf.model_dump(), streaming=True)
+        ds = open_dataset(source.hf.model_dump(), streaming=True)
         names = list(ds.column_names or next(iter(ds)).keys())
     except StopIteration:
         return [(loc + ("hf",), f"dataset '{source.hf.path}' split '{source.hf.split}' is empty")]

@@ -78,9 +78,9 @@ def cmd_vocab_fertility(args) -> int:
 def cmd_vocab_extend(args) -> int:
     from rich.table import Table
 
-    from corpusforge.diagnostics import extend_vocabulary
+    from corpusforge.diagnostics import extend_tokenizer
 
-    ext = extend_vocabulary(
+    ext = extend_tokenizer(
         args.tokenizer, args.corpus, args.add, args.output, languages=args.languages, language=args.language,
         max_docs=args.max_docs or None, heldout=args.heldout, text_field=args.text_field, lid=args.lid,
         overwrite=args.overwrite,

@@ -20,7 +20,7 @@ import numpy as np
 import regex
 
 from corpusforge.diagnostics.corpus import Doc
-from corpusforge.diagnostics.tokenizer import BYTES, N_KINDS, UNK, TokenizerView, load_tokenizer
+from corpusforge.diagnostics.tokenizer import BYTES, N_KINDS, UNK, TokenizerView, tokenizer_view
 
 # One match per CJK character, per Thai run, per run of another unsegmented script.
 _RUNS = regex.compile(
@@ -157,7 +157,7 @@ def measure_fertility(
     Byte tokens are SentencePiece byte-fallback pieces, or for byte-level BPE tokens that are not whole UTF-8
     characters. ``segment_words=False`` skips word counting (Thai segmentation is the slow part).
     """
-    view = load_tokenizer(tokenizer) if isinstance(tokenizer, str) else tokenizer
+    view = tokenizer_view(tokenizer) if isinstance(tokenizer, str) else tokenizer
     segment_thai = thai_segmenter() if segment_words else None
     stats: dict[str, LanguageFertility] = {}
     batch: list[Doc] = []

@@ -164,7 +164,7 @@ def is_sentencepiece_file(path: Path) -> bool:
     return path.suffix == ".model" or ".model." in path.name
 
 
-def load_hf(spec: str):
+def auto_tokenizer(spec: str):
     """``AutoTokenizer.from_pretrained(spec)``: a local folder, or a Hub id when online."""
     try:
         from transformers import AutoTokenizer
@@ -179,7 +179,7 @@ def load_hf(spec: str):
         ) from err
 
 
-def load_tokenizer(spec: str | Path) -> TokenizerView:
+def tokenizer_view(spec: str | Path) -> TokenizerView:
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix == ".json":
@@ -192,4 +192,4 @@ def load_tokenizer(spec: str | Path) -> TokenizerView:
         )
     if not path.exists() and (str(spec).startswith(("/", ".", "~")) or str(spec).count("/") > 1):
         raise SourceError(f"--tokenizer '{spec}' does not exist (cwd={Path.cwd()})")
-    return HFView(load_hf(str(spec)), str(spec))
+    return HFView(auto_tokenizer(str(spec)), str(spec))

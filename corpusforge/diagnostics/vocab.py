@@ -11,7 +11,7 @@ Two kinds of base tokenizer are handled, each the way its own family grows:
 
 New merges rank after every existing merge, and only pieces holding a character of a non-Latin script are taken:
 a merge can only fire on text that contains one of its pieces' characters, so English text keeps its exact ids.
-The trainer (``corpusforge_trainer.model.extend_vocabulary``) grows a model to the extended tokenizer.
+The trainer (``corpusforge_trainer.model.init_new_embeddings``) grows a model to the extended tokenizer.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ from corpusforge.diagnostics.corpus import DEFAULT_MAX_DOCS, Doc, iter_docs, lid
 from corpusforge.diagnostics.fertility import FertilityReport, measure_fertility
 from corpusforge.diagnostics.tokenizer import (
     HFView,
+    auto_tokenizer,
     byte_level_decoder,
     is_sentencepiece_file,
     is_whole_utf8,
-    load_hf,
     uses_byte_level,
 )
 from corpusforge.errors import CorpusforgeError, OutputError, SourceError
@@ -122,7 +122,7 @@ def load_base(spec: str) -> tuple[object, bytes | None, str]:
             # Llama-2 and Mistral prepend <s>; transformers' conversion of a bare .model would not.
             tokenizer = LlamaTokenizer.from_pretrained(tmp, add_bos_token=True)
         return tokenizer, path.read_bytes(), str(path)
-    tokenizer = load_hf(spec)
+    tokenizer = auto_tokenizer(spec)
     sp_file = path / "tokenizer.model"
     return tokenizer, sp_file.read_bytes() if path.is_dir() and sp_file.is_file() else None, spec
 
@@ -318,7 +318,7 @@ def _prepare_output(output: Path) -> None:
     output.mkdir(parents=True)
 
 
-def extend_vocabulary(
+def extend_tokenizer(
     tokenizer: str,
     corpus: list[str | Path],
     add: int,
@@ -392,7 +392,7 @@ def extend_vocabulary(
                 "so appended SentencePiece ids would not match the fast tokenizer's"
             )
 
-    extended = load_hf(str(output))
+    extended = auto_tokenizer(str(output))
     _check_ids_kept(base, extended, len(pieces), output)
     before = measure_fertility(HFView(base, base_name), evaluation)
     after = measure_fertility(HFView(extended, str(output)), evaluation)

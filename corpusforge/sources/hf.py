@@ -8,7 +8,7 @@ from corpusforge import storage
 from corpusforge.sources.records import RecordReader
 
 
-def load_hf(spec: dict, streaming: bool | None = None):
+def open_dataset(spec: dict, streaming: bool | None = None):
     """Open the dataset a source names. A folder written by ``save_to_disk`` is opened with ``load_from_disk``."""
     import datasets
 
@@ -61,7 +61,7 @@ class HFReader(RecordReader):
         yield from self.limited(self._read(rank, world_size))
 
     def _read(self, rank: int, world_size: int):
-        ds = load_hf(self.spec)
+        ds = open_dataset(self.spec)
         label = f"{self.spec['path']}[{self.spec['split']}]"
         if self.spec["streaming"]:
             yield from self._read_stream(ds, label, rank, world_size)

@@ -23,7 +23,7 @@ from corpusforge.recipe.models import StrictModel
 from corpusforge.steps.registry import register_builtin
 
 
-def load_tokenizer(spec: str, revision: str | None = None):
+def load_fast_tokenizer(spec: str, revision: str | None = None):
     """A `tokenizers.Tokenizer` from a model folder, a tokenizer.json file, or a Hub id (online; at ``revision``, a
     branch, tag or commit sha, default the main branch)."""
     from tokenizers import Tokenizer
@@ -98,7 +98,7 @@ class TokenCounter(PipelineStep):
     @property
     def tokenizer(self):
         if self._tokenizer is None:
-            self._tokenizer = load_tokenizer(self.params.tokenizer, self.params.revision)
+            self._tokenizer = load_fast_tokenizer(self.params.tokenizer, self.params.revision)
         return self._tokenizer
 
     def __getstate__(self):
