@@ -118,6 +118,12 @@ def test_s3_build_over_two_workers_reads_and_writes_the_store(s3, tmp_path, para
     assert manifest["rows"] == len(remote)
     assert "testing" not in json.dumps(manifest)  # no credential in what is published
 
+    # the commands that take a build's output take its URL too
+    shown = _cli("inspect", "s3://corpora/built/zh", "--rows", "2", env=env, cwd=tmp_path)
+    assert shown.returncode == 0 and remote["id"][0] in shown.stdout
+    status = _cli("status", "s3://corpora/built/zh", env=env, cwd=tmp_path)
+    assert status.returncode == 0 and "finalized" in status.stdout
+
     # the same build again resumes (nothing to redo); with one task and --overwrite, the old shards go
     again = _cli("run", "remote.yaml", "--output", "s3://corpora/built/zh", env=env, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]
@@ -150,6 +156,9 @@ def test_s3_prefix_with_foreign_files_is_refused_and_untouched(s3, tmp_path, par
     assert nothing.returncode == 2 and "no file matches 's3://corpora/nothing-here/*.jsonl'" in nothing.stderr
     assert missing.returncode != 0  # the store refuses; the error names the URL
     assert "s3://corpora" in missing.stderr
+    typo = _cli("run", "r.yaml", "--output", "s3://corpra/zh", env=env, cwd=tmp_path)
+    assert typo.returncode == 2 and "bucket 'corpra' does not exist" in typo.stderr
+    assert not fs.exists("corpra")  # refused, not created
 
 
 def test_memory_urls_through_the_python_api(tmp_path, monkeypatch, paragraphs):

@@ -31,7 +31,7 @@ from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.executor.slurm import SlurmPipelineExecutor, launch_slurm_job
 
 from corpusforge.errors import BuildFailed, CorpusforgeError
-from corpusforge.recipe.models import LocalExecutor, RayExecutor, SlurmExecutor
+from corpusforge.recipe.executors import LocalExecutor, RayExecutor, SlurmExecutor
 from corpusforge.shards.writer import WORK_DIR
 
 ExecutorConfig = LocalExecutor | SlurmExecutor | RayExecutor

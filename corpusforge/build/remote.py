@@ -27,6 +27,7 @@ from corpusforge.shards.writer import WORK_DIR
 log = logging.getLogger("corpusforge.build")
 
 MANIFEST = "manifest.json"
+BUCKET_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss", "r2"}
 
 
 def default_staging(url: str) -> Path:
@@ -35,6 +36,19 @@ def default_staging(url: str) -> Path:
     if not cache:
         cache = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "corpusforge")
     return Path(cache).expanduser() / "builds" / hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
+
+
+def build_folder(output: str | Path) -> Path:
+    """The folder a build runs in, for commands given its output (``status``, ``finalize``): a URL's default
+    staging folder, or the path itself."""
+    if not storage.is_url(output):
+        return Path(output)
+    staging = default_staging(str(output))
+    if not (staging / WORK_DIR / PLAN).is_file():
+        raise OutputError(
+            f"{output}: no build for it in {staging} (a build with `output.staging` set runs there: pass that folder)"
+        )
+    return staging
 
 
 def _fs(url: str):
@@ -70,6 +84,9 @@ def check_remote(url: str) -> dict | None:
     Reads only."""
     fs, root = _fs(url)
     try:
+        bucket = root.strip("/").split("/", 1)[0]
+        if url.split("://", 1)[0] in BUCKET_STORES and not fs.exists(bucket):  # a typo must not create a bucket
+            raise OutputError(f"output {url}: bucket '{bucket}' does not exist (or these credentials cannot see it)")
         if fs.isfile(root):
             raise OutputError(f"output {url} is a file, not a folder; choose another --output")
         names = _entries(fs, root)

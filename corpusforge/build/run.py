@@ -23,7 +23,8 @@ from corpusforge.build.plan import BuildPlan, compile_plan, resume_problems, wri
 from corpusforge.build.remote import check_remote
 from corpusforge.build.slurm import guard_active_jobs, submit
 from corpusforge.errors import OutputError
-from corpusforge.recipe.models import Recipe, SlurmExecutor
+from corpusforge.recipe.executors import SlurmExecutor
+from corpusforge.recipe.models import Recipe
 from corpusforge.shards.writer import CP_SCHEMA, KD_SCHEMA, WORK_DIR
 
 log = logging.getLogger("corpusforge.build")

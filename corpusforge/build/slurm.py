@@ -22,7 +22,8 @@ from corpusforge.build.executors import (
 )
 from corpusforge.build.output import previous_plan
 from corpusforge.build.plan import compile_plan, write_plan
-from corpusforge.recipe.models import Recipe, SlurmExecutor
+from corpusforge.recipe.executors import SlurmExecutor
+from corpusforge.recipe.models import Recipe
 from corpusforge.shards.writer import WORK_DIR
 
 
@@ -76,6 +77,7 @@ class DryRun:
     stages: list[PlannedStage]
     slurm_logs: Path | None = None
     scripts_dir: Path | None = None  # Slurm: where the job scripts were written (a temporary folder)
+    remote: str | None = None  # a URL output: finalize uploads there (``out`` is the staging folder)
 
 
 def plan_build(recipe: Recipe, output: str | Path | None = None, scripts_dir: str | Path | None = None) -> DryRun:
@@ -89,7 +91,7 @@ def plan_build(recipe: Recipe, output: str | Path | None = None, scripts_dir: st
     ]
     workers = str(config.workers or "all")
     if not isinstance(config, SlurmExecutor):
-        return DryRun(out, config.type, workers, planned)
+        return DryRun(out, config.type, workers, planned, remote=plan.remote)
 
     scripts = Path(scripts_dir) if scripts_dir else Path(tempfile.mkdtemp(prefix="corpusforge-dry-run-"))
     scripts.mkdir(parents=True, exist_ok=True)
@@ -105,4 +107,4 @@ def plan_build(recipe: Recipe, output: str | Path | None = None, scripts_dir: st
     (scripts / "finalize.slurm").write_text(final.replace(str(scratch_logs), str(real_logs)))
     planned.append(PlannedStage("finalize", 1, 1, str(real_logs), str(scripts / "finalize.slurm")))
     shutil.rmtree(scratch_logs, ignore_errors=True)
-    return DryRun(out, config.type, workers, planned, real_logs, scripts)
+    return DryRun(out, config.type, workers, planned, real_logs, scripts, remote=plan.remote)

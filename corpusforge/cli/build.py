@@ -164,6 +164,8 @@ def print_plan(plan) -> None:
     console = make_console()
     console.soft_wrap = True  # paths are copied from here: never break them
     console.print(f"[bold]plan[/bold] (dry run: nothing written to {plan.out})")
+    if plan.remote:
+        console.print(f"builds in the staging folder above; finalize uploads the corpus to {plan.remote}")
     console.print(f"executor: {plan.executor}, workers: {plan.workers}")
     for i, stage in enumerate(plan.stages, 1):
         done = stage.tasks - stage.pending
@@ -178,8 +180,9 @@ def print_plan(plan) -> None:
 
 def cmd_status(args) -> int:
     from corpusforge.build import build_status
+    from corpusforge.build.remote import build_folder
 
-    status = build_status(args.output_dir)
+    status = build_status(build_folder(args.output_dir))
     console = make_console()
     console.soft_wrap = True  # paths are copied from here: never break them
     console.print(f"[bold]{status.recipe}[/bold] → {status.out} ({status.executor})")
@@ -202,13 +205,14 @@ def cmd_status(args) -> int:
 
 def cmd_finalize(args) -> int:
     from corpusforge.build import finalize_build
+    from corpusforge.build.remote import build_folder
 
-    manifest = finalize_build(args.output_dir, report=not args.no_report)
-    print_summary(manifest, Path(args.output_dir))
+    manifest = finalize_build(build_folder(args.output_dir), report=not args.no_report)
+    print_summary(manifest, args.output_dir)
     return EXIT_OK
 
 
-def print_summary(manifest: dict, path: Path) -> None:
+def print_summary(manifest: dict, path: Path | str) -> None:
     from rich.table import Table
 
     console = make_console()
@@ -234,20 +238,21 @@ def print_summary(manifest: dict, path: Path) -> None:
 def cmd_inspect(args) -> int:
     from rich.markup import escape
 
-    out = Path(args.output_dir)
-    manifest_file = out / "manifest.json"
-    if not manifest_file.exists():
+    from corpusforge import storage
+
+    out = args.output_dir if storage.is_url(args.output_dir) else Path(args.output_dir)
+    try:
+        with storage.open_file(f"{str(out).rstrip('/')}/manifest.json", "rb") as f:
+            manifest = json.loads(f.read())
+    except FileNotFoundError:
         make_console(stderr=True).print(
             f"[red]error[/red]: {out} has no manifest.json (not a finished corpusforge output)"
         )
         return EXIT_BAD_INPUT
-    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
     print_summary(manifest, out)
     if args.rows:
-        from corpusforge.shards import scan
-
         console = make_console()
-        for row in scan(out).head(args.rows).collect().iter_rows(named=True):
+        for row in _head(out, manifest, args.rows):
             if "messages" in row:  # a KD dataset
                 label = escape(f"[{row['kind']} {row['finish_reason']}]")
                 console.print(f"[bold]{escape(row['id'])}[/bold] {label}")
@@ -261,6 +266,22 @@ def cmd_inspect(args) -> int:
             console.print(f"[bold]{escape(row['id'])}[/bold] {label}")
             console.print(repr(text), markup=False)
     return EXIT_OK
+
+
+def _head(out: Path | str, manifest: dict, n: int) -> list[dict]:
+    """The first ``n`` rows, read from the first shards only (at a URL: fetched a batch at a time)."""
+    import pyarrow as pa
+
+    from corpusforge import storage
+
+    rows: list[dict] = []
+    for shard in manifest["shards"]:
+        with storage.open_file(f"{str(out).rstrip('/')}/{shard['file']}", "rb") as f:
+            for batch in pa.ipc.open_stream(f):
+                rows += batch.slice(0, n - len(rows)).to_pylist()
+                if len(rows) >= n:
+                    return rows
+    return rows
 
 
 def cmd_report(args) -> int:

@@ -400,6 +400,13 @@ def run_align(config: AlignConfig, progress: Progress | None = None) -> AlignRes
     """Generate, classify, score likelihoods and write the scorecard (``scorecard.json`` / ``.html``) and the matrix
     (``align.json`` / ``.png``) to ``config.output``. The reference model runs first: its own English answers are
     the default retention set."""
+    from corpusforge.diagnostics.align_plot import plot_alignment
+    from corpusforge.diagnostics.align_retention import (
+        load_conversations,
+        load_heldout,
+        measure_likelihood,
+        own_answers,
+    )
     from corpusforge.diagnostics.scorecard import build_scorecard, render_html
 
     output = Path(config.output).expanduser()
@@ -434,163 +441,3 @@ def run_align(config: AlignConfig, progress: Progress | None = None) -> AlignRes
     write_json_atomic(result.scorecard_json, result.scorecard, indent=1)
     write_atomic(result.scorecard_html, render_html(result.scorecard, result, result.png_path))
     return result
-
-
-# --------------------------------------------------------------------------------------------- likelihood
-def load_conversations(paths: list[str], limit: int | None) -> list[list[dict]]:
-    """Conversations ending with an assistant answer, from KD output folders (``recovery`` rows when the set has a
-    `kind` column) or jsonl files with a `messages` field."""
-    from corpusforge.diagnostics.corpus import corpus_files
-
-    out: list[list[dict]] = []
-    for path in corpus_files(paths):
-        if path.is_dir():
-            from datasets import load_from_disk
-
-            ds = load_from_disk(str(path))
-            if "messages" not in ds.column_names:
-                raise SourceError(f"{path}: no `messages` column — a retention set is a KD output (recovery rows)")
-            rows = (r for r in ds if r.get("kind", "recovery") == "recovery")
-        else:
-            rows = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
-        for i, row in enumerate(rows):
-            messages = row.get("messages") if isinstance(row, dict) else None
-            if not messages or messages[-1].get("role") != "assistant":
-                raise SourceError(f"{path}: row {i} has no `messages` ending with an assistant turn")
-            out.append([{"role": m["role"], "content": m["content"]} for m in messages])
-            if limit is not None and len(out) >= limit:
-                return out
-    if not out:
-        raise SourceError(f"no conversation in {', '.join(map(str, paths))}")
-    return out
-
-
-def own_answers(reference: ModelResult, config: AlignConfig) -> list[list[dict]] | None:
-    """The reference's answers to the English prompts that are English and not degenerate: a recovery-KD set."""
-    system = [{"role": "system", "content": config.system}] if config.system else []
-    kept = [
-        [*system, {"role": "user", "content": r.prompt}, {"role": "assistant", "content": r.response}]
-        for r in reference.responses
-        if r.prompt_set == "en" and r.answered_in == "en" and r.finish_reason == "stop"
-    ]
-    limit = config.retention.limit
-    kept = kept[:limit] if limit else kept
-    return kept or None
-
-
-def load_heldout(config: AlignConfig) -> dict[str, list[str]]:
-    from corpusforge.diagnostics.corpus import iter_docs
-
-    ppl = config.perplexity
-    if ppl is None:
-        return {}
-    out = {}
-    for s, paths in (("target", ppl.target), ("en", ppl.en)):
-        if paths:
-            out[s] = [d.text for d in iter_docs(paths, max_docs=ppl.limit, text_field=ppl.text_field)]
-            if not out[s]:
-                raise SourceError(f"perplexity.{s}: no document in {', '.join(paths)}")
-    return out
-
-
-def measure_likelihood(
-    model: AlignModel,
-    config: AlignConfig,
-    answers: list[list[dict]] | None,
-    heldout: dict[str, list[str]],
-    output: Path,
-    progress: Progress | None = None,
-):
-    """Retention NLL of ``answers`` and perplexity of ``heldout`` under the model's own weights; kept in
-    ``OUT/responses`` keyed by the model's files and the texts, so a rerun loads no model."""
-    from corpusforge.diagnostics.likelihood import Scorer
-    from corpusforge.diagnostics.scorecard import Likelihood
-
-    if not answers and not heldout:
-        return None
-    max_tokens = config.perplexity.max_tokens if config.perplexity else None
-    if model.backend.type == "openai":
-        return Likelihood(note="retention and perplexity not measured: the openai backend serves text, not weights")
-    what = {
-        "model": model.model,
-        "files": _model_fingerprint(model.model),
-        "dtype": model.backend.dtype,
-        "answers": answers,
-        "heldout": heldout,
-        "max_tokens": max_tokens,
-    }
-    key = hashlib.sha256(json.dumps(what, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
-    cache = output / RESPONSES_DIR / f"{_slug(model.name)}-likelihood-{key}.json"
-    if cache.is_file():
-        return Likelihood.from_cache(json.loads(cache.read_text(encoding="utf-8")))
-    _check_loadable(model)
-    device = getattr(model.backend, "device", "auto")
-    scorer = Scorer.load(model.model, dtype=model.backend.dtype, device=device)
-
-    def step(label):
-        return (lambda done, total: progress(f"{model.name} · {label}", done, total)) if progress else None
-
-    try:
-        result = Likelihood()
-        if answers:
-            result.retention = scorer.answer_nll(answers, step("retention"))
-        for s, texts in heldout.items():
-            result.perplexity[s] = scorer.text_nll(texts, max_tokens, step(f"perplexity {s}"))
-    finally:
-        del scorer
-        _free_memory()
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(cache, result.to_cache(), indent=None)
-    return result
-
-
-# --------------------------------------------------------------------------------------------- chart
-MODEL_COLORS = ("#3b6ea5", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
-
-
-def plot_alignment(result: AlignResult, path: Path) -> None:
-    """Two panels (English prompts, target prompts); in each, a group of bars per answer language with one bar
-    per model, heights = share of the classified responses."""
-    import matplotlib
-
-    from corpusforge.kd.config import language_name
-    from corpusforge.report import RC, _figure, _save, plot_label
-
-    target = language_name(result.language)
-    import textwrap
-
-    # tick labels under four bars: short, wrapped ("Traditional Chinese (Taiwan)" overlapped its neighbours)
-    groups = {"en": "English", "target": textwrap.fill(target, 14), "other": "other", "degenerate": "degenerate"}
-    n = len(result.models)
-    width = 0.8 / n
-    with matplotlib.rc_context(RC):
-        fig, axes = _figure(3.4, width=max(8.0, 3.2 + 1.1 * n), ncols=2, sharey=True)
-        for ax, prompt_set in zip(axes, PROMPT_SETS):
-            for j, m in enumerate(result.models):
-                shares = m.cells[prompt_set].shares
-                xs = [i - 0.4 + width * (j + 0.5) for i in range(len(CLASSES))]
-                heights = [100 * (shares[c] or 0.0) for c in CLASSES]
-                bars = ax.bar(
-                    xs,
-                    heights,
-                    width=width * 0.92,
-                    color=MODEL_COLORS[j % len(MODEL_COLORS)],
-                    label=plot_label(m.name),
-                )
-                if n <= 4:
-                    ax.bar_label(bars, labels=[f"{h:.0f}" for h in heights], fontsize=7, padding=1)
-            ax.set_xticks(range(len(CLASSES)), [groups[c] for c in CLASSES], fontsize=8)
-            prompts = "English" if prompt_set == "en" else target
-            ax.set_title(f"{prompts} prompts")
-            # Undetermined and failed responses are outside the bars: say how many bars rest on.
-            classified = (
-                f"{plot_label(m.name, 16)} {m.cells[prompt_set].determined}/{m.cells[prompt_set].prompts}"
-                for m in result.models
-            )
-            ax.set_xlabel("classified: " + ", ".join(classified), fontsize=7, color="#555")
-            ax.set_ylim(0, 108)
-        axes[0].set_ylabel("% of classified responses")
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(n, 4), fontsize=8, frameon=False)
-        fig.suptitle(f"Response language by prompt language ({target})", fontsize=10)
-        _save(fig, path)

@@ -10,17 +10,8 @@ import inspect
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from corpusforge.recipe.models import (
-    BudgetConfig,
-    FilesSource,
-    HFDataset,
-    HFSource,
-    LocalExecutor,
-    OutputConfig,
-    RayExecutor,
-    Recipe,
-    SlurmExecutor,
-)
+from corpusforge.recipe.executors import LocalExecutor, RayExecutor, SlurmExecutor
+from corpusforge.recipe.models import BudgetConfig, FilesSource, HFDataset, HFSource, OutputConfig, Recipe
 from corpusforge.steps.registry import builtin_specs
 
 INTRO = """# Recipe reference
@@ -75,7 +66,9 @@ def _type_name(name: str, annotation) -> str:
     text = str(annotation).replace("typing.", "")
     for prefix in ("<class '", "'>"):
         text = text.replace(prefix, "")
-    return text.replace("corpusforge.recipe.models.", "").replace("|", "\\|")
+    for module in ("models", "executors"):
+        text = text.replace(f"corpusforge.recipe.{module}.", "")
+    return text.replace("|", "\\|")
 
 
 def _default(field) -> str:
