@@ -12,6 +12,7 @@ import sys
 
 import datasets
 import fsspec
+import pyarrow as pa
 import pytest
 import yaml
 
@@ -191,3 +192,59 @@ def test_url_output_on_slurm_needs_a_shared_staging_folder(tmp_path):
     raw["output"]["staging"] = str(tmp_path / "shared")
     _, out = cf.build.plan.with_output(cf.Recipe.model_validate(raw), "s3://bucket/x")
     assert out == tmp_path / "shared"
+
+
+def test_an_upload_never_replaces_a_build_another_machine_put_there_meanwhile(tmp_path, monkeypatch, paragraphs):
+    """Two machines, one URL: each builds in its own staging folder, so neither's lock sees the other. The upload
+    looks again: a build put there after this one started is refused (nothing there changes) until --overwrite."""
+    import importlib
+
+    import corpusforge as cf
+
+    build_run = importlib.import_module("corpusforge.build.run")  # the module; `corpusforge.build.run` is the function
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/race/a.jsonl", _jsonl([{"id": f"a{i}", "text": t} for i, t in enumerate(paragraphs[:40])]))
+    fs.pipe("/race/b.jsonl", _jsonl([{"id": f"b{i}", "text": t} for i, t in enumerate(paragraphs[40:70])]))
+    url = "memory://race/corpus"
+
+    def recipe(name: str) -> cf.Recipe:
+        raw = _recipe(tmp_path, f"memory://race/{name}.jsonl", dedup=False, name=name)
+        raw["output"] = {"path": url, "staging": str(tmp_path / f"staging-{name}")}
+        return cf.Recipe.model_validate(raw)
+
+    def ids_there() -> set[str]:
+        # the shards the manifest there lists, read from the store (datasets.load_from_disk of one URL twice in one
+        # process reads its first download again: huggingface/datasets#5114)
+        manifest = json.loads(fs.cat(f"{url}/manifest.json"))
+        return {
+            i
+            for s in manifest["shards"]
+            for i in pa.ipc.open_stream(fs.cat(f"{url}/{s['file']}")).read_all()["id"].to_pylist()
+        }
+
+    real_stage, raced = build_run.run_stage, []
+
+    def stage_then_the_other_machine_finishes(plan, stage):
+        real_stage(plan, stage)
+        if plan.recipe.name == "b" and not raced:
+            raced.append(cf.run(recipe("a"), report=False))  # started after b, finished before it
+
+    monkeypatch.setattr(build_run, "run_stage", stage_then_the_other_machine_finishes)
+    with pytest.raises(cf.OutputError, match="while this build ran, another build was uploaded there \\('a'"):
+        cf.run(recipe("b"), report=False)
+    assert ids_there() == {f"a{i}" for i in range(40)}  # a's corpus, whole
+    assert json.loads(fs.cat(f"{url}/manifest.json"))["recipe"]["name"] == "a"
+
+    # b is finished in its staging folder: a rerun without --overwrite is refused before any work, with it b replaces a
+    with pytest.raises(cf.OutputError, match="holds another build"):
+        cf.run(recipe("b"), report=False)
+    replaced = cf.run(recipe("b"), overwrite=True, report=False)
+    assert replaced.manifest["recipe"]["name"] == "b"
+    assert ids_there() == {f"b{i}" for i in range(30)}
+
+    # this build's own upload is not "another build": finalizing it again uploads again
+    from corpusforge.build import finalize_build
+
+    finalize_build(tmp_path / "staging-b", report=False)
+    assert ids_there() == {f"b{i}" for i in range(30)}
+    assert len(datasets.load_from_disk(url)) == 30

@@ -86,5 +86,5 @@ def finalize_build(
     if plan.get("remote"):
         from corpusforge.build.remote import upload
 
-        upload(out, plan["remote"])
+        upload(out, plan)
     return manifest

@@ -237,26 +237,27 @@ def compile_stages(recipe: Recipe, out: Path, readers: list[PipelineStep]) -> li
     return stages
 
 
-def resume_problems(previous: dict, plan: BuildPlan) -> list[str]:
-    """Why the build in the folder is not this build (empty: it is, and resuming it is safe)."""
+def resume_problems(previous: dict, record: dict) -> list[str]:
+    """Why the build whose plan is ``previous`` is not the build ``record`` plans (empty: it is, and resuming it is
+    safe)."""
     from corpusforge.build.inputs import changed_inputs
 
     problems = []
     before = previous.get("recipe_fingerprint") or recipe_fingerprint(previous.get("recipe") or {})
-    if before != plan.record["recipe_fingerprint"]:
+    if before != record["recipe_fingerprint"]:
         problems.append(f"it was built from another recipe ('{(previous.get('recipe') or {}).get('name')}')")
     if "inputs" not in previous:
         problems.append("its plan records no input fingerprints")
     else:
-        problems += [f"input {change}" for change in changed_inputs(previous["inputs"], plan.record["inputs"])]
-    built_by, now = previous.get("corpusforge"), plan.record["corpusforge"]
+        problems += [f"input {change}" for change in changed_inputs(previous["inputs"], record["inputs"])]
+    built_by, now = previous.get("corpusforge"), record["corpusforge"]
     if built_by is not None and built_by != now:  # plans written before this check carry none
         problems.append(
             f"it was built by another corpusforge ({built_by['version']}, code {built_by['code_sha256']}; this is "
             f"{now['version']}, code {now['code_sha256']})"
         )
     old_plugins = {p["plugin"]: p["sha256"] for p in previous.get("plugins") or []}
-    new_plugins = {p["plugin"]: p["sha256"] for p in plan.record["plugins"]}
+    new_plugins = {p["plugin"]: p["sha256"] for p in record["plugins"]}
     problems += [
         f"plugin {name} changed" for name in sorted(new_plugins) if old_plugins.get(name) != new_plugins[name]
     ]

@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -108,12 +109,39 @@ def check_remote(url: str) -> dict | None:
     return plan
 
 
-def upload(out: Path, url: str) -> None:
-    """Put the finalized corpus in ``out`` at ``url``: shards and metadata, the report, the plan, then the manifest.
-    Entries the previous build there uploaded and this one does not (shards of another task count) are removed."""
+def upload_id(plan: dict | None) -> str | None:
+    """Which upload a build's plan at a URL belongs to: its recipe and when that run started."""
+    return None if plan is None else f"{plan.get('recipe_fingerprint')}@{plan.get('started_at')}"
+
+
+def check_unchanged(url: str, previous: dict | None, plan: dict, staging: Path) -> None:
+    """Refuse to upload over a build that another run put at ``url`` after this one started (on another machine:
+    each has its own staging folder, so the local lock cannot see it). This build's own earlier uploads, and what
+    it was started with --overwrite to replace, pass."""
+    from corpusforge.build.plan import resume_problems
+
+    if previous is None or "replaces" not in plan or not resume_problems(previous, plan):
+        return
+    if upload_id(previous) == plan["replaces"]:
+        return
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(previous.get("started_at") or 0))
+    name = (previous.get("recipe") or {}).get("name")
+    raise OutputError(
+        f"output {url}: while this build ran, another build was uploaded there ('{name}', started {started}); "
+        f"nothing there was changed. This corpus is finished in {staging}: rerun "
+        "`corpusforge run` with --overwrite to replace that one, or give another --output"
+    )
+
+
+def upload(out: Path, plan: dict) -> None:
+    """Put the finalized corpus in ``out`` at the plan's URL: shards and metadata, the report, the plan, then the
+    manifest. Entries the previous build there uploaded and this one does not (shards of another task count) are
+    removed. Refused when another build was uploaded there since this one started (``check_unchanged``)."""
+    url = plan["remote"]
     fs, root = _fs(url)
     root = root.rstrip("/")
     previous = check_remote(url)
+    check_unchanged(url, previous, plan, out)
     state = json.loads((out / "state.json").read_text(encoding="utf-8"))
     files = [entry["filename"] for entry in state["_data_files"]] + ["dataset_info.json", "state.json"]
     files += [name for name in ("report.html",) if (out / name).is_file()]

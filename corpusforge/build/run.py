@@ -20,7 +20,7 @@ from corpusforge.build.finalize import finalize_build
 from corpusforge.build.inputs import input_bytes
 from corpusforge.build.output import BuildLock, check_output, remove_build
 from corpusforge.build.plan import BuildPlan, compile_plan, resume_problems, write_plan
-from corpusforge.build.remote import check_remote
+from corpusforge.build.remote import check_remote, upload_id
 from corpusforge.build.slurm import guard_active_jobs, submit
 from corpusforge.errors import OutputError
 from corpusforge.recipe.executors import SlurmExecutor
@@ -104,7 +104,7 @@ def _claim(plan: BuildPlan, overwrite: bool) -> None:
     out = plan.out
     previous = check_output(out)
     if previous is not None:
-        problems = resume_problems(previous, plan)
+        problems = resume_problems(previous, plan.record)
         if problems:
             if not overwrite:
                 raise OutputError(
@@ -159,12 +159,14 @@ def run(
     out = plan.out
     if plan.remote is not None:  # refuse a foreign prefix, or another build there, before doing any work
         previous = check_remote(plan.remote)
-        problems = resume_problems(previous, plan) if previous is not None else []
+        problems = resume_problems(previous, plan.record) if previous is not None else []
         if problems and not overwrite:
             raise OutputError(
                 f"output {plan.remote} holds another build: {'; '.join(problems)}. Nothing was changed: rerun with "
                 "--overwrite to replace it (removes only what corpusforge uploaded there), or choose another --output"
             )
+        # what this build may replace there: the upload refuses anything another build put there meanwhile
+        plan.record["replaces"] = upload_id(previous) if problems else None
     check_output(out)  # refuse a foreign folder before creating anything in it
     guard_active_jobs(out)  # never two runs of one build: queued Slurm tasks would write the same shards
     with BuildLock(out):
