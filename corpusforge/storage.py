@@ -32,7 +32,7 @@ def url_fs(url: str):
     import fsspec
 
     try:
-        return fsspec.core.url_to_fs(url)
+        fs, path = fsspec.core.url_to_fs(url)
     except ImportError as err:
         protocol = url.split("://", 1)[0]
         raise SourceError(
@@ -40,6 +40,10 @@ def url_fs(url: str):
         ) from None
     except ValueError as err:
         raise SourceError(f"{url}: not a URL fsspec knows ({err})") from None
+    # fsspec keeps one instance per store and caches its listings (s3fs, gcsfs, ...): a long-lived process (a
+    # notebook, a resumed build) would glob, fingerprint and check an output against what the store held then
+    fs.invalidate_cache()
+    return fs, path
 
 
 def glob_url(pattern: str) -> list[str]:

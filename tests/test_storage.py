@@ -248,3 +248,42 @@ def test_an_upload_never_replaces_a_build_another_machine_put_there_meanwhile(tm
     finalize_build(tmp_path / "staging-b", report=False)
     assert ids_there() == {f"b{i}" for i in range(30)}
     assert len(datasets.load_from_disk(url)) == 30
+
+
+def test_a_long_lived_process_sees_what_changed_in_the_store(s3, monkeypatch):
+    """fsspec caches listings per filesystem instance: a notebook that builds, sees the inputs change on another
+    machine and builds again must list and fingerprint them afresh."""
+    from corpusforge import storage
+
+    other, env = s3  # another machine's client
+    # in this process: fsspec read its FSSPEC_* variables when it was imported
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": env["FSSPEC_S3_ENDPOINT_URL"]})
+    other.pipe("corpora/live/a.jsonl", b'{"text": "one"}\n')
+    assert storage.glob_url("s3://corpora/live/*.jsonl") == ["s3://corpora/live/a.jsonl"]
+    before = storage.file_info("s3://corpora/live/a.jsonl")
+
+    other.pipe("corpora/live/a.jsonl", b'{"text": "one, changed"}\n')
+    other.pipe("corpora/live/b.jsonl", b'{"text": "two"}\n')
+    assert storage.glob_url("s3://corpora/live/*.jsonl") == ["s3://corpora/live/a.jsonl", "s3://corpora/live/b.jsonl"]
+    after = storage.file_info("s3://corpora/live/a.jsonl")
+    assert after["bytes"] == len(b'{"text": "one, changed"}\n') and after["version"] != before["version"]
+
+
+def test_an_unreachable_store_is_not_called_a_missing_bucket(monkeypatch):
+    from corpusforge.build.remote import check_remote
+    from corpusforge.errors import OutputError
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setitem(
+        fsspec.config.conf,
+        "s3",
+        {
+            "endpoint_url": "http://127.0.0.1:9",
+            "skip_instance_cache": True,
+            "config_kwargs": {"retries": {"max_attempts": 1}},
+        },
+    )
+    with pytest.raises(OutputError, match="cannot list it \\(EndpointConnectionError") as err:
+        check_remote("s3://corpora/zh")
+    assert "does not exist" not in str(err.value)

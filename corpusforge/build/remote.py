@@ -79,15 +79,23 @@ def remote_plan(url: str) -> dict | None:
         return None
 
 
+def _check_bucket(fs, url: str, bucket: str) -> None:
+    try:
+        fs.ls(bucket, detail=False)  # not fs.exists: it says False for an endpoint it cannot reach, too
+    except FileNotFoundError:
+        raise OutputError(
+            f"output {url}: bucket '{bucket}' does not exist (or these credentials cannot see it)"
+        ) from None
+
+
 def check_remote(url: str) -> dict | None:
     """Refuse a URL holding anything corpusforge did not upload; return the plan of the build there (None: empty).
 
     Reads only."""
     fs, root = _fs(url)
     try:
-        bucket = root.strip("/").split("/", 1)[0]
-        if url.split("://", 1)[0] in BUCKET_STORES and not fs.exists(bucket):  # a typo must not create a bucket
-            raise OutputError(f"output {url}: bucket '{bucket}' does not exist (or these credentials cannot see it)")
+        if url.split("://", 1)[0] in BUCKET_STORES:  # a typo must not create a bucket
+            _check_bucket(fs, url, root.strip("/").split("/", 1)[0])
         if fs.isfile(root):
             raise OutputError(f"output {url} is a file, not a folder; choose another --output")
         names = _entries(fs, root)
