@@ -17,6 +17,9 @@ Models run one after another and each is released before the next loads. Each mo
 ``OUT/responses/``, keyed by what determines them (model and its files' sizes and times, backend settings,
 sampling, system prompt, prompts): a rerun after a crash, or with another ``min_letters``, regenerates nothing
 but the requests that failed.
+
+Here: prompts, generation and classification. The retention set and the likelihood scores are in
+`align_retention`, the chart in `align_plot`, the scorecard and its verdicts in `scorecard`.
 """
 
 from __future__ import annotations
