@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole transfer on CPU with the real SmolLM2-135M-Instruct: InsCP corpus → recovery KD by the model itself →
 # LoRA training on both → the scorecard of base vs tuned.
-#   examples/transfer-cpu/run.sh [WORKDIR]          CPU (about 15 minutes on 2 cores)
+#   examples/transfer-cpu/run.sh [WORKDIR]          CPU (about 17 minutes on 2 cores)
 #   examples/transfer-cpu/run.sh --gpu [WORKDIR]    a CUDA GPU and `pip install 'corpusforge[gen]'` (vLLM)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -21,7 +21,7 @@ step "train / held-out split of the bundled sample"
 "$PY" "$HERE/prepare.py" .
 
 step "InsCP corpus"
-corpusforge run "$HERE/cp.yaml" --set "steps[3].tag.template=$MODEL" --overwrite
+corpusforge run "$HERE/cp.yaml" --set "steps[4].tag.template=$MODEL" --overwrite
 
 step "recovery KD: the model answers English prompts itself"
 corpusforge run "$HERE/kd$VARIANT.yaml" --set "generate.model=$MODEL" --overwrite
