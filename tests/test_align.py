@@ -187,6 +187,29 @@ def test_target_script_counts_other_script_as_other(tmp_path):
     assert result.models[0].cells["en"].counts["en"] == 2
 
 
+# SmolLM2-135M-Instruct's own answer (the CPU example's tuned model) to "can you write a factorial in TypeScript?":
+# on the whole text lid.176 says Ukrainian
+REAL_CODE_ANSWER = (
+    "TypeScript \n```javascript\n// Example of a factorial function\nfunction factorial(n) {\n"
+    "    return Math.comb(n, 1);\n}\n```"
+)
+
+
+def test_code_blocks_are_left_out_of_the_language_an_answer_is_in():
+    from corpusforge.diagnostics.align import Classifier
+    from corpusforge.steps.language import LanguageID, LanguageParams
+
+    assert LanguageID(LanguageParams()).identify(REAL_CODE_ANSWER)[0] not in ("en", "zh_Hant")  # why the rule
+    classify = Classifier("zh_Hant", 10)
+    assert classify(REAL_CODE_ANSWER)[2] == "en"  # the prose: "TypeScript"
+    code = REAL_CODE_ANSWER.split("\n", 1)[1]
+    assert classify(code)[2] == "undetermined"  # only code
+    assert classify(code.rsplit("```", 1)[0])[2] == "undetermined"  # cut off inside the block
+    zh = next(t for t in corpus_texts("traditionalchinese") if sum(ch.isalpha() for ch in t) >= 15)
+    assert classify(zh + "\n" + code)[:3:2] == ("zh_Hant", "target")
+    assert classify(english(1)[0] + "\n" + code)[2] == "en"
+
+
 # --------------------------------------------------------------------------------------------- transformers backend
 torch_needed = pytest.mark.skipif(
     not all(__import__("importlib").util.find_spec(m) for m in ("torch", "transformers")), reason="needs [ppl]"

@@ -31,7 +31,8 @@ def real():
 def scripted(real, target: str, english: str = "en", genuine_target: int = N):
     """A scripted model. ``target`` says how it answers Traditional Chinese prompts: `en` (a real English reply),
     `zh` (the prompt's real reply), `loop` (a real reply repeated until the token limit); the first
-    ``genuine_target`` prompts get that answer, the rest an English one. ``english``: how it answers English prompts."""
+    ``genuine_target`` prompts get that answer, the rest an English one. ``english``: how it answers English prompts
+    (`en`, `zh`: a real Chinese reply, `loop`), one kind for all or a list, one per prompt."""
     zh_prompts = [p for p, _ in real["zh"]]
     replies = {}
     for i, (p, a) in enumerate(real["zh"]):
@@ -41,8 +42,11 @@ def scripted(real, target: str, english: str = "en", genuine_target: int = N):
             "zh": (a, "stop"),
             "loop": ((a + "\n") * 12, "length"),
         }[kind]
+    kinds = [english] * N if isinstance(english, str) else english
     for i, (p, a) in enumerate(real["en"]):
-        replies[p] = (a, "stop") if english == "en" else (real["spare_zh"][i], "stop")
+        replies[p] = {"en": (a, "stop"), "zh": (real["spare_zh"][i], "stop"), "loop": ((a + "\n") * 12, "length")}[
+            kinds[i]
+        ]
     assert len(zh_prompts) == N
     return lambda messages: replies[messages[-1]["content"]]
 
@@ -107,6 +111,36 @@ def test_verdicts_against_the_reference(real, tmp_path):
     html = result.scorecard_html.read_text(encoding="utf-8")
     assert "tuned&lt;v2&gt;" in html and "tuned<v2>" not in html  # autoescaped
     assert "data:image/png;base64," in html and html.count('class="verdict ') == 5
+
+
+def scorecard_of(real, tmp_path, models: dict) -> dict:
+    servers = {name: FakeChatServer(reply) for name, reply in models.items()}
+    for s in servers.values():
+        s.__enter__()
+    try:
+        card = run_align(align_config_from_dict(config_for(real, tmp_path, servers))).scorecard
+    finally:
+        for s in servers.values():
+            s.__exit__(None, None, None)
+    return {m["name"]: m for m in card["models"]}
+
+
+def test_english_prompts_answered_in_chinese_degrade_english_even_when_english_answers_rose(real, tmp_path):
+    # the CPU example's shape: the base loops on half its English prompts; the tuned model stops looping, so it
+    # answers more English prompts in English, and answers others in Chinese
+    by = scorecard_of(
+        real,
+        tmp_path,
+        {
+            "base": scripted(real, "en", english=["loop"] * 6 + ["en"] * 6),
+            "leaks": scripted(real, "zh", english=["zh"] * 5 + ["en"] * 7),
+        },
+    )
+    leaks = by["leaks"]
+    assert leaks["measures"]["language"]["en"]["en"] > by["base"]["measures"]["language"]["en"]["en"]  # 7/12 > 6/12
+    assert leaks["verdict"] == "english_degraded"
+    assert "English prompts answered in another language 42% (reference 0%" in leaks["verdict_line"]
+    assert "transferred" in {f["kind"] for f in leaks["findings"]}  # still listed, below the harm
 
 
 def test_a_shift_large_enough_on_few_prompts_is_not_called_significant():

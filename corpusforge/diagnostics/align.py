@@ -8,9 +8,10 @@ target-language prompts?
 
 Each model (any KD backend: transformers, vllm, an OpenAI-compatible endpoint; a LoRA adapter folder with
 transformers) answers both prompt sets, one user turn per prompt. Each response is classified by the `language`
-step's LID (fastText lid.176, Chinese split by script): English, the target language, or another language;
-responses with fewer than ``min_letters`` letters are `undetermined`, and requests that still fail after the
-retries are `failed` — both counted apart, outside the shares. Writes ``align.json`` (counts, shares and every
+step's LID (fastText lid.176, Chinese split by script) on its prose (fenced code blocks left out): English, the
+target language, or another language; responses with fewer than ``min_letters`` letters of prose are
+`undetermined`, and requests that still fail after the retries are `failed` — both counted apart, outside the
+shares. Writes ``align.json`` (counts, shares and every
 response) and ``align.png`` (grouped bars, models side by side) to the output folder.
 
 Models run one after another and each is released before the next loads. Each model's responses are kept in
@@ -48,6 +49,9 @@ PROMPT_SETS = ("en", "target")  # English prompts, target-language prompts
 CLASSES = ("en", "target", "other", "degenerate")
 APART = ("undetermined", "failed")  # counted, never in the shares
 RESPONSES_DIR = "responses"
+# A fenced code block (``` … ```, or ``` to the end when the answer was cut off inside one): code is in no
+# natural language, and LID reads identifiers as anything (a TypeScript block came out Ukrainian).
+CODE_FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
 
 Progress = Callable[[str, int, int], None]  # (model name, responses done, total)
 
@@ -189,7 +193,8 @@ def load_prompts(paths: list[str], text_field: str = "text", limit: int | None =
 
 # --------------------------------------------------------------------------------------------- classification
 class Classifier:
-    """Response → (detected label, score, class) with the `language` step's LID."""
+    """Response → (detected label, score, class) with the `language` step's LID, on the prose: fenced code blocks are
+    left out (an answer that is only code is `undetermined`)."""
 
     def __init__(self, language: str, min_letters: int, lid_model: str | None = None):
         from corpusforge.steps.language import LanguageID, LanguageParams
@@ -200,9 +205,10 @@ class Classifier:
     def __call__(self, text: str) -> tuple[str | None, float | None, str]:
         from corpusforge.kd.step import languages_agree, letters
 
-        if letters(text) < self.min_letters:
+        prose = CODE_FENCE.sub(" ", text)
+        if letters(prose) < self.min_letters:
             return None, None, "undetermined"
-        label, score = self.lid.identify(text)
+        label, score = self.lid.identify(prose)
         if label == "en":
             return label, score, "en"
         # `zh` (no script-distinguishing character) agrees with zh_Hant / zh_Hans; the other script does not.

@@ -94,8 +94,11 @@ def _p(p: float | None) -> str:
 
 # --------------------------------------------------------------------------------------------- measures
 def _share(model, prompt_set: str, cls: str) -> tuple[int, int]:
+    """Responses of class ``cls`` (or ``switched``: answered in a language other than English, the target language
+    or another), of the classified responses to ``prompt_set``."""
     cell = model.cells[prompt_set]
-    return cell.counts[cls], cell.determined
+    k = cell.counts["target"] + cell.counts["other"] if cls == "switched" else cell.counts[cls]
+    return k, cell.determined
 
 
 def _chat_format(model, prompt_set: str) -> tuple[int, int]:
@@ -175,6 +178,12 @@ def verdict(model, ref, target_name: str, lk: Likelihood | None, ref_lk: Likelih
         )
     found.append(
         _compare_share(model, ref, "en", "en", "down", "english_degraded", "English answers to English prompts", v)
+    )
+    # language confusion: a model that stopped looping can gain English answers and still answer English in Chinese
+    found.append(
+        _compare_share(
+            model, ref, "switched", "en", "up", "english_degraded", "English prompts answered in another language", v
+        )
     )
     found.append(_retention_finding(lk, ref_lk, v))
     found.append(_english_ppl_finding(lk, ref_lk, v))
