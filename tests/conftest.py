@@ -13,6 +13,13 @@ from corpusforge.testing import locale_catalogs, mo_messages
 
 REPO = Path(__file__).resolve().parents[1]
 
+# SmolLM2-135M-Instruct's own answer (the CPU example's tuned model) to "can you write a factorial in TypeScript?":
+# lid.176 reads the whole text as Ukrainian
+REAL_CODE_ANSWER = (
+    "TypeScript \n```javascript\n// Example of a factorial function\nfunction factorial(n) {\n"
+    "    return Math.comb(n, 1);\n}\n```"
+)
+
 
 def corpus_texts(folder: str) -> list[str]:
     """Every turn of every conversation in one language folder of chatterbot-corpus (real text, BSD-3)."""

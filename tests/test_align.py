@@ -13,7 +13,7 @@ from functools import cache
 import pytest
 from fake_openai import FakeChatServer
 
-from conftest import REPO, corpus_texts, gettext_messages
+from conftest import REAL_CODE_ANSWER, REPO, corpus_texts, gettext_messages
 from corpusforge.diagnostics.align import run_align
 from corpusforge.diagnostics.align_config import align_config_from_dict, load_align_config
 from corpusforge.errors import RecipeError
@@ -185,14 +185,6 @@ def test_target_script_counts_other_script_as_other(tmp_path):
     assert (rows[prompts["trad"]].detected, rows[prompts["trad"]].answered_in) == ("zh_Hant", "target")
     assert (rows[prompts["simp"]].detected, rows[prompts["simp"]].answered_in) == ("zh_Hans", "other")
     assert result.models[0].cells["en"].counts["en"] == 2
-
-
-# SmolLM2-135M-Instruct's own answer (the CPU example's tuned model) to "can you write a factorial in TypeScript?":
-# on the whole text lid.176 says Ukrainian
-REAL_CODE_ANSWER = (
-    "TypeScript \n```javascript\n// Example of a factorial function\nfunction factorial(n) {\n"
-    "    return Math.comb(n, 1);\n}\n```"
-)
 
 
 def test_code_blocks_are_left_out_of_the_language_an_answer_is_in():

@@ -18,7 +18,7 @@ import pytest
 from fake_openai import FakeChatServer
 
 import corpusforge as cf
-from conftest import REPO, corpus_texts, gettext_messages, write_jsonl
+from conftest import REAL_CODE_ANSWER, REPO, corpus_texts, gettext_messages, write_jsonl
 from corpusforge.errors import RecipeError
 from corpusforge.kd.backends import Request, get_backend
 from corpusforge.kd.config import GenerateConfig
@@ -201,6 +201,8 @@ def scripted_model(wrong_language: set[str] = frozenset()):
             return "   ", "stop"
         if last in wrong_language:
             return thai_pairs()[1][1], "stop"
+        if "TypeScript" in last:
+            return REAL_CODE_ANSWER, "stop"
         return f"Here is what the model says about it: {turned(last)}", "stop"
 
     return reply
@@ -239,6 +241,18 @@ def test_openai_backend_tcot_with_language_checks(tmp_path, monkeypatch):
     assert len(set(seeds)) == len(seeds), "every request carries its own seed"
     written = b"".join(p.read_bytes() for p in Path(result.path).rglob("*") if p.is_file())
     assert b"sk-test-secret-123" not in written
+
+
+def test_a_code_answer_is_not_dropped_as_another_language(tmp_path):
+    from corpusforge.steps.language import LanguageID, LanguageParams
+
+    assert LanguageID(LanguageParams()).identify(REAL_CODE_ANSWER)[0] != "en"  # the whole answer: not "English"
+    prompts = ["can you write a factorial in TypeScript?", "Tell me about the weather in Bangkok today"]
+    with FakeChatServer(scripted_model()) as server:
+        gen = endpoint_generate(server.url, ["recovery"])
+        result = cf.run(cf.Recipe.from_dict(kd_recipe(tmp_path, {"en": [{"text": p} for p in prompts]}, gen)))
+    answers = [row["messages"][-1]["content"] for row in rows_of(result)]
+    assert REAL_CODE_ANSWER in answers and len(answers) == 2
 
 
 def test_truncated_empty_and_long_prompts_are_dropped_with_reasons(tmp_path):

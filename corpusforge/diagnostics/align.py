@@ -49,9 +49,6 @@ PROMPT_SETS = ("en", "target")  # English prompts, target-language prompts
 CLASSES = ("en", "target", "other", "degenerate")
 APART = ("undetermined", "failed")  # counted, never in the shares
 RESPONSES_DIR = "responses"
-# A fenced code block (``` … ```, or ``` to the end when the answer was cut off inside one): code is in no
-# natural language, and LID reads identifiers as anything (a TypeScript block came out Ukrainian).
-CODE_FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
 
 Progress = Callable[[str, int, int], None]  # (model name, responses done, total)
 
@@ -203,12 +200,12 @@ class Classifier:
         self.lid = LanguageID(LanguageParams(model=lid_model))
 
     def __call__(self, text: str) -> tuple[str | None, float | None, str]:
-        from corpusforge.kd.step import languages_agree, letters
+        from corpusforge.kd.step import languages_agree, letters, prose
 
-        prose = CODE_FENCE.sub(" ", text)
-        if letters(prose) < self.min_letters:
+        text = prose(text)
+        if letters(text) < self.min_letters:
             return None, None, "undetermined"
-        label, score = self.lid.identify(prose)
+        label, score = self.lid.identify(text)
         if label == "en":
             return label, score, "en"
         # `zh` (no script-distinguishing character) agrees with zh_Hant / zh_Hans; the other script does not.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -338,6 +339,16 @@ def letters(text: str) -> int:
     return sum(ch.isalpha() for ch in text)
 
 
+# A fenced code block (``` … ```, or ``` to the end when the answer was cut off inside one): code is in no
+# natural language, and LID reads identifiers as anything (SmolLM2's TypeScript answer came out Ukrainian).
+CODE_FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
+
+
+def prose(text: str) -> str:
+    """``text`` without its fenced code blocks: what language ID should read."""
+    return CODE_FENCE.sub(" ", text)
+
+
 class KDChecks(BaseFilter):
     """Output checks on each generated field: empty, truncated, degenerate (a loop, an echo of its prompt), in the
     expected script (any character of the other Chinese script), and in the expected language (script-aware LID)."""
@@ -370,9 +381,10 @@ class KDChecks(BaseFilter):
                     return False, f"wrong_script_{c['field']}"
         if self.checks.language:
             for c in checks:
-                if c["language"] is None or letters(c["text"]) < self.checks.min_language_chars:
+                text = prose(c["text"])
+                if c["language"] is None or letters(text) < self.checks.min_language_chars:
                     continue
-                detected, _ = self.lid.identify(c["text"])
+                detected, _ = self.lid.identify(text)
                 if not languages_agree(detected, c["language"]):
                     return False, f"wrong_language_{c['field']}"
         return True
