@@ -11,8 +11,8 @@ transformers) answers both prompt sets, one user turn per prompt. Each response 
 step's LID (fastText lid.176, Chinese split by script) on its prose (fenced code blocks left out): English, the
 target language, or another language; responses with fewer than ``min_letters`` letters of prose are
 `undetermined`, and requests that still fail after the retries are `failed` — both counted apart, outside the
-shares. Writes ``align.json`` (counts, shares and every
-response) and ``align.png`` (grouped bars, models side by side) to the output folder.
+shares. Writes ``align.json`` (counts, shares and every response) and ``align.png`` (grouped bars, models side by
+side) to the output folder.
 
 Models run one after another and each is released before the next loads. Each model's responses are kept in
 ``OUT/responses/``, keyed by what determines them (model and its files' sizes and times, backend settings,
