@@ -4,6 +4,7 @@ measures (retention NLL, perplexity) checked against transformers' own loss."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 
@@ -33,21 +34,18 @@ def scripted(real, target: str, english: str = "en", genuine_target: int = N):
     `zh` (the prompt's real reply), `loop` (a real reply repeated until the token limit); the first
     ``genuine_target`` prompts get that answer, the rest an English one. ``english``: how it answers English prompts
     (`en`, `zh`: a real Chinese reply, `loop`), one kind for all or a list, one per prompt."""
-    zh_prompts = [p for p, _ in real["zh"]]
+
+    def answer(kind: str, own: str, english_reply: str, chinese_reply: str) -> tuple[str, str]:
+        loop = ((own + "\n") * 12, "length")
+        return {"en": (english_reply, "stop"), "zh": (chinese_reply, "stop"), "loop": loop}[kind]
+
     replies = {}
     for i, (p, a) in enumerate(real["zh"]):
-        kind = target if i < genuine_target else "en"
-        replies[p] = {
-            "en": (real["spare_en"][i], "stop"),
-            "zh": (a, "stop"),
-            "loop": ((a + "\n") * 12, "length"),
-        }[kind]
+        replies[p] = answer(target if i < genuine_target else "en", a, real["spare_en"][i], a)
     kinds = [english] * N if isinstance(english, str) else english
     for i, (p, a) in enumerate(real["en"]):
-        replies[p] = {"en": (a, "stop"), "zh": (real["spare_zh"][i], "stop"), "loop": ((a + "\n") * 12, "length")}[
-            kinds[i]
-        ]
-    assert len(zh_prompts) == N
+        replies[p] = answer(kinds[i], a, a, real["spare_zh"][i])
+    assert len(real["zh"]) == N
     return lambda messages: replies[messages[-1]["content"]]
 
 
@@ -66,6 +64,13 @@ def config_for(real, tmp_path, servers: dict) -> dict:
     }
 
 
+def run_scripted(real, tmp_path, models: dict):
+    """``run_align`` over scripted models, each behind its own fake endpoint, the first the reference."""
+    with contextlib.ExitStack() as stack:
+        servers = {name: stack.enter_context(FakeChatServer(reply)) for name, reply in models.items()}
+        return run_align(align_config_from_dict(config_for(real, tmp_path, servers)))
+
+
 def test_verdicts_against_the_reference(real, tmp_path):
     models = {
         "base": scripted(real, "en"),
@@ -74,14 +79,7 @@ def test_verdicts_against_the_reference(real, tmp_path):
         "forgot-english": scripted(real, "zh", english="zh"),
         "tuned<v2>": scripted(real, "zh", genuine_target=2),  # 2 of 12: a move too small to tell from noise
     }
-    servers = {name: FakeChatServer(reply) for name, reply in models.items()}
-    for s in servers.values():
-        s.__enter__()
-    try:
-        result = run_align(align_config_from_dict(config_for(real, tmp_path, servers)))
-    finally:
-        for s in servers.values():
-            s.__exit__(None, None, None)
+    result = run_scripted(real, tmp_path, models)
     card = result.scorecard
     verdicts = {m["name"]: m["verdict"] for m in card["models"]}
     assert verdicts == {
@@ -113,29 +111,14 @@ def test_verdicts_against_the_reference(real, tmp_path):
     assert "data:image/png;base64," in html and html.count('class="verdict ') == 5
 
 
-def scorecard_of(real, tmp_path, models: dict) -> dict:
-    servers = {name: FakeChatServer(reply) for name, reply in models.items()}
-    for s in servers.values():
-        s.__enter__()
-    try:
-        card = run_align(align_config_from_dict(config_for(real, tmp_path, servers))).scorecard
-    finally:
-        for s in servers.values():
-            s.__exit__(None, None, None)
-    return {m["name"]: m for m in card["models"]}
-
-
 def test_english_prompts_answered_in_chinese_degrade_english_even_when_english_answers_rose(real, tmp_path):
     # the CPU example's shape: the base loops on half its English prompts; the tuned model stops looping, so it
     # answers more English prompts in English, and answers others in Chinese
-    by = scorecard_of(
-        real,
-        tmp_path,
-        {
-            "base": scripted(real, "en", english=["loop"] * 6 + ["en"] * 6),
-            "leaks": scripted(real, "zh", english=["zh"] * 5 + ["en"] * 7),
-        },
-    )
+    models = {
+        "base": scripted(real, "en", english=["loop"] * 6 + ["en"] * 6),
+        "leaks": scripted(real, "zh", english=["zh"] * 5 + ["en"] * 7),
+    }
+    by = {m["name"]: m for m in run_scripted(real, tmp_path, models).scorecard["models"]}
     leaks = by["leaks"]
     assert leaks["measures"]["language"]["en"]["en"] > by["base"]["measures"]["language"]["en"]["en"]  # 7/12 > 6/12
     assert leaks["verdict"] == "english_degraded"
