@@ -3,7 +3,11 @@ Llama-3 chat template, and a helper to write recipes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +175,39 @@ def dedup_recipe(tmp_path: Path, executor: dict, folder: str):
     )
     raw["output"]["path"] = str(tmp_path / folder)
     return cf.Recipe.from_dict(raw)
+
+
+def run_processes(proc) -> dict[int, str]:
+    """pid → command line of every process left of a run started with ``start_new_session=True``: the processes of
+    its session, which is the run and everything it forked (worker pools, fork server, Manager), also once the run
+    itself is gone; zombies (ended, not yet reaped) are not counted. Empty where there is no /proc to read."""
+    left = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            ended = (entry / "stat").read_text().rpartition(")")[2].split()[0] == "Z"
+            if os.getsid(int(entry.name)) == proc.pid and not ended:
+                left[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # gone meanwhile
+            pass
+    return left
+
+
+def kill_run(proc) -> None:
+    """SIGKILL to every process left of ``proc``'s run (see `run_processes`), so that no test leaves one behind."""
+    for pid in run_processes(proc):
+        with contextlib.suppress(OSError):  # gone meanwhile
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
+
+
+def assert_run_left_nothing(proc, timeout: float = 5.0) -> None:
+    """Within ``timeout`` seconds, no process of a killed run (started with ``start_new_session=True``) is left: each
+    ends by itself when the run is gone. Leftovers are killed before the assertion fails."""
+    proc.wait()
+    deadline = time.monotonic() + timeout
+    while (left := run_processes(proc)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kill_run(proc)
+    assert not left, f"{len(left)} process(es) of the killed run {proc.pid} left after {timeout} s: " + "; ".join(
+        f"{pid} {cmd[:100]}" for pid, cmd in left.items()
+    )

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import corpusforge as cf
-from conftest import REPO, make_recipe, write_jsonl
+from conftest import REPO, assert_run_left_nothing, kill_run, make_recipe, write_jsonl
 
 
 def _cli(*args, cwd=None, timeout=180):
@@ -232,6 +232,7 @@ def test_second_concurrent_run_is_refused_and_the_first_finishes(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # the processes of its session are its own: `kill_run` ends them all
     )
     try:
         lock = tmp_path / "out" / ".corpusforge" / "lock"
@@ -247,20 +248,22 @@ def test_second_concurrent_run_is_refused_and_the_first_finishes(tmp_path):
         _, err = first.communicate(timeout=120)
         assert first.returncode == 0, err
     finally:
-        first.kill()
+        kill_run(first)
     assert json.loads((tmp_path / "out" / "manifest.json").read_text())["rows"] == 30
 
 
 def test_lock_of_a_killed_run_is_taken_over(tmp_path):
     recipe = plugin_recipe(tmp_path, 30, steps=[{"no_short": {"min_chars": 1, "sleep": 0.2}}])
     path = _write_recipe(tmp_path, recipe)
-    first = subprocess.Popen([sys.executable, "-m", "corpusforge.cli", "run", str(path)], cwd=tmp_path)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "corpusforge.cli", "run", str(path)], cwd=tmp_path, start_new_session=True
+    )
     lock = tmp_path / "out" / ".corpusforge" / "lock"
     deadline = time.time() + 60
     while not (lock.exists() and lock.read_text()) and time.time() < deadline:
         time.sleep(0.1)
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=30)
+    first.send_signal(signal.SIGKILL)  # the run's process alone, as the OOM killer does
+    assert_run_left_nothing(first)  # datatrove's Manager (started for one worker too) used to sleep on for good
     assert json.loads(lock.read_text())["pid"] == first.pid  # the dead run's record is still there
     proc = _cli("run", str(path), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

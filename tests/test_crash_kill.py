@@ -1,6 +1,7 @@
 """Kill -9 a multi-stage build (dedup: four stages, then finalize) at random points, rerun it each time: the final
 shards are byte-identical to an uninterrupted build — no row lost, none duplicated — and no kill ever leaves a
-readable partial shard behind."""
+readable partial shard behind. A killed run leaves no process behind either, also when only the run's own process is
+killed (the OOM killer, a closed terminal)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
-from conftest import make_recipe, shard_hashes
+from conftest import assert_run_left_nothing, kill_run, make_recipe, run_processes, shard_hashes, write_jsonl
 
 KILLS = 4
 SEED = 20261121
@@ -97,7 +99,7 @@ def test_kill_9_at_random_points_then_rerun_equals_uninterrupted(tmp_path):
             break
         writing = bool(set(partials(killed)) - stale)
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        assert_run_left_nothing(proc)
         kills.append((trigger, completions(killed), writing))
         assert_no_readable_partial(killed)
 
@@ -113,3 +115,48 @@ def test_kill_9_at_random_points_then_rerun_equals_uninterrupted(tmp_path):
     manifest = json.loads((killed / "manifest.json").read_text())
     assert manifest["rows"] == len(ids) and [s["file"] for s in manifest["shards"]] == sorted(expected)
     assert not partials(killed)  # finalize cleared the killed tasks' leftovers
+
+
+SLOW_PLUGIN = """
+import time
+
+import corpusforge as cf
+
+
+@cf.filter
+def slow(doc, sleep=0.5):
+    time.sleep(sleep)
+    return True
+"""
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_kill_9_of_the_run_alone_ends_its_workers(tmp_path):
+    """Only the run's own process is killed, not its process group: its pool workers, its Manager and the fork
+    server end by themselves within seconds (they used to sleep on, holding their memory, for good)."""
+    write_jsonl(tmp_path / "in.jsonl", [{"id": f"row-{i}", "text": f"row number {i}"} for i in range(80)])
+    (tmp_path / "slow.py").write_text(SLOW_PLUGIN)
+    recipe = make_recipe(
+        tmp_path,
+        str(tmp_path / "in.jsonl"),
+        plugins=[str(tmp_path / "slow.py")],
+        steps=[{"slow": {"sleep": 0.5}}],
+        executor={"tasks": 4, "workers": 2},
+    )  # 20 rows of 0.5 s a task: each task still runs well after the kill
+    recipe_file = tmp_path / "recipe.json"
+    recipe_file.write_text(json.dumps(recipe))
+    out = tmp_path / "out"
+    proc = start(recipe_file, out)
+    try:
+        task_logs = out / ".corpusforge" / "logs" / "logs"
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and len(list(task_logs.glob("task_*.log"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # both workers inside a task
+        assert proc.poll() is None, proc.stderr.read().decode()
+        forked = run_processes(proc)
+        assert len(forked) >= 4, forked  # the run, its Manager, the fork server, two workers (and resource tracker)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert_run_left_nothing(proc)
+    finally:
+        kill_run(proc)

@@ -30,6 +30,7 @@ from datatrove.executor.base import PipelineExecutor
 from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.executor.slurm import SlurmPipelineExecutor, launch_slurm_job
 
+from corpusforge.build import workers
 from corpusforge.errors import BuildFailed, CorpusforgeError
 from corpusforge.recipe.executors import LocalExecutor, RayExecutor, SlurmExecutor
 from corpusforge.shards.writer import WORK_DIR
@@ -126,8 +127,10 @@ def _preload_forkserver() -> None:
     each worker of each stage starts in milliseconds instead of importing them again (about a second each)."""
     import multiprocess
 
-    # datasets: the shard writer imports it for the schema's features metadata
-    multiprocess.get_context("forkserver").set_forkserver_preload(["corpusforge.build.run", "datasets"])
+    # workers: each worker ends with the run (it must be imported where they are forked); datasets: the shard writer
+    # imports it for the schema's features metadata
+    preload = [workers.__name__, "corpusforge.build.run", "datasets"]
+    multiprocess.get_context("forkserver").set_forkserver_preload(preload)
 
 
 # ------------------------------------------------------------------------------------------------ logging
