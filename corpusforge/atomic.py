@@ -1,24 +1,36 @@
 """Files that are whole or absent: written to a temporary file beside the target, then renamed over it. A reader
-(another task, a resumed run, a crash) never sees half a file; two writers of one path leave one whole version."""
+(another task, a resumed run, a crash) never sees half a file; two writers of one path leave one whole version.
+
+The temporary file's name is known before it exists (``temp_path``), so a build can record it as its own before
+creating it (corpusforge.corpus.ledger), and it is created with the process umask, like every other file.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import threading
 from pathlib import Path
+
+
+def temp_path(path: str | Path) -> Path:
+    """The temporary file ``write_atomic`` writes ``path`` through: one per process and thread."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:
     """Write ``data`` (str: UTF-8) to ``path`` atomically."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = temp_path(path)
+    # 0o666 & ~umask, as open() gives any other file (tempfile.mkstemp would make it 0600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

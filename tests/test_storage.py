@@ -135,7 +135,8 @@ def test_s3_build_over_two_workers_reads_and_writes_the_store(s3, tmp_path, para
     replaced = _cli("run", "remote.yaml", "--output", "s3://corpora/built/zh", "--overwrite", env=env, cwd=tmp_path)
     assert replaced.returncode == 0, replaced.stderr[-2000:]
     shards = [p for p in fs.ls("corpora/built/zh", refresh=True) if p.rsplit("/", 1)[1].startswith("data-")]
-    assert [s.rsplit("/", 1)[1] for s in shards] == ["data-00000-of-00001.arrow"]
+    build_id = json.loads(fs.cat("corpora/built/zh/.corpusforge/plan.json"))["build_id"]
+    assert [s.rsplit("/", 1)[1] for s in shards] == [f"data-00000-of-00001-{build_id}.arrow"]
 
 
 def test_s3_prefix_with_foreign_files_is_refused_and_untouched(s3, tmp_path, paragraphs):

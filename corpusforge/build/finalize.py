@@ -11,21 +11,24 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from corpusforge.build.output import BuildLock
+from corpusforge.build.output import BuildLock, remove_superseded
 from corpusforge.build.plan import read_plan
 from corpusforge.build.status import build_status
+from corpusforge.corpus.layout import DATASET_INFO, MANIFEST, REPORT_DIR, REPORT_HTML, STATE, WORK_DIR, shard_name
+from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import OutputError
-from corpusforge.shards.writer import WORK_DIR, shard_name
 
 log = logging.getLogger("corpusforge.build")
 
 
-def write_report_quietly(out: Path) -> None:
-    """The HTML report is a convenience: a plotting failure must not fail a finished build."""
+def write_report_quietly(out: Path) -> set[str]:
+    """The HTML report is a convenience: a plotting failure must not fail a finished build. Returns the files it
+    wrote (relative to ``out``)."""
     from corpusforge.report import write_report
 
     try:
         write_report(out)
+        return {rel for rel in Ledger(out).paths() if rel == REPORT_HTML or rel.startswith(f"{REPORT_DIR}/")}
     except Exception as err:  # noqa: BLE001
         log.warning(
             "the build is complete, but its report failed (%s: %s); retry with `corpusforge report %s`",
@@ -33,6 +36,7 @@ def write_report_quietly(out: Path) -> None:
             err,
             out,
         )
+        return set()
 
 
 def finalize_build(
@@ -64,13 +68,14 @@ def finalize_build(
         )
     plan = read_plan(out)
     tasks = plan["tasks"]
+    shards = [out / shard_name(rank, tasks, plan["build_id"]) for rank in range(tasks)]
     if schema is None:
-        with pa.memory_map(str(out / shard_name(0, tasks))) as source:
+        with pa.memory_map(str(shards[0])) as source:
             schema = pa.ipc.open_stream(source).schema.remove_metadata()
-    budget = apply_budget(out, tasks, BudgetConfig.model_validate(plan["budget"])) if plan["budget"] else None
+    budget = apply_budget(out, shards, BudgetConfig.model_validate(plan["budget"])) if plan["budget"] else None
     manifest = finalize(
         out,
-        tasks,
+        shards,
         plan["recipe"],
         [(out / s["logs"], s["tasks"], s["labels"]) for s in plan["stages"]],
         plan["inputs"],
@@ -81,8 +86,10 @@ def finalize_build(
     # partial shards (final and intermediate) of killed tasks: every task has completed since, none is being written
     for partial in (out / WORK_DIR).glob("**/*.partial"):
         partial.unlink(missing_ok=True)
+    written = {p.name for p in shards} | {DATASET_INFO, MANIFEST, STATE}
     if report:
-        write_report_quietly(out)
+        written |= write_report_quietly(out)
+    remove_superseded(out, written)  # the previous build's shards and report, now that nothing points at them
     if plan.get("remote"):
         from corpusforge.build.remote import upload
 

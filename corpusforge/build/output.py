@@ -5,8 +5,9 @@
   one. Not ``flock``: a ``flock`` is shared with forked children, and datatrove forks a ``multiprocess.Manager``
   that outlives a killed run and would hold the folder. The file says who holds it (pid, host, start time) so a
   refused second run can name the running one.
-- ``claim_output``: a folder with anything corpusforge did not write (a user's ``thesis.tex``) is refused, with or
-  without ``--overwrite``; ``--overwrite`` removes exactly the entries the previous build's plan lists as its own.
+- ``check_output``: a folder holding any file its build's ledger does not record (a user's ``thesis.tex``, a
+  ``report/my-analysis.md``, a ``.corpusforge/my-notes.txt``) is refused, with or without ``--overwrite``, and
+  ``remove_build`` deletes exactly what the ledger records (corpusforge.corpus.ledger). No name decides ownership.
 """
 
 from __future__ import annotations
@@ -14,31 +15,19 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
 import socket
 import time
-from fnmatch import fnmatch
 from pathlib import Path
 
+from corpusforge.corpus.layout import LOCK, PLAN, WORK_DIR
+from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import OutputError
-from corpusforge.shards.writer import WORK_DIR
 
-LOCK = "lock"
-PLAN = "plan.json"
-
-# Every top-level entry a build writes into its output folder (shards, the datasets layout, manifest, report,
-# the work folder). A plan records the list it was built with: that list, not this one, decides what an
-# `--overwrite` of that build may remove.
-OWNED = ["data-*-of-*.arrow", "dataset_info.json", "state.json", "manifest.json", "report.html", "report", WORK_DIR]
+__all__ = ["LOCK", "PLAN", "BuildLock", "BuildLockedError", "check_output", "previous_plan", "remove_build"]
 
 
 class BuildLockedError(OutputError):
     """Another run holds the output folder."""
-
-
-def foreign_entries(out: Path, owned: list[str]) -> list[str]:
-    """Top-level names in ``out`` that match none of the ``owned`` patterns."""
-    return sorted(p.name for p in out.iterdir() if not any(fnmatch(p.name, pattern) for pattern in owned))
 
 
 def previous_plan(out: Path) -> dict | None:
@@ -52,8 +41,13 @@ def previous_plan(out: Path) -> dict | None:
         return None
 
 
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
 def check_output(out: Path) -> dict | None:
-    """Refuse a folder holding anything corpusforge did not write; return its previous plan (None: new folder).
+    """Refuse a folder holding anything its build did not record writing; return its previous plan (None: a new
+    folder, or one whose build died before writing its plan).
 
     Reads only: a refused folder is left exactly as it was."""
     if out.exists() and not out.is_dir():
@@ -61,14 +55,16 @@ def check_output(out: Path) -> dict | None:
     if not out.exists() or not any(out.iterdir()):
         return None
     plan = previous_plan(out)
-    owned = [WORK_DIR] if plan is None else plan.get("owned") or OWNED
-    foreign = foreign_entries(out, owned)
-    if plan is None and not foreign:  # only an empty work folder: a build that died before writing its plan
-        return None
-    if plan is None or foreign:
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+    if plan is not None and "ledger" not in plan:
         raise OutputError(
-            f"output folder {out} holds files corpusforge did not write ({shown}); nothing was changed. "
+            f"output folder {out} holds a build by an older corpusforge, which kept no record of the files it "
+            "wrote; nothing was changed. Remove the folder yourself if it is yours to remove, or choose another "
+            "--output"
+        )
+    foreign = Ledger(out).unrecorded()
+    if foreign:
+        raise OutputError(
+            f"output folder {out} holds files corpusforge did not write ({_shown(foreign)}); nothing was changed. "
             "Choose another --output (an empty or new folder); --overwrite never removes files it did not write"
         )
     return plan
@@ -77,24 +73,21 @@ def check_output(out: Path) -> dict | None:
 # Kept through an --overwrite: the KD replay cache is content-addressed (an entry is found only by the exact
 # request: prompt, sample, call, model, sampling, messages), so a rebuild that changes only what happens to the
 # answers (checks, steps after generation) replays them instead of generating them again.
-KEEP_ON_OVERWRITE = {"kd-cache"}
+KEEP_ON_OVERWRITE = (f"{WORK_DIR}/kd-cache/",)
 
 
-def remove_build(out: Path, plan: dict) -> None:
-    """Delete what the build recorded in ``plan`` wrote in ``out`` — and nothing else (the lock file stays, and the
-    KD replay cache)."""
-    owned = plan.get("owned") or OWNED
-    for entry in sorted(out.iterdir()):
-        if not any(fnmatch(entry.name, pattern) for pattern in owned):
-            continue
-        if entry.name == WORK_DIR:
-            for inner in entry.iterdir():
-                if inner.name != LOCK and inner.name not in KEEP_ON_OVERWRITE:
-                    shutil.rmtree(inner) if inner.is_dir() and not inner.is_symlink() else inner.unlink()
-        elif entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+def remove_build(out: Path) -> None:
+    """Before another build runs in ``out``: delete what the previous one recorded in its work folder (the KD replay
+    cache stays). Its corpus — shards, state.json, manifest, report — stays readable until the new build's
+    finalize replaces its state.json, which then removes it (``remove_superseded``)."""
+    work = f"{WORK_DIR}/"
+    Ledger(out).remove(lambda rel: rel.startswith(work) and not rel.startswith(KEEP_ON_OVERWRITE))
+
+
+def remove_superseded(out: Path, current: set[str]) -> list[str]:
+    """After finalize: delete every recorded file outside the work folder that is not part of the ``current``
+    corpus (paths relative to ``out``): an earlier build's shards, its report when this one wrote none."""
+    return Ledger(out).remove(lambda rel: not rel.startswith(f"{WORK_DIR}/") and rel not in current)
 
 
 _HELD: set[str] = set()  # POSIX locks do not exclude threads of one process: this does

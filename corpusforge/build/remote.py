@@ -4,10 +4,15 @@ The build itself runs in a POSIX folder, its *staging* folder: task shards, the 
 folder need a file system with locks and atomic renames, which object stores do not have. Finalize then uploads
 the corpus — the `datasets` layout, the report and the plan — so that ``datasets.load_from_disk(URL)`` opens it.
 
-The same rules as for a local folder hold at the URL: a prefix holding anything corpusforge did not write is
-refused before the build starts; another build there is replaced only with ``--overwrite``, which removes only
-what that build uploaded. ``manifest.json`` is uploaded last and removed first, so a prefix with a manifest holds
-a complete corpus. Two machines building into one URL at once are not excluded (the lock is the staging folder's).
+The same rules as for a local folder hold at the URL, by record:
+- Before it uploads anything, an upload writes its record, ``.corpusforge/uploads/<build>.json``, naming every file
+  it will put there. A prefix holding a file that no record names is refused before the build starts, and only
+  recorded files are ever removed.
+- Publishing is a pointer flip. The shard names carry the build's id, so an upload never writes over the files of
+  the build the URL serves; ``state.json`` (what ``load_from_disk`` follows) goes up after every file it names, and
+  the previous build's files are removed only after it. A reader sees the old build whole or the new one whole at
+  every moment; a killed upload is finished by a plain rerun.
+Two machines building into one URL at once are not excluded (the lock is the staging folder's).
 """
 
 from __future__ import annotations
@@ -17,17 +22,15 @@ import json
 import logging
 import os
 import time
-from fnmatch import fnmatch
 from pathlib import Path
 
 from corpusforge import storage
-from corpusforge.build.output import OWNED, PLAN
+from corpusforge.corpus.layout import MANIFEST, PLAN, STATE, UPLOADS_DIR, WORK_DIR
+from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import OutputError
-from corpusforge.shards.writer import WORK_DIR
 
 log = logging.getLogger("corpusforge.build")
 
-MANIFEST = "manifest.json"
 BUCKET_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss", "r2"}
 
 
@@ -59,13 +62,27 @@ def _fs(url: str):
         raise OutputError(f"output {url}: {err}") from None
 
 
-def _entries(fs, root: str) -> list[str]:
-    """Top-level names under ``root`` ([] when it does not exist)."""
+def _files(fs, root: str) -> list[str]:
+    """Every file under ``root``, relative to it ([] when it does not exist)."""
     try:
-        listed = fs.ls(root, detail=False)
+        found = fs.find(root)
     except FileNotFoundError:
         return []
-    return sorted({storage.basename(name) for name in listed} - {""})
+    prefix = root.rstrip("/") + "/"
+    return sorted(name[len(prefix) :] for name in found if name.startswith(prefix))
+
+
+def _records(fs, root: str) -> dict[str, dict]:
+    """The upload records at ``root``: record path → record."""
+    records = {}
+    for rel in _files(fs, f"{root}/{WORK_DIR}/{UPLOADS_DIR}"):
+        path = f"{WORK_DIR}/{UPLOADS_DIR}/{rel}"
+        try:
+            with fs.open(f"{root}/{path}", "rb") as f:
+                records[path] = json.loads(f.read())
+        except (FileNotFoundError, ValueError):
+            records[path] = {"files": []}  # a record cut short: its files are unaccounted for
+    return records
 
 
 def remote_plan(url: str) -> dict | None:
@@ -89,30 +106,36 @@ def _check_bucket(fs, url: str, bucket: str) -> None:
 
 
 def check_remote(url: str) -> dict | None:
-    """Refuse a URL holding anything corpusforge did not upload; return the plan of the build there (None: empty).
+    """Refuse a URL holding any file no upload record names; return the plan of the build there (None: empty).
 
     Reads only."""
     fs, root = _fs(url)
+    root = root.rstrip("/")
     try:
         if url.split("://", 1)[0] in BUCKET_STORES:  # a typo must not create a bucket
             _check_bucket(fs, url, root.strip("/").split("/", 1)[0])
         if fs.isfile(root):
             raise OutputError(f"output {url} is a file, not a folder; choose another --output")
-        names = _entries(fs, root)
+        names = _files(fs, root)
+        records = _records(fs, root) if names else {}
     except OutputError:
         raise
     except Exception as err:  # noqa: BLE001 - credentials, no such bucket, unreachable endpoint
         raise OutputError(f"output {url}: cannot list it ({type(err).__name__}: {err})") from None
     if not names:
         return None
+    owned = set(records).union(*(record.get("files", []) for record in records.values()))
+    foreign = [name for name in names if name not in owned]
     plan = remote_plan(url)
-    owned = (plan or {}).get("owned") or OWNED
-    foreign = [n for n in names if not any(fnmatch(n, pattern) for pattern in owned)]
-    if plan is None or foreign:
-        shown = ", ".join((foreign or names)[:5])
+    if not records and plan is not None:
         raise OutputError(
-            f"output {url} holds files corpusforge did not write ({shown}); nothing was changed. Choose another "
-            "--output (an empty or new prefix); --overwrite never removes files it did not write"
+            f"output {url} holds a build uploaded by an older corpusforge, which kept no record of the files it "
+            "uploaded; nothing was changed. Remove it yourself if it is yours to remove, or choose another --output"
+        )
+    if foreign:
+        raise OutputError(
+            f"output {url} holds files corpusforge did not write ({', '.join(foreign[:5])}); nothing was changed. "
+            "Choose another --output (an empty or new prefix); --overwrite never removes files it did not write"
         )
     return plan
 
@@ -142,30 +165,31 @@ def check_unchanged(url: str, previous: dict | None, plan: dict, staging: Path) 
 
 
 def upload(out: Path, plan: dict) -> None:
-    """Put the finalized corpus in ``out`` at the plan's URL: shards and metadata, the report, the plan, then the
-    manifest. Entries the previous build there uploaded and this one does not (shards of another task count) are
-    removed. Refused when another build was uploaded there since this one started (``check_unchanged``)."""
+    """Put the finalized corpus in ``out`` at the plan's URL, as a pointer flip: the upload record, the shards,
+    dataset_info.json and the report, the manifest, then state.json, then the plan; then the files of the builds it
+    replaces. Refused when another build was uploaded there since this one started (``check_unchanged``)."""
     url = plan["remote"]
     fs, root = _fs(url)
     root = root.rstrip("/")
     previous = check_remote(url)
     check_unchanged(url, previous, plan, out)
-    state = json.loads((out / "state.json").read_text(encoding="utf-8"))
-    files = [entry["filename"] for entry in state["_data_files"]] + ["dataset_info.json", "state.json"]
-    files += [name for name in ("report.html",) if (out / name).is_file()]
-    if previous is not None and fs.exists(f"{root}/{MANIFEST}"):
-        fs.rm_file(f"{root}/{MANIFEST}")  # until the new one is up, the prefix is not a finished corpus
+    corpus = sorted(
+        rel
+        for rel in Ledger(out).paths()
+        if not rel.startswith(f"{WORK_DIR}/") and rel not in (MANIFEST, STATE) and (out / rel).is_file()
+    )
+    last = [MANIFEST, STATE, f"{WORK_DIR}/{PLAN}"]
+    record_path = f"{WORK_DIR}/{UPLOADS_DIR}/{plan['build_id']}.json"
+    others = {path: rec for path, rec in _records(fs, root).items() if path != record_path}
     fs.makedirs(root, exist_ok=True)
-    log.info("uploading %d files to %s", len(files) + 2, url)
-    for name in files:
-        fs.put_file(str(out / name), f"{root}/{name}")
-    if (out / "report").is_dir():
-        fs.put(str(out / "report"), f"{root}/report", recursive=True)
-    fs.put_file(str(out / WORK_DIR / PLAN), f"{root}/{WORK_DIR}/{PLAN}")
-    if previous is not None:
-        keep = {*files, "report", WORK_DIR, MANIFEST}
-        owned = previous.get("owned") or OWNED
-        for name in _entries(fs, root):
-            if name not in keep and any(fnmatch(name, pattern) for pattern in owned):
-                fs.rm(f"{root}/{name}", recursive=True)
-    fs.put_file(str(out / MANIFEST), f"{root}/{MANIFEST}")
+    with fs.open(f"{root}/{record_path}", "wb") as f:  # first: from now on these names are this build's
+        f.write(json.dumps({"build_id": plan["build_id"], "files": corpus + last}, indent=1).encode())
+    log.info("uploading %d files to %s", len(corpus) + len(last), url)
+    for rel in corpus + last:
+        fs.put_file(str(out / rel), f"{root}/{rel}")
+    keep = set(corpus + last) | {record_path}
+    for path, rec in others.items():  # the builds this one replaces: nothing points at their files any more
+        for rel in rec.get("files", []):
+            if rel not in keep and fs.exists(f"{root}/{rel}"):
+                fs.rm_file(f"{root}/{rel}")
+        fs.rm_file(f"{root}/{path}")

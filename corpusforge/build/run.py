@@ -18,14 +18,14 @@ from pathlib import Path
 from corpusforge.build.executors import SubmittedJob, completed_tasks, quiet_console, run_stage, start_engine
 from corpusforge.build.finalize import finalize_build
 from corpusforge.build.inputs import input_bytes
-from corpusforge.build.output import BuildLock, check_output, remove_build
+from corpusforge.build.output import BuildLock, check_output, previous_plan, remove_build
 from corpusforge.build.plan import BuildPlan, compile_plan, resume_problems, write_plan
 from corpusforge.build.remote import check_remote, upload_id
 from corpusforge.build.slurm import guard_active_jobs, submit
 from corpusforge.errors import OutputError
 from corpusforge.recipe.executors import SlurmExecutor
 from corpusforge.recipe.models import Recipe
-from corpusforge.shards.writer import CP_SCHEMA, KD_SCHEMA, WORK_DIR
+from corpusforge.shards.writer import CP_SCHEMA, KD_SCHEMA
 
 log = logging.getLogger("corpusforge.build")
 
@@ -103,21 +103,27 @@ def _claim(plan: BuildPlan, overwrite: bool) -> None:
     Never touches a file corpusforge did not write (``check_output`` refuses such a folder first)."""
     out = plan.out
     previous = check_output(out)
-    if previous is not None:
-        problems = resume_problems(previous, plan.record)
+    problems = resume_problems(previous, plan.record) if previous is not None else []
+    if problems and not overwrite:
+        raise OutputError(
+            f"output folder {out} holds another build: {'; '.join(problems)}. Resuming it would mix old "
+            "and new rows, so nothing was changed: rerun with --overwrite to rebuild it (removes only what "
+            "corpusforge wrote there), or choose another --output"
+        )
+    if previous is None or problems:
         if problems:
-            if not overwrite:
-                raise OutputError(
-                    f"output folder {out} holds another build: {'; '.join(problems)}. Resuming it would mix old "
-                    "and new rows, so nothing was changed: rerun with --overwrite to rebuild it (removes only what "
-                    "corpusforge wrote there), or choose another --output"
-                )
             log.info("rebuilding %s: %s", out, "; ".join(problems))
-            remove_build(out, previous)
-        else:
-            plan.record["jobs"] = previous.get("jobs") or []
-    (out / WORK_DIR).mkdir(parents=True, exist_ok=True)
+        remove_build(out)  # the previous build's work files; its corpus stays readable until this one's replaces it
+    else:
+        plan.record["jobs"] = previous.get("jobs") or []
     write_plan(out, plan.record)
+
+
+def _continues_upload(staging: Path, record: dict, replaces: str | None) -> bool:
+    """Whether this run goes on with a replacement an earlier run of the same build was started to do with
+    --overwrite (and was stopped before its upload finished)."""
+    earlier = previous_plan(staging)
+    return earlier is not None and earlier.get("replaces") == replaces and not resume_problems(earlier, record)
 
 
 def _watch(plan: BuildPlan, callback, stop: threading.Event) -> None:
@@ -160,13 +166,14 @@ def run(
     if plan.remote is not None:  # refuse a foreign prefix, or another build there, before doing any work
         previous = check_remote(plan.remote)
         problems = resume_problems(previous, plan.record) if previous is not None else []
-        if problems and not overwrite:
+        # what this build may replace there: the upload refuses anything another build put there meanwhile
+        replaces = upload_id(previous) if problems else None
+        if problems and not overwrite and not _continues_upload(out, plan.record, replaces):
             raise OutputError(
                 f"output {plan.remote} holds another build: {'; '.join(problems)}. Nothing was changed: rerun with "
                 "--overwrite to replace it (removes only what corpusforge uploaded there), or choose another --output"
             )
-        # what this build may replace there: the upload refuses anything another build put there meanwhile
-        plan.record["replaces"] = upload_id(previous) if problems else None
+        plan.record["replaces"] = replaces
     check_output(out)  # refuse a foreign folder before creating anything in it
     guard_active_jobs(out)  # never two runs of one build: queued Slurm tasks would write the same shards
     with BuildLock(out):

@@ -15,9 +15,10 @@ Three parts: `aggregate` (manifest + one polars pass → `CorpusStats`), `plots`
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+from corpusforge.corpus.layout import REPORT_DIR, REPORT_HTML
+from corpusforge.corpus.ledger import Ledger
 from corpusforge.report.aggregate import (
     FINE_BINS_PER_DECADE,
     CorpusStats,
@@ -27,7 +28,7 @@ from corpusforge.report.aggregate import (
     approx_quantile,
     load_finished_build,
 )
-from corpusforge.report.html import REPORT_DIR, render_html
+from corpusforge.report.html import render_html
 from corpusforge.report.plots import (
     MAX_BARS,
     PLOTS,
@@ -47,8 +48,6 @@ from corpusforge.report.plots import (
 # the figure helpers corpusforge.diagnostics.align draws its own plots with
 from corpusforge.report.plots import _figure as _figure
 from corpusforge.report.plots import _save as _save
-
-REPORT_HTML = "report.html"
 
 __all__ = [
     "FINE_BINS_PER_DECADE",
@@ -79,13 +78,16 @@ __all__ = [
 
 
 def write_report(out: str | Path) -> Path:
-    """Write OUT/report.html and its plots under OUT/report/ for a finished build; return the HTML's path."""
+    """Write OUT/report.html and its plots under OUT/report/ for a finished build; return the HTML's path. Each file
+    is recorded in the build's ledger before it is written; plots of an earlier report that no longer apply are
+    removed, so the ledger's report entries are this report's files."""
     out = Path(out)
     manifest = load_finished_build(out)
     stats = aggregate(out, manifest)
+    ledger = Ledger(out)
+    ledger.record(*(out / REPORT_DIR / name for name in PLOTS))  # any of them may be drawn
     plots = draw_plots(manifest, stats, out / REPORT_DIR)
-    page = out / REPORT_HTML
-    tmp = page.with_name(f".{page.name}.tmp")
-    tmp.write_text(render_html(out, manifest, stats, plots), encoding="utf-8")
-    os.replace(tmp, page)
-    return page
+    ledger.write(out / REPORT_HTML, render_html(out, manifest, stats, plots))
+    drawn = {f"{REPORT_DIR}/{name}" for name in plots}
+    ledger.remove(lambda rel: rel.startswith(f"{REPORT_DIR}/") and rel not in drawn)
+    return out / REPORT_HTML

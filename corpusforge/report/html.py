@@ -9,9 +9,10 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from corpusforge.corpus.layout import (
+    REPORT_DIR,  # the plots' folder beside report.html; the page links them relative to itself
+)
 from corpusforge.report.aggregate import CorpusStats, approx_quantile
-
-REPORT_DIR = "report"  # the plots' folder beside report.html; the page links them relative to itself
 
 
 def _num(value: int | float | None) -> str:

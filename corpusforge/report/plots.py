@@ -274,8 +274,7 @@ def plot_sources(stats: CorpusStats, path: Path) -> None:
 
 
 def draw_plots(manifest: dict, stats: CorpusStats, plot_dir: Path) -> set[str]:
-    """Draw the plots that apply to this build into ``plot_dir``, remove those of an earlier report that no longer
-    apply, and return the names drawn."""
+    """Draw the plots that apply to this build into ``plot_dir``; return the names drawn."""
     matplotlib = _matplotlib()
     plot_dir.mkdir(exist_ok=True)
     plots: set[str] = set()
@@ -297,6 +296,4 @@ def draw_plots(manifest: dict, stats: CorpusStats, plot_dir: Path) -> set[str]:
         if stats.groups:
             plot_sources(stats, plot_dir / "sources.png")
             plots.add("sources.png")
-    for name in set(PLOTS) - plots:
-        (plot_dir / name).unlink(missing_ok=True)
     return plots

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from corpusforge.atomic import write_json_atomic
+from corpusforge.corpus.layout import WORK_DIR
+from corpusforge.corpus.ledger import Ledger
 from corpusforge.recipe.models import BudgetConfig
 from corpusforge.shards.ipc import DualFormatWriter
-from corpusforge.shards.writer import WORK_DIR, shard_name
 
 MARKER = "budget.json"
 BIN_SHIFT = 48  # bin = top 16 bits of the 64-bit order key
@@ -49,10 +49,10 @@ def quotas(available: dict[str, int], budget: BudgetConfig) -> tuple[dict[str, f
     return {src: share * total for src, share in budget.mix.items()}, limited_by
 
 
-def _shard_signature(out: Path, tasks: int) -> list[list]:
+def _shard_signature(shards: list[Path]) -> list[list]:
     sig = []
-    for rank in range(tasks):
-        stat = (out / shard_name(rank, tasks)).stat()
+    for path in shards:
+        stat = path.stat()
         sig.append([stat.st_size, stat.st_mtime_ns])
     return sig
 
@@ -89,11 +89,11 @@ def _batches(path: Path) -> Iterator[pa.RecordBatch]:
         yield from pa.ipc.open_stream(source)
 
 
-def _rows(out: Path, tasks: int, seed: int) -> Iterator[tuple[int, int, int, str | None, int]]:
+def _rows(shards: list[Path], seed: int) -> Iterator[tuple[int, int, int, str | None, int]]:
     """(order key, shard, row index, source, n_tokens) of every row, shard after shard."""
-    for rank in range(tasks):
+    for rank, path in enumerate(shards):
         row = 0
-        for batch in _batches(out / shard_name(rank, tasks)):
+        for batch in _batches(path):
             ids, sources, counts = (batch.column(c).to_pylist() for c in ("id", "source", "n_tokens"))
             for doc_id, source, n in zip(ids, sources, counts):
                 if n is None:
@@ -102,14 +102,14 @@ def _rows(out: Path, tasks: int, seed: int) -> Iterator[tuple[int, int, int, str
                 row += 1
 
 
-def select(out: Path, tasks: int, budget: BudgetConfig) -> tuple[Selection, dict]:
-    """The budget's selection over the shards of ``out``, and its summary for the manifest."""
+def select(shards: list[Path], budget: BudgetConfig) -> tuple[Selection, dict]:
+    """The budget's selection over ``shards`` (task 0's first), and its summary for the manifest."""
     mixed = bool(budget.mix)
     key_of = (lambda source: source) if mixed else (lambda source: "all")
     token_bins: dict[str, np.ndarray] = {}
     row_bins: dict[str, np.ndarray] = {}
     rows_in = 0
-    for key, _, _, source, n in _rows(out, tasks, budget.seed):
+    for key, _, _, source, n in _rows(shards, budget.seed):
         group = key_of(source)
         if group not in token_bins:
             token_bins[group] = np.zeros(N_BINS, dtype=np.int64)
@@ -141,14 +141,14 @@ def select(out: Path, tasks: int, budget: BudgetConfig) -> tuple[Selection, dict
     cutoffs: dict[str, list[int] | None] = {group: None for group in quota}
     if boundary:
         in_bin: dict[str, list[tuple[int, int, int, int]]] = {group: [] for group in boundary}
-        for key, rank, row, source, n in _rows(out, tasks, budget.seed):
+        for key, rank, row, source, n in _rows(shards, budget.seed):
             group = key_of(source)
             if group in boundary and key >> BIN_SHIFT == boundary[group]:
                 in_bin[group].append((key, rank, row, n))
         for group, rows in in_bin.items():
             b = boundary[group]
             # the last row kept before this bin is below any key of the bin: a cutoff that keeps whole bins only
-            cutoffs[group] = [(b << BIN_SHIFT) - 1, tasks, 0] if b else [-1, 0, 0]
+            cutoffs[group] = [(b << BIN_SHIFT) - 1, len(shards), 0] if b else [-1, 0, 0]
             for key, rank, row, n in sorted(rows):
                 if taken[group] + n > quota[group]:
                     break  # stop this source at the first row that would overshoot: within one document
@@ -168,10 +168,9 @@ def select(out: Path, tasks: int, budget: BudgetConfig) -> tuple[Selection, dict
     return Selection(budget.seed, mixed, cutoffs), summary
 
 
-def _rewrite(path: Path, keep: tuple[Selection, int], tmp_dir: Path) -> None:
-    """Rewrite one shard with the rows ``keep`` (selection, shard rank) selects, batch by batch."""
+def _rewrite(path: Path, keep: tuple[Selection, int], tmp: Path) -> None:
+    """Rewrite one shard (through ``tmp``) with the rows ``keep`` (selection, shard rank) selects, batch by batch."""
     selection, rank = keep
-    tmp = tmp_dir / f"{path.name}.budget.partial"
     row, dropped = 0, 0
     with pa.memory_map(str(path)) as source:
         reader = pa.ipc.open_stream(source)
@@ -194,28 +193,31 @@ def _rewrite(path: Path, keep: tuple[Selection, int], tmp_dir: Path) -> None:
         tmp.unlink()
 
 
-def apply_budget(out: Path, tasks: int, budget: BudgetConfig) -> dict:
+def apply_budget(out: Path, shards: list[Path], budget: BudgetConfig) -> dict:
     """Trim the shards to the budget; returns the summary recorded in the manifest.
 
     Crash-safe and idempotent: the selection is saved (`budget.pending.json`) before any shard is rewritten, so a
     rerun after a crash applies the same selection again instead of selecting from half-trimmed shards.
     """
     work = out / WORK_DIR
+    ledger = Ledger(out)
     marker, pending_file = work / MARKER, work / "budget.pending.json"
     if marker.exists() and not pending_file.exists():
         done = json.loads(marker.read_text())
-        if done["shards"] == _shard_signature(out, tasks):
+        if done["shards"] == _shard_signature(shards):
             return done["summary"]
     if pending_file.exists():
         pending = json.loads(pending_file.read_text())
     else:
-        selection, summary = select(out, tasks, budget)
+        selection, summary = select(shards, budget)
         pending = {"selection": selection.to_json(), "summary": summary}
-        write_json_atomic(pending_file, pending, indent=None)
+        ledger.write_json(pending_file, pending, indent=None)
     selection = Selection.from_json(pending["selection"])
     (work / "tmp").mkdir(parents=True, exist_ok=True)
-    for rank in range(tasks):
-        _rewrite(out / shard_name(rank, tasks), (selection, rank), work / "tmp")
-    marker.write_text(json.dumps({"shards": _shard_signature(out, tasks), "summary": pending["summary"]}, indent=2))
+    for rank, path in enumerate(shards):
+        tmp = work / "tmp" / f"{path.name}.budget.partial"
+        ledger.record(tmp)
+        _rewrite(path, (selection, rank), tmp)
+    ledger.write_json(marker, {"shards": _shard_signature(shards), "summary": pending["summary"]})
     pending_file.unlink()
     return pending["summary"]

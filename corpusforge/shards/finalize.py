@@ -1,7 +1,7 @@
 """Finalize: turn finished task shards into the `datasets` save_to_disk layout, and write `manifest.json`.
 
-Idempotent: it only reads the shards and per-task stats and (re)writes `state.json`, `dataset_info.json` and
-`manifest.json`, each atomically.
+Idempotent: it only reads the shards and per-task stats and (re)writes `dataset_info.json`, `manifest.json` and
+`state.json`, each atomically, state.json last.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corpusforge.atomic import write_json_atomic
-from corpusforge.shards.writer import CP_SCHEMA, hf_features, shard_name
+from corpusforge.corpus.layout import DATASET_INFO, MANIFEST, STATE
+from corpusforge.corpus.ledger import Ledger
+from corpusforge.shards.writer import CP_SCHEMA, hf_features
 
 VERSIONED_PACKAGES = (
     "corpusforge",
@@ -110,7 +111,7 @@ def _languages(counters: dict) -> dict[str, int]:
 
 def finalize(
     out: Path,
-    tasks: int,
+    shard_files: list[Path],
     recipe_dict: dict,
     stages: list[tuple[Path, int, list[str | None]]],
     inputs: list[dict],
@@ -118,16 +119,19 @@ def finalize(
     started_at: float | None = None,
     budget: dict | None = None,
 ) -> dict:
-    """Write state.json, dataset_info.json and manifest.json for a finished run; return the manifest.
+    """Write dataset_info.json, manifest.json, then state.json — the pointer a reader follows to the shards — for
+    a finished run; return the manifest.
 
-    ``stages`` lists each executor run as (logging dir, task count, funnel label per pipeline step)."""
+    ``shard_files``: the build's shards, task 0's first. ``stages`` lists each executor run as (logging dir, task
+    count, funnel label per pipeline step)."""
+    ledger = Ledger(out)
+    tasks = len(shard_files)
     shards, rows_total = [], 0
     languages: dict[str, int] = {}
     kinds: dict[str, int] = {}  # KD datasets: rows per task kind and per finish reason
     finishes: dict[str, int] = {}
     tokens_total: int | None = None
-    for rank in range(tasks):
-        path = out / shard_name(rank, tasks)
+    for rank, path in enumerate(shard_files):
         if not path.exists():
             raise FileNotFoundError(f"shard {path.name} is missing: task {rank} did not finish")
         rows = 0
@@ -144,25 +148,9 @@ def finalize(
                     tokens_total = (tokens_total or 0) + (pc.sum(n_tokens).as_py() or 0)
         shards.append({"file": path.name, "rows": rows, "bytes": path.stat().st_size})
         rows_total += rows
-    stale = sorted(p.name for p in out.glob("data-*-of-*.arrow") if p.name not in {s["file"] for s in shards})
-    for name in stale:  # shards of an earlier run with another task count
-        (out / name).unlink()
-
     fingerprint = recipe_fingerprint(recipe_dict)
-    write_json_atomic(
-        out / "state.json",
-        {
-            "_data_files": [{"filename": s["file"]} for s in shards],
-            "_fingerprint": fingerprint,
-            "_format_columns": None,
-            "_format_kwargs": {},
-            "_format_type": None,
-            "_output_all_columns": False,
-            "_split": None,
-        },
-    )
-    write_json_atomic(
-        out / "dataset_info.json",
+    ledger.write_json(
+        out / DATASET_INFO,
         {
             "citation": "",
             "description": f"Built by corpusforge from recipe '{recipe_dict.get('name')}'. See manifest.json.",
@@ -211,5 +199,17 @@ def finalize(
     }
     if kinds:
         manifest["kd"] = {"kinds": _by_count(kinds), "finish_reasons": _by_count(finishes)}
-    write_json_atomic(out / "manifest.json", manifest)
+    ledger.write_json(out / MANIFEST, manifest)
+    ledger.write_json(  # last: until it is replaced, a reader follows the previous state.json to the previous shards
+        out / STATE,
+        {
+            "_data_files": [{"filename": s["file"]} for s in shards],
+            "_fingerprint": fingerprint,
+            "_format_columns": None,
+            "_format_kwargs": {},
+            "_format_type": None,
+            "_output_all_columns": False,
+            "_split": None,
+        },
+    )
     return manifest

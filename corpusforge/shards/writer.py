@@ -1,4 +1,4 @@
-"""Arrow shard writer: one `data-NNNNN-of-MMMMM.arrow` per task, Arrow streaming IPC as `datasets` writes it,
+"""Arrow shard writer: one `data-NNNNN-of-MMMMM-<build>.arrow` per task, Arrow streaming IPC as `datasets` writes it,
 with a file-format footer appended so that `polars.scan_ipc` and `pyarrow.dataset` open it too (see ipc.py).
 
 The shard is written to a temporary file under `.corpusforge/tmp/` and renamed into place when the task's input
@@ -15,6 +15,7 @@ import pyarrow as pa
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.writers.disk_base import DiskWriter
 
+from corpusforge.corpus.layout import WORK_DIR, shard_name
 from corpusforge.shards.ipc import DualFormatWriter
 
 CORE_COLUMNS = ("id", "text", "source", "language", "language_score", "n_tokens")
@@ -41,7 +42,6 @@ KD_SCHEMA = pa.schema(
         ("n_tokens", pa.int64()),  # tokens generated for the row
     ]
 )
-WORK_DIR = ".corpusforge"
 log = logging.getLogger("corpusforge.shards")
 
 
@@ -55,10 +55,6 @@ def with_hf_metadata(schema: pa.Schema) -> pa.Schema:
     """Schema carrying the `huggingface` features metadata that `datasets` writes into its own shards."""
     info = json.dumps({"info": {"features": hf_features(schema)}})
     return schema.with_metadata({"huggingface": info})
-
-
-def shard_name(rank: int, world_size: int) -> str:
-    return f"data-{rank:05d}-of-{world_size:05d}.arrow"
 
 
 def doc_to_row(doc: Document) -> dict:
@@ -81,10 +77,15 @@ class ArrowShardWriter(DiskWriter):
     group_column, group_stat = "language", "lang"  # rows counted per value into the task's stats: `lang_th`
     row_of = staticmethod(doc_to_row)
 
-    def __init__(self, output_folder: str, batch_rows: int = 1000, schema: pa.Schema = CP_SCHEMA):
+    def __init__(
+        self, output_folder, batch_rows: int = 1000, schema: pa.Schema = CP_SCHEMA, build_id: str | None = None
+    ):
+        """``output_folder``: a path or a datatrove folder (a build's ``LedgerFolder``: its writes are recorded);
+        ``build_id`` goes into the shard names (None: intermediate shards)."""
         super().__init__(output_folder, compression=None, mode="wb")
         self.batch_rows = batch_rows
         self.schema = schema
+        self.build_id = build_id
 
     def _write(self, document: dict, file_handler, filename: str):  # DiskWriter's per-doc hook, unused: see run()
         raise NotImplementedError
@@ -95,7 +96,7 @@ class ArrowShardWriter(DiskWriter):
             rows.clear()
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        final = shard_name(rank, world_size)
+        final = shard_name(rank, world_size, self.build_id)
         tmp = f"{WORK_DIR}/tmp/{final}.{os.getpid()}.partial"
         self.output_folder.makedirs(f"{WORK_DIR}/tmp", exist_ok=True)
         schema = with_hf_metadata(self.schema)
@@ -131,5 +132,5 @@ class KDShardWriter(ArrowShardWriter):
     group_column, group_stat = "kind", "kind"
     row_of = staticmethod(kd_row)
 
-    def __init__(self, output_folder: str, batch_rows: int = 1000):
-        super().__init__(output_folder, batch_rows, schema=KD_SCHEMA)
+    def __init__(self, output_folder, batch_rows: int = 1000, build_id: str | None = None):
+        super().__init__(output_folder, batch_rows, schema=KD_SCHEMA, build_id=build_id)

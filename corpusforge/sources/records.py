@@ -10,7 +10,7 @@ from pathlib import Path
 from datatrove.data import Document
 from datatrove.pipeline.readers.base import BaseReader
 
-from corpusforge.atomic import write_json_atomic
+from corpusforge.corpus.ledger import Ledger
 
 log = logging.getLogger("corpusforge.sources")
 WARNINGS_PER_FILE = 5
@@ -53,6 +53,7 @@ class RecordReader(BaseReader):
         self._warned: dict[str, int] = {}
         self._progress = {"docs": 0, "bytes": 0}
         self._last_report = 0.0
+        self._ledger: Ledger | None = None
 
     # -- problems -----------------------------------------------------------------------------------
     def bad_row(self, reason: str, where: str, detail: str) -> None:
@@ -115,8 +116,9 @@ class RecordReader(BaseReader):
         self._last_report = now
         path = Path(self.progress_dir) / f"{self.source_name}.{rank:05d}.json"
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(path, self._progress, indent=None)
+            # progress_dir is OUT/.corpusforge/progress (BuildPlan.progress_dir): recorded in OUT's ledger
+            self._ledger = self._ledger or Ledger(path.parents[2])
+            self._ledger.write_json(path, self._progress, indent=None)
         except OSError:  # progress is best effort; never fail a task over it
             pass
 

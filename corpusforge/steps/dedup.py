@@ -21,6 +21,7 @@ import json
 import re
 import struct
 import unicodedata
+from collections.abc import Callable
 
 import numpy as np
 from datatrove.data import DocumentsPipeline
@@ -305,9 +306,10 @@ class DedupCluster(PipelineStep):
             return np.frombuffer(f.read(), dtype="<u8")
 
 
-def dedup_stages(params: DedupParams, work: str, tasks: int) -> dict:
-    """The pieces a recipe's dedup step compiles to (folders under ``work``)."""
-    sigs, pairs, removals = f"{work}/signatures", f"{work}/pairs", f"{work}/remove"
+def dedup_stages(params: DedupParams, work: str, tasks: int, folder: Callable = str) -> dict:
+    """The pieces a recipe's dedup step compiles to (folders under ``work``; ``folder(path)`` makes each one's
+    datatrove folder: a build passes its ledger's, so that every file they write is recorded)."""
+    sigs, pairs, removals = (folder(f"{work}/{name}") for name in ("signatures", "pairs", "remove"))
     signature_steps = ([ExactSignature(sigs)] if params.exact else []) + (
         [NearSignature(sigs, params)] if params.near else []
     )
@@ -317,7 +319,7 @@ def dedup_stages(params: DedupParams, work: str, tasks: int) -> dict:
         "buckets": MinhashDedupBuckets(sigs, pairs, config=params.minhash_config()) if params.near else None,
         "cluster": DedupCluster(sigs, pairs if params.near else None, removals, tasks, params.exact),
         "filter": MinhashDedupFilter(removals),
-        "summary_file": f"{removals}/summary.json",
+        "summary_file": f"{work}/remove/summary.json",
     }
 
 

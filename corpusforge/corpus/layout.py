@@ -1,0 +1,35 @@
+"""Every name in a build folder, in one place.
+
+```
+OUT/
+  data-00000-of-00002-<build>.arrow   the shards: one per task, named after the build (``build_id``)
+  dataset_info.json  state.json       the `datasets` save_to_disk layout; state.json names the shards
+  manifest.json                       what was built, from what, and what each step did
+  report.html  report/                the HTML report
+  .corpusforge/                       the work folder: plan, lock, ledger, task logs, temp files, caches
+    plan.json  lock  owned/
+```
+
+The shard names carry the build's id (a hash of what decides its rows: recipe, inputs, plugins, code), so a new
+build never writes over the files the current ``state.json`` names: a reader sees the old build or the new one
+whole, and the old one's files are removed only after the new ``state.json`` is in place.
+"""
+
+from __future__ import annotations
+
+WORK_DIR = ".corpusforge"
+PLAN = "plan.json"
+LOCK = "lock"
+LEDGER_DIR = "owned"  # under WORK_DIR: what the build wrote (corpusforge.corpus.ledger)
+MANIFEST = "manifest.json"
+STATE = "state.json"
+DATASET_INFO = "dataset_info.json"
+REPORT_HTML = "report.html"
+REPORT_DIR = "report"
+UPLOADS_DIR = "uploads"  # under WORK_DIR at a URL: one record per upload, written before its files
+
+
+def shard_name(rank: int, tasks: int, build_id: str | None = None) -> str:
+    """``data-00000-of-00002-<build_id>.arrow`` (without an id: an intermediate shard of the work folder)."""
+    suffix = f"-{build_id}" if build_id else ""
+    return f"data-{rank:05d}-of-{tasks:05d}{suffix}.arrow"
