@@ -6,6 +6,8 @@ its resume a day later, could render or count with different files. ``pin_step_r
 commit sha it points at once, at plan time, so the sha lands in the recipe (and its fingerprint) and every worker
 downloads that commit. Steps pass their ``revision`` to ``hf_hub_download`` / ``snapshot_download`` /
 ``from_pretrained``, and ``endpoint()`` to the ``huggingface_hub`` calls, so pinning and downloading ask the same Hub.
+An `hf:` source that names a Hub dataset is pinned the same way (``resolve_revision(..., repo_type="dataset")``, called
+by the input layer, ``build/inputs.py``).
 """
 
 from __future__ import annotations
@@ -74,28 +76,48 @@ def pin_step_revisions(name: str, params: dict) -> dict:
     return {**params, "revision": resolve_revision(repo_id, revision, step=name)}
 
 
-def resolve_revision(repo_id: str, revision: str | None = None, step: str = "") -> str:
-    """The commit sha that ``revision`` (default: the main branch) of model repo ``repo_id`` points at now."""
+def pin_dataset_revision(repo_id: str, revision: str | None) -> str:
+    """The commit sha a Hub dataset source loads: ``revision`` itself when it is a commit sha already (no request),
+    else the commit it (default: the main branch) points at now. Raises like ``resolve_revision``."""
+    if isinstance(revision, str) and _COMMIT_SHA.fullmatch(revision):
+        return revision
+    return resolve_revision(repo_id, revision, repo_type="dataset")
+
+
+class HubUnreachable(SourceError):
+    """The Hub did not answer (connection refused, timeout, ``HF_HUB_OFFLINE``): nothing is known about the repo."""
+
+
+def resolve_revision(repo_id: str, revision: str | None = None, step: str = "", repo_type: str = "model") -> str:
+    """The commit sha that ``revision`` (default: the main branch) of repo ``repo_id`` (a model, or with
+    ``repo_type="dataset"`` a dataset) points at now. Raises ``HubUnreachable`` when the Hub does not answer, a
+    ``SourceError`` when it has no such repo or revision."""
     from huggingface_hub import HfApi
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
+    kind = "dataset" if repo_type == "dataset" else "model"
     key = HUB_PARAMS.get(step, "model")
     where = f"step '{step}': " if step else ""
     at = f" at revision '{revision}'" if revision else ""
     hub = endpoint() or "https://huggingface.co"
-    fix = f"give a local model folder as `{key}`, or set `revision` to a commit sha"
+    if kind == "dataset":
+        fix = "give local files (`data_files`) or a local folder as `path`, or set `revision` to a commit sha"
+    else:
+        fix = f"give a local model folder as `{key}`, or set `revision` to a commit sha"
+    api = HfApi(endpoint=endpoint())
+    info = api.dataset_info if kind == "dataset" else api.model_info
     try:
-        sha = HfApi(endpoint=endpoint()).model_info(repo_id, revision=revision, timeout=TIMEOUT).sha
+        sha = info(repo_id, revision=revision, timeout=TIMEOUT).sha
     except RevisionNotFoundError:
-        raise SourceError(f"{where}Hub model '{repo_id}' has no revision '{revision}' ({hub})") from None
+        raise SourceError(f"{where}Hub {kind} '{repo_id}' has no revision '{revision}' ({hub})") from None
     except RepositoryNotFoundError:
         raise SourceError(
-            f"{where}no Hub model '{repo_id}' on {hub} (or it is private or gated and no token is set: "
+            f"{where}no Hub {kind} '{repo_id}' on {hub} (or it is private or gated and no token is set: "
             f"`hf auth login`); {fix}"
         ) from None
     except Exception as err:  # connection refused, timeout, HF_HUB_OFFLINE, a proxy's error page …
-        raise SourceError(
-            f"{where}cannot pin Hub model '{repo_id}'{at} to a commit: the Hub ({hub}) did not answer "
+        raise HubUnreachable(
+            f"{where}cannot pin Hub {kind} '{repo_id}'{at} to a commit: the Hub ({hub}) did not answer "
             f"({type(err).__name__}: {err}). Offline, {fix}"
         ) from None
     if not isinstance(sha, str) or not _COMMIT_SHA.fullmatch(sha):

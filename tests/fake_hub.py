@@ -1,5 +1,6 @@
-"""A local stand-in for the Hub's HTTP API, on 127.0.0.1: it answers what `upload_folder` asks and records every
-request, so the upload path runs for real without the network."""
+"""A local stand-in for the Hub's HTTP API, on 127.0.0.1: it answers what `upload_folder` asks, and `dataset_info`
+for the datasets in ``FakeHub.datasets``, and records every request, so the upload path and the pinning of Hub
+datasets run for real without the network."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ class JSONHandler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def _reply(self, code: int, payload: dict):
+    def _reply(self, code: int, payload: dict, headers: dict | None = None):
         data = json.dumps(payload).encode()
         self.send_response(code)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -26,6 +29,7 @@ class JSONHandler(BaseHTTPRequestHandler):
 class FakeHub:
     def __init__(self):
         self.calls: list[dict] = []
+        self.datasets: dict[str, str] = {}  # dataset repo → the commit sha its main branch points at
         hub = self
 
         class Handler(JSONHandler):
@@ -38,6 +42,14 @@ class FakeHub:
                 if "/discussions/" in self.path:  # the pull request opened by a POST to .../discussions
                     repo = self.path.split("/api/datasets/")[1].split("/discussions/")[0]
                     return self._reply(200, hub.pull_request(repo))
+                if self.path.startswith("/api/datasets/"):  # dataset_info(repo, revision=…)
+                    repo, _, revision = self.path.split("?")[0].removeprefix("/api/datasets/").partition("/revision/")
+                    sha = hub.datasets.get(repo)
+                    if sha is None:
+                        return self._reply(404, {"error": "no such repo"}, {"X-Error-Code": "RepoNotFound"})
+                    if revision not in ("", "main", sha):
+                        return self._reply(404, {"error": "no such revision"}, {"X-Error-Code": "RevisionNotFound"})
+                    return self._reply(200, {"id": repo, "sha": sha, "private": False, "siblings": []})
                 self._reply(404, {"error": "not found"})
 
             def do_POST(self):

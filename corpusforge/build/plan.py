@@ -95,7 +95,7 @@ def with_output(recipe: Recipe, output: str | Path | None) -> tuple[Recipe, Path
 def compile_plan(recipe: Recipe, output: str | Path | None = None, progress: bool = False) -> BuildPlan:
     """Resolve and check the inputs (raises before anything is written), fingerprint them, compile the stages."""
     recipe, out = with_output(recipe, output)
-    resolved = resolve_inputs(recipe)
+    resolved = resolve_inputs(recipe, out)  # the build's own output (out, the output path) is never an input
     recipe = pin_revisions(recipe)
     progress_dir = str(out / WORK_DIR / "progress") if progress else None
     stages = compile_stages(recipe, out, make_readers(recipe, resolved, progress_dir))
@@ -240,7 +240,7 @@ def compile_stages(recipe: Recipe, out: Path, readers: list[PipelineStep]) -> li
 def resume_problems(previous: dict, record: dict) -> list[str]:
     """Why the build whose plan is ``previous`` is not the build ``record`` plans (empty: it is, and resuming it is
     safe)."""
-    from corpusforge.build.inputs import changed_inputs
+    from corpusforge.build.inputs import changed_inputs, unfingerprinted_inputs
 
     problems = []
     before = previous.get("recipe_fingerprint") or recipe_fingerprint(previous.get("recipe") or {})
@@ -250,6 +250,10 @@ def resume_problems(previous: dict, record: dict) -> list[str]:
         problems.append("its plan records no input fingerprints")
     else:
         problems += [f"input {change}" for change in changed_inputs(previous["inputs"], record["inputs"])]
+        problems += [  # then or now: whether it changed cannot be told, so it is not trusted
+            f"input {name} cannot be fingerprinted ({why}); rerun with --overwrite to rebuild"
+            for name, why in unfingerprinted_inputs(previous["inputs"], record["inputs"])
+        ]
     built_by, now = previous.get("corpusforge"), record["corpusforge"]
     if built_by is not None and built_by != now:  # plans written before this check carry none
         problems.append(

@@ -1,11 +1,59 @@
-"""Hugging Face `datasets` sources: a Hub id (online) or a local path, optionally streamed."""
+"""Hugging Face `datasets` sources: a Hub id (online) or a local path, optionally streamed. How a spec is opened
+(``open_dataset``) and which files it reads (``saved_folder``/``saved_files``, ``data_files``) live side by side: the
+input layer (``build/inputs.py``) fingerprints what the reader will open."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from corpusforge import storage
 from corpusforge.sources.records import RecordReader
+
+
+def saved_folder(spec: dict) -> str | None:
+    """The folder ``load_from_disk`` opens for this spec: ``path`` itself when ``save_to_disk`` wrote it, else its
+    ``split`` subfolder (a saved DatasetDict), local or at an fsspec URL; None when the spec is read with
+    ``load_dataset`` (a Hub id, a builder such as `json`, a folder of data files)."""
+    if storage.is_url(spec["path"]):
+        if spec["path"].startswith("hf://"):
+            return None
+        fs, inner = storage.url_fs(spec["path"])
+        for folder in (inner, f"{inner.rstrip('/')}/{spec['split']}"):
+            if fs.exists(f"{folder}/state.json"):
+                return fs.unstrip_protocol(folder)
+        return None
+    path = Path(spec["path"]).expanduser()
+    for folder in (path, path / spec["split"]):
+        if folder.is_dir() and (folder / "state.json").exists():
+            return str(folder)
+    return None
+
+
+def saved_files(folder: str) -> list[str]:
+    """The Arrow files ``load_from_disk(folder)`` reads: those its state.json lists."""
+    with storage.open_file(f"{folder.rstrip('/')}/state.json", "rb") as f:
+        state = json.load(f)
+    return [f"{folder.rstrip('/')}/{entry['filename']}" for entry in state.get("_data_files") or []]
+
+
+def is_builder(path: str) -> bool:
+    """Whether ``path`` names one of the builders `datasets` ships (`json`, `csv`, `parquet`, `text`, `arrow`, …)."""
+    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+
+    return path in _PACKAGED_DATASETS_MODULES
+
+
+def data_files(spec: dict) -> dict[str, list[str]]:
+    """The files ``load_dataset`` reads for a builder over files or a local folder of data files, split by split, as
+    `datasets` itself resolves ``data_files`` / ``data_dir`` (patterns relative to ``data_dir``, else to the folder
+    or the working directory). Nothing is downloaded or prepared."""
+    import datasets
+
+    builder = datasets.load_dataset_builder(
+        spec["path"], spec.get("name"), data_dir=spec.get("data_dir"), data_files=spec.get("data_files")
+    )
+    return {str(split): list(files) for split, files in (builder.config.data_files or {}).items()}
 
 
 def open_dataset(spec: dict, streaming: bool | None = None):
@@ -13,25 +61,18 @@ def open_dataset(spec: dict, streaming: bool | None = None):
     import datasets
 
     want_stream = streaming if streaming is not None else spec["streaming"]
-    if storage.is_url(spec["path"]) and not spec["path"].startswith("hf://"):  # a save_to_disk folder in a store
-        fs, inner = storage.url_fs(spec["path"])
-        for folder in (inner, f"{inner.rstrip('/')}/{spec['split']}"):
-            if fs.exists(f"{folder}/state.json"):
-                ds = datasets.load_from_disk(fs.unstrip_protocol(folder))
-                return ds.to_iterable_dataset() if want_stream else ds
-    path = Path(spec["path"]).expanduser()
-    if path.is_dir() and (path / "state.json").exists():
-        ds = datasets.load_from_disk(str(path))
+    folder = saved_folder(spec)
+    if folder is not None:
+        ds = datasets.load_from_disk(folder)
         return ds.to_iterable_dataset() if want_stream else ds
-    if path.is_dir() and (path / spec["split"] / "state.json").exists():
-        return datasets.load_from_disk(str(path / spec["split"]))
     return datasets.load_dataset(
         spec["path"],
         spec.get("name"),
         split=spec["split"],
+        data_dir=spec.get("data_dir"),
         data_files=spec.get("data_files"),
         revision=spec.get("revision"),
-        streaming=spec["streaming"] if streaming is None else streaming,
+        streaming=want_stream,
     )
 
 
