@@ -23,6 +23,7 @@ from corpusforge.build.inputs import fingerprint_inputs, make_readers, resolve_i
 from corpusforge.build.output import OWNED, PLAN, previous_plan
 from corpusforge.errors import OutputError, RecipeError
 from corpusforge.recipe.models import LocalExecutor, Recipe, source_name
+from corpusforge.redact import redact_values
 from corpusforge.shards import ArrowShardWriter, recipe_fingerprint
 from corpusforge.shards.writer import WORK_DIR
 from corpusforge.steps.registry import get_step
@@ -100,7 +101,7 @@ def compile_plan(recipe: Recipe, output: str | Path | None = None, progress: boo
     progress_dir = str(out / WORK_DIR / "progress") if progress else None
     stages = compile_stages(recipe, out, make_readers(recipe, resolved, progress_dir))
     record = {
-        "recipe": recipe.to_dict(),
+        "recipe": redact_values(recipe.to_dict()),  # what plan.json, the manifest and the report show
         "recipe_fingerprint": recipe_fingerprint(recipe.to_dict()),
         "executor": recipe.executor.type,
         "tasks": recipe.executor.tasks,

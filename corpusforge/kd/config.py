@@ -24,6 +24,7 @@ from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator,
 
 from corpusforge.errors import did_you_mean
 from corpusforge.recipe.strict import StrictModel
+from corpusforge.redact import redact
 
 LANGUAGE_NAMES = {
     "en": "English",
@@ -147,6 +148,11 @@ class OpenAIBackendConfig(StrictModel):
                     "SSH tunnel), or set `allow_insecure_http: true` in this backend to accept the risk"
                 )
         return url.rstrip("/")
+
+    def __repr_args__(self):
+        # The config's text (a log line, datatrove's executor.json) shows the base_url without its credentials.
+        for name, value in super().__repr_args__():
+            yield name, redact(value) if name == "base_url" else value
 
 
 def _backend_kind(value: Any) -> str | None:

@@ -1,14 +1,18 @@
 """The generation step: source rows → prompts → KD tasks driven in batches through a backend → KD rows.
 
-Resumable by design. Every completed request is saved in a per-task replay cache (chunk files written atomically,
+Resumable by design. Every answered request is saved in a per-task replay cache (chunk files written atomically,
 one per batched backend call) under a key of (prompt id, sample, call, hash of model + sampling + messages). A
 rerun of a killed task replays what it finds and sends only what is missing, so its rows equal those of an
-uninterrupted run. A request that still fails after its retries is written to ``kd-failures/<task>.jsonl``; with
-``on_failure: fail`` the task then ends in error (no shard) and a rerun sends only those requests again.
+uninterrupted run. The cache holds answers only (``backends.whole_answer`` decides): a fault (no content, a body
+cut short, an HTTP error) is retried within the run and, when it still fails, written to
+``kd-failures/<task>.jsonl`` and never cached, so a rerun asks again. With ``on_failure: fail`` the task then ends
+in error (no shard) and a rerun sends only those requests again. Rows a check drops later were answered: they stay
+in the cache, and re-filtering them sends nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -20,9 +24,10 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
-from corpusforge.atomic import write_json_atomic, write_jsonl_atomic
+from corpusforge.atomic import temp_path, write_jsonl_atomic
+from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import BuildFailed
-from corpusforge.kd.backends import Completion, Request, get_backend
+from corpusforge.kd.backends import BackendError, Completion, Request, get_backend, whole_answer
 from corpusforge.kd.config import GenerateConfig
 from corpusforge.kd.tasks import Call, Prompt, chat, start
 
@@ -41,30 +46,37 @@ def request_seed(base: int, prompt_id: str, sample: int, call: str) -> int:
 
 
 class ReplayCache:
-    """Completed requests of one task: ``chunk-NNNNNN.jsonl`` files, each written to a temp file and renamed."""
+    """Answered requests of one task: ``chunk-NNNNNN.jsonl`` files, each written to a temp file and renamed. Only
+    whole answers go in, and only whole answers come out (a fault an older version cached is asked again)."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self, folder: Path, ledger: Ledger):
+        self.folder, self.ledger = folder, ledger
         folder.mkdir(parents=True, exist_ok=True)
         self.entries: dict[str, Completion] = {}
         chunks = sorted(folder.glob("chunk-*.jsonl"))
         for chunk in chunks:
             for line in chunk.read_text(encoding="utf-8").splitlines():
                 rec = json.loads(line)
-                self.entries[rec["key"]] = Completion(rec["text"], rec["finish_reason"], rec["n_tokens"])
+                completion = whole_answer(Completion(rec["text"], rec["finish_reason"], rec["n_tokens"]))
+                if isinstance(completion, Completion):
+                    self.entries[rec["key"]] = completion
         self.next_chunk = int(chunks[-1].stem.split("-")[1]) + 1 if chunks else 0
 
     def get(self, key: str) -> Completion | None:
         return self.entries.get(key)
 
-    def put(self, new: dict[str, Completion]) -> None:
+    def put(self, results: dict[str, Completion | BackendError]) -> None:
+        """Keep the answers of one batched call (faults are left out: asked again next time)."""
+        new = {k: c for k, c in results.items() if isinstance(whole_answer(c), Completion)}
         if not new:
             return
         rows = [
             {"key": k, "text": c.text, "finish_reason": c.finish_reason, "n_tokens": c.n_tokens}
             for k, c in new.items()
         ]
-        write_jsonl_atomic(self.folder / f"chunk-{self.next_chunk:06d}.jsonl", rows)
+        path = self.folder / f"chunk-{self.next_chunk:06d}.jsonl"
+        self.ledger.record(path, temp_path(path))
+        write_jsonl_atomic(path, rows)
         self.next_chunk += 1
         self.entries.update(new)
 
@@ -177,18 +189,21 @@ class KDGenerate(PipelineStep):
         what = [job.prompt.id, job.sample, job.call.name, self.params_hash, job.call.messages]
         return hashlib.sha256(json.dumps(what, ensure_ascii=False).encode()).hexdigest()[:32]
 
-    def _generate(self, requests: dict[str, Request]) -> dict[str, Completion | Exception]:
-        """Send the requests; retry the failed ones with a doubling backoff."""
-        results: dict[str, Completion | Exception] = {}
+    def _generate(self, requests: dict[str, Request]) -> dict[str, Completion | BackendError]:
+        """Send the requests; ask again those that got no whole answer, after a doubling backoff or the
+        Retry-After an endpoint asked for, whichever is longer."""
+        results: dict[str, Completion | BackendError] = {}
         todo = list(requests)
         for attempt in range(self.config.max_retries + 1):
             if attempt:
-                time.sleep(self.config.retry_backoff * 2 ** (attempt - 1))
+                backoff = self.config.retry_backoff * 2 ** (attempt - 1)
+                time.sleep(max([backoff] + [results[k].retry_after or 0.0 for k in todo]))
             outs = self.backend.generate([requests[k] for k in todo], self.config.sampling)
+            secrets = self.backend.secrets
             for key, out in zip(todo, outs):
-                results[key] = out
+                results[key] = whole_answer(out, secrets)
             self.stat_update("requests", value=len(todo))
-            todo = [k for k in todo if isinstance(results[k], Exception)]
+            todo = [k for k in todo if isinstance(results[k], BackendError)]
             if not todo:
                 break
             log.warning("%d request(s) failed (attempt %d): %s", len(todo), attempt + 1, results[todo[0]])
@@ -205,7 +220,7 @@ class KDGenerate(PipelineStep):
                     seed = request_seed(self.config.sampling.seed, job.prompt.id, job.sample, job.call.name)
                     missing[key] = Request(job.call.messages, seed)
             fresh = self._generate(missing) if missing else {}
-            cache.put({k: v for k, v in fresh.items() if isinstance(v, Completion)})
+            cache.put(fresh)
             self.stat_update("cache_hits", value=len(active) - len(missing))
             self._report_progress(
                 len(missing),
@@ -216,7 +231,7 @@ class KDGenerate(PipelineStep):
             for job in active:
                 key = keys[id(job)]
                 result = cache.get(key) or fresh[key]
-                if isinstance(result, Exception):
+                if isinstance(result, BackendError):
                     job.error = f"{job.call.name}: {type(result).__name__}: {result}"
                     continue
                 if job.advance(result):
@@ -256,16 +271,14 @@ class KDGenerate(PipelineStep):
         counts["tokens"] += tokens
 
         path = Path(self.work_dir) / "progress" / f"kd.{self._rank:05d}.json"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(path, counts)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            self._ledger.write_json(path, counts)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         self._rank, self._progress = rank, {"requests": 0, "replayed": 0, "tokens": 0}
         work = Path(self.work_dir)
-        cache = ReplayCache(work / CACHE_DIR / f"{rank:05d}")
+        self._ledger = Ledger(work.parent)  # work_dir is OUT/.corpusforge: every file written here is OUT's build's
+        cache = ReplayCache(work / CACHE_DIR / f"{rank:05d}", self._ledger)
         failures_file = work / FAILURES_DIR / f"{rank:05d}.jsonl"
         failures = []
         batch: list[Job] = []
@@ -291,7 +304,7 @@ class KDGenerate(PipelineStep):
                     self.stat_update("forwarded")
                     self.stat_update("generated_tokens", value=doc.metadata["n_tokens"])
                     yield doc
-        self._record_failures(failures_file, failures)
+        self._record_failures(failures_file, failures, self._ledger)
         if failures and self.config.on_failure == "fail":
             raise GenerationFailed(
                 f"task {rank}: {len(failures)} request(s) failed after {self.config.max_retries} retries "
@@ -300,11 +313,12 @@ class KDGenerate(PipelineStep):
             )
 
     @staticmethod
-    def _record_failures(path: Path, failures: list[dict]) -> None:
+    def _record_failures(path: Path, failures: list[dict], ledger: Ledger) -> None:
         if not failures:
             path.unlink(missing_ok=True)
             return
         path.parent.mkdir(parents=True, exist_ok=True)
+        ledger.record(path, temp_path(path))
         write_jsonl_atomic(path, failures)
 
 

@@ -1,5 +1,6 @@
-"""What is published says nothing about the publisher's machine: absolute paths lose their folders, URLs their
-credentials, host names are replaced, cluster settings dropped; a source's paths become relative to its root."""
+"""What is published says nothing about the publisher's machine: absolute paths lose their folders, credentials
+(``corpusforge.redact``: keys, tokens, URL userinfo and secret query parameters) are removed, host names are
+replaced, cluster settings dropped; a source's paths become relative to its root."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from urllib.parse import urlsplit, urlunsplit
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from corpusforge.redact import redact
+
 # An absolute path inside a string (POSIX, `~/…`, Windows): its folders are dropped, its last part kept. Not
 # preceded by a word character, `.`, `:` or `/`, so URLs (`https://host/a/b`) and `and/or` are left alone.
 _EMBEDDED_PATH = re.compile(r"(?<![\w.:/~-])~?/(?:[^\s/'\"`]+/)+([^\s/'\"`]*)")
 _WINDOWS_PATH = re.compile(r"(?<![\w])[A-Za-z]:\\(?:[^\s\\'\"`]+\\)+([^\s\\'\"`]*)")
-_URL_USERINFO = re.compile(r"://[^/\s@]+@")
 _GLOB_CHARS = re.compile(r"[*?\[]")
 EXECUTOR_KEPT = ("type", "tasks", "workers")  # the rest (partition, venv, env_command, address…) is the cluster's
 
@@ -28,27 +30,27 @@ def _host_names() -> list[str]:
     return sorted((n for n in names if len(n) >= 2), key=len, reverse=True)  # one letter: too common a word
 
 
-def scrub_text(text: str) -> str:
-    """``text`` without absolute paths (each keeps its last part), URL credentials, the home folder or the host
-    name."""
+def scrub_text(text: str, secrets=()) -> str:
+    """``text`` without absolute paths (each keeps its last part), credentials (``redact``: the ``secrets`` and
+    anything that looks like one), the home folder or the host name."""
+    text = redact(text, secrets)
     home = os.path.expanduser("~")
     if len(home) > 1:
         text = text.replace(home, "~")
     text = _EMBEDDED_PATH.sub(lambda m: m.group(1), text)
     text = _WINDOWS_PATH.sub(lambda m: m.group(1), text)
-    text = _URL_USERINFO.sub("://", text)
     for name in _host_names():
         text = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", "<host>", text)
     return text
 
 
-def _scrub_values(value):
+def _scrub_values(value, secrets):
     if isinstance(value, str):
-        return scrub_text(value)
+        return scrub_text(value, secrets)
     if isinstance(value, dict):
-        return {k: _scrub_values(v) for k, v in value.items()}
+        return {k: _scrub_values(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [_scrub_values(v) for v in value]
+        return [_scrub_values(v, secrets) for v in value]
     return value
 
 
@@ -100,9 +102,10 @@ def _relative_inputs(inputs: list[dict]) -> list[dict]:
 def scrub_manifest(manifest: dict) -> dict:
     """A copy of the manifest fit to publish: nothing that describes the publisher's machine. Input paths become
     relative to their source's folder, the output path its folder name, absolute globs their pattern, model and
-    tokenizer folders their names, the endpoint's host `<endpoint>` (loopback hosts are kept); the Python executable
-    and executor settings other than type/tasks/workers are dropped; any other string loses absolute paths, the
-    home folder and the host name."""
+    tokenizer folders their names, the endpoint's host `<endpoint>` (loopback hosts are kept) and its credentials;
+    the Python executable and executor settings other than type/tasks/workers are dropped; any other string loses
+    absolute paths, credentials (the KD API key too, read from the variable the recipe names), the home folder and
+    the host name."""
     public = copy.deepcopy(manifest)
     public.pop("python_executable", None)
     recipe = public.get("recipe") or {}
@@ -119,9 +122,10 @@ def scrub_manifest(manifest: dict) -> dict:
     backend = (recipe.get("generate") or {}).get("backend") or {}
     if backend.get("base_url"):
         backend["base_url"] = _scrub_url(backend["base_url"])
+    key = os.environ.get(backend["api_key_env"]) if isinstance(backend.get("api_key_env"), str) else None
     if "inputs" in public:
         public["inputs"] = _relative_inputs(public["inputs"])
-    return _scrub_values(public)
+    return _scrub_values(public, (key,))
 
 
 def scrub_column(column: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
