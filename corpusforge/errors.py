@@ -34,10 +34,10 @@ class RecipeError(CorpusforgeError):
     def _render(self) -> str:
         out = []
         for loc, message in self.problems:
-            where = format_loc(loc) or "<recipe>"
+            where = f"{format_loc(loc)}: " if loc else ""  # none: the problem is the whole file (its message says)
             line = self.lines.get(tuple(loc))
             prefix = f"{self.source}:{line}: " if self.source and line else (f"{self.source}: " if self.source else "")
-            out.append(f"{prefix}{where}: {message}")
+            out.append(f"{prefix}{where}{message}")
         return "\n".join(out)
 
 

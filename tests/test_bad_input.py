@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 
@@ -133,3 +134,92 @@ def test_foreign_output_folder_is_not_clobbered(tmp_path):
     with pytest.raises(cf.OutputError, match="files corpusforge did not write"):
         cf.run(cf.Recipe.from_dict(make_recipe(tmp_path, str(tmp_path / "in.jsonl"))))
     assert (tmp_path / "out" / "precious.txt").read_text() == "keep me"
+
+
+# ------------------------------------------------------------------------------------------------ bounded input
+def alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """The "billion laughs" shape: each level an anchored list of ``width`` aliases of the level before (9**9 leaves)."""
+    rows = ["l0: &l0 [" + ", ".join(["lol"] * width) + "]"]
+    rows += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]" for i in range(1, levels)]
+    return "\n".join(["name: bomb", *rows, "output: {path: out}"]) + "\n"
+
+
+def _load_recipe(path):
+    return cf.Recipe.from_yaml(path)
+
+
+def _load_train_config(path):
+    from corpusforge_trainer.config import load_config
+
+    return load_config(path)
+
+
+def _load_eval_config(path):
+    from corpusforge.diagnostics.align_config import load_align_config
+
+    return load_align_config(path)
+
+
+@pytest.mark.parametrize("load", [_load_recipe, _load_train_config, _load_eval_config])
+def test_yaml_alias_bomb_is_refused_at_once(tmp_path, load):
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb())
+    started = time.monotonic()
+    with pytest.raises(cf.RecipeError, match=r"bomb\.yaml:\d+: refused: more than 100,000 nodes .*alias"):
+        load(path)
+    assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("name: &a [x, *a]\n", r"r\.yaml:1: an alias inside the node it refers to"),
+        ("name: " + "[" * 5000 + "]" * 5000 + "\n", r"r\.yaml:1: refused: nested more than 100 levels deep"),
+    ],
+    ids=["recursive-alias", "deep-nesting"],
+)
+def test_recursive_alias_and_deep_nesting_are_refused(tmp_path, text, reason):
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    with pytest.raises(cf.RecipeError, match=reason):
+        cf.Recipe.from_yaml(path)
+
+
+def test_an_alias_repeated_in_the_recipe_still_loads_with_lines(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}])
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        f"name: t\nsources:\n  - glob: {tmp_path / 'in.jsonl'}\nsteps:\n  - length: &len {{min_chars: 1}}\n"
+        "  - length: *len\n  - length: *len\n  - language: {keep: [zh-tw]}\noutput: {path: out}\n"
+    )
+    with pytest.raises(cf.RecipeError, match=r"r\.yaml:8: steps\[3\]\.language\.keep"):
+        cf.Recipe.from_yaml(path)
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ("=x", r"--set =x: no key before '='"),
+        (".=x", r"--set \.=x: no key before '='"),
+        ("k=[1, 2", r"--set k=\[1, 2: the value: not valid YAML"),
+        (
+            'k=!!python/object/apply:os.system ["touch pwned"]',
+            r"--set k=!!python/object/apply:os\.system .*: the value: the tag '!!python/object/apply:os\.system' is "
+            "not allowed",
+        ),
+    ],
+)
+def test_bad_set_override_is_a_recipe_error_naming_it(tmp_path, monkeypatch, override, reason):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(cf.RecipeError, match=reason):
+        cf.Recipe.from_dict(make_recipe(tmp_path, "x"), overrides=[override])
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_plugin_that_exits_at_import_is_a_recipe_error(tmp_path, monkeypatch):
+    (tmp_path / "cf_quits.py").write_text("import sys\n\nsys.exit(0)\n\ndef f(doc):\n    return True\n")
+    with pytest.raises(cf.RecipeError, match=r"plugins.*cf_quits\.py' failed to import: .*called sys\.exit\(0\)"):
+        cf.Recipe.from_dict(make_recipe(tmp_path, "x", plugins=[str(tmp_path / "cf_quits.py")]))
+    monkeypatch.syspath_prepend(str(tmp_path))  # the same module as a `module:function` step
+    with pytest.raises(cf.RecipeError, match=r"steps\[0\]: step 'cf_quits:f': cannot import .*called sys\.exit\(0\)"):
+        cf.Recipe.from_dict(make_recipe(tmp_path, "x", steps=[{"cf_quits:f": {}}]))

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
+import json
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
+from test_bad_input import alias_bomb
 
 import corpusforge
 from conftest import make_recipe, write_jsonl
@@ -53,3 +58,113 @@ def test_log_level_and_help_name_the_exit_codes(tmp_path, recipe):
     usage = cli("--help", cwd=tmp_path).stdout
     assert "exit status: 0 done; 1 the build or a model failed; 2 bad input" in usage
     assert cli("run", str(recipe), "--log-level", "loud", cwd=tmp_path).returncode == 2  # argparse's own error
+
+
+# ------------------------------------------------------------------------------------------------ bounded input
+def one_line_error(done: subprocess.CompletedProcess, status: int) -> str:
+    """The error a user sees: exit ``status``, one line on stderr, no traceback."""
+    assert done.returncode == status, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr[-3000:]
+    return done.stderr
+
+
+def test_alias_bomb_is_refused_with_exit_2(tmp_path):
+    (tmp_path / "bomb.yaml").write_text(alias_bomb())
+    started = time.monotonic()
+    done = cli("validate", "bomb.yaml", cwd=tmp_path)
+    assert time.monotonic() - started < 10  # the interpreter's start included; the refusal itself is instant
+    assert "bomb.yaml:" in one_line_error(done, 2) and "alias bomb" in done.stderr
+
+
+def test_bad_set_overrides_are_one_line_errors_and_run_nothing(tmp_path, recipe):
+    assert "--set =x: no key before '='" in one_line_error(
+        cli("validate", str(recipe), "--set", "=x", cwd=tmp_path), 2
+    )
+    payload = 'k=!!python/object/apply:os.system ["touch pwned"]'
+    done = cli("run", str(recipe), "--set", payload, cwd=tmp_path)
+    assert (
+        f"--set {payload}" in one_line_error(done, 2)
+        and "'!!python/object/apply:os.system' is not allowed" in done.stderr
+    )
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "out").exists()
+
+
+def test_plugin_that_exits_or_is_interrupted_at_import(tmp_path, recipe):
+    data = yaml.safe_load(recipe.read_text())
+    for name, body, status in [("quits", "raise SystemExit(0)\n", 2), ("ctrl_c", "raise KeyboardInterrupt\n", 130)]:
+        (tmp_path / f"{name}.py").write_text(body)
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump({**data, "plugins": [f"{name}.py"]}))
+        done = cli("run", f"{name}.yaml", cwd=tmp_path)
+        assert done.returncode == status, done.stderr
+        assert "Traceback" not in done.stderr
+    message = one_line_error(cli("run", "quits.yaml", cwd=tmp_path), 2)
+    assert "plugin file 'quits.py' failed to import" in message and "sys.exit(0)" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_truncated_gzip_names_the_file_and_the_task_log(tmp_path):
+    rows = b"".join(b'{"text": "document number %d"}\n' % i for i in range(2000))
+    whole = gzip.compress(rows)
+    (tmp_path / "in.jsonl.gz").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(make_recipe(tmp_path, str(tmp_path / "in.jsonl.gz"))))
+    done = cli("run", "r.yaml", "--no-report", cwd=tmp_path)
+    assert done.returncode == 1 and "build failed" in done.stderr, done.stderr
+    assert f"{tmp_path / 'in.jsonl.gz'}: the file is truncated" in done.stderr
+    assert "task_00000.log" in done.stderr
+
+
+@pytest.fixture()
+def tmpfs(tmp_path):
+    """``mount(name, options)``: a tmpfs at ``tmp_path / name`` (unmounted afterwards); skips where mounting is not
+    permitted (not root, no CAP_SYS_ADMIN)."""
+    mounted = []
+
+    def mount(name: str, options: str):
+        path = tmp_path / name
+        path.mkdir()
+        try:
+            done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+        except FileNotFoundError:
+            pytest.skip("no `mount` command")
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_read_only_output_folder_is_one_line_with_exit_2(tmp_path, recipe, tmpfs):
+    ro = tmpfs("ro", "ro,size=1m")
+    done = cli("run", str(recipe), "-o", str(ro / "out"), cwd=tmp_path)
+    assert f"{ro / 'out'}: read-only file system" in one_line_error(done, 2)
+    # a finished build on a file system remounted read-only: finalize and a rerun say the same
+    rw = tmpfs("rw", "size=2m")
+    assert cli("run", str(recipe), "-q", "--no-report", "-o", str(rw / "out"), cwd=tmp_path).returncode == 0
+    subprocess.run(["mount", "-o", "remount,ro", str(rw)], check=True)
+    for args in (["finalize", str(rw / "out")], ["run", str(recipe), "-o", str(rw / "out"), "--overwrite"]):
+        message = one_line_error(cli(*args, cwd=tmp_path), 2)
+        assert str(rw / "out") in message and "read-only file system" in message
+
+
+def test_disk_full_in_finalize_is_one_line_with_exit_1_and_keeps_the_build(tmp_path, recipe, tmpfs):
+    disk = tmpfs("small", "size=2m")
+    out = disk / "out"
+    assert cli("run", str(recipe), "-q", "--no-report", "-o", str(out), cwd=tmp_path).returncode == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert {"state.json", "manifest.json", "dataset_info.json"} <= set(before)
+    failed = 0
+    for pages_free in range(8):  # the disk full at each point finalize writes, until it has room enough
+        (disk / "fill").unlink(missing_ok=True)
+        stat = os.statvfs(disk)
+        (disk / "fill").write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize - pages_free * 4096))
+        done = cli("finalize", str(out), "--no-report", cwd=tmp_path)
+        if done.returncode == 0:
+            break
+        failed += 1
+        assert f"no space left on device writing {out}" in one_line_error(done, 1)
+        assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # whole, nothing left over
+        assert json.loads((out / "state.json").read_bytes()) and json.loads((out / "manifest.json").read_bytes())
+    assert failed >= 1 and done.returncode == 0, done.stderr

@@ -6,7 +6,15 @@ import argparse
 import sys
 
 from corpusforge.cli import build, evaluate, publish, train, vocab
-from corpusforge.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, make_console, output_options, taking
+from corpusforge.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    make_console,
+    os_error,
+    output_options,
+    taking,
+)
 
 DESCRIPTION = (
     "Build language-transfer data for chat LLMs from YAML recipes (InsCP continual pretraining, self-distilled\n"
@@ -21,7 +29,8 @@ EPILOG = """examples:
 output: -v/--verbose adds INFO lines (and datatrove's per-task logs for `run`), -q/--quiet prints errors only,
 --log-level sets the level; all on stderr. These options go before or after the command.
 
-exit status: 0 done; 1 the build or a model failed; 2 bad input (recipe, paths, arguments); 130 interrupted."""
+exit status: 0 done; 1 the build or a model failed; 2 bad input (recipe, paths, permissions, arguments);
+130 interrupted. A full disk is 1; a traceback is shown only with -v."""
 
 
 def setup_logging(args) -> None:
@@ -62,8 +71,6 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from rich.markup import escape
-
     from corpusforge.errors import BuildFailed, CorpusforgeError
 
     args = make_parser().parse_args(argv)
@@ -71,11 +78,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except CorpusforgeError as err:
-        make_console(stderr=True).print(f"[red]error[/red]: {escape(str(err))}", soft_wrap=True)
-        return EXIT_BAD_INPUT
+        return _fail(args, "error", str(err), EXIT_BAD_INPUT)
     except BuildFailed as err:
-        make_console(stderr=True).print(f"[red]build failed[/red]: {escape(str(err))}", soft_wrap=True)
-        return EXIT_FAILED
+        return _fail(args, "build failed", str(err), EXIT_FAILED)
     except KeyboardInterrupt:
         make_console(stderr=True).print("interrupted: rerun the same command to resume")
-        return 130
+        return EXIT_INTERRUPTED
+    except OSError as err:  # a read-only or full disk, a path that cannot be used
+        status, message = os_error(err)
+        return _fail(args, "error", message, status, traceback=True)
+    except Exception as err:  # a bug or a library's failure: one line; -v shows where
+        hint = "" if getattr(args, "verbose", False) else " (-v shows the traceback)"
+        return _fail(args, "error", f"{type(err).__name__}: {err}{hint}", EXIT_FAILED, traceback=True)
+
+
+def _fail(args, label: str, message: str, status: int, traceback: bool = False) -> int:
+    """Print ``label: message`` on stderr (after the traceback of the error being handled, with -v) → ``status``."""
+    from rich.markup import escape
+
+    if traceback and getattr(args, "verbose", False):
+        import traceback as tb
+
+        tb.print_exc()
+    make_console(stderr=True).print(f"[red]{label}[/red]: {escape(message)}", soft_wrap=True)
+    return status

@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from corpusforge.cli.common import EXIT_BAD_INPUT, EXIT_OK, make_console
+from corpusforge.cli.common import EXIT_BAD_INPUT, EXIT_OK, make_console, writing
 
 
 def add_commands(sub) -> None:
@@ -122,7 +122,10 @@ def cmd_run(args) -> int:
         print_plan(plan_build(recipe, output=args.output))
         return EXIT_OK
     quiet = getattr(args, "quiet", False)
-    with contextlib.nullcontext(None) if quiet else _progress_display() as display:
+    with (
+        writing(args.output or recipe.output.path),
+        contextlib.nullcontext(None) if quiet else _progress_display() as display,
+    ):
         bar = (
             None
             if quiet
@@ -207,7 +210,8 @@ def cmd_finalize(args) -> int:
     from corpusforge.build import finalize_build
     from corpusforge.build.remote import build_folder
 
-    manifest = finalize_build(build_folder(args.output_dir), report=not args.no_report)
+    with writing(args.output_dir):
+        manifest = finalize_build(build_folder(args.output_dir), report=not args.no_report)
     print_summary(manifest, args.output_dir)
     return EXIT_OK
 

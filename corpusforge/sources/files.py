@@ -110,6 +110,26 @@ def open_binary(path: str | Path) -> io.BufferedIOBase:
     return f
 
 
+class UnreadableFile(Exception):
+    """A file that fails partway through (truncated, corrupt, gone): its task fails, and the message that reaches the
+    build's failure (the end of the task's log) names the file. Not a SourceError: that one stops the build before
+    it starts; this one is raised in a task, after rows of the file were read."""
+
+
+def _naming(path: str, docs: Iterator) -> Iterator:
+    """``docs``, read from ``path``; an error while reading or decompressing is raised again naming the file."""
+    while True:
+        try:
+            doc = next(docs)
+        except StopIteration:
+            return
+        except EOFError as err:  # gzip, bz2, xz: the stream ends before its end marker
+            raise UnreadableFile(f"{path}: the file is truncated ({err})") from err
+        except Exception as err:
+            raise UnreadableFile(f"{path}: cannot be read: {type(err).__name__}: {err}") from err
+        yield doc
+
+
 def _decode_line(raw: bytes) -> tuple[str | None, str | None]:
     try:
         return raw.decode("utf-8"), None
@@ -160,7 +180,7 @@ class FileReader(RecordReader):
             self.stat_update("input_files")
             rel = storage.relative(path, self.base_dir)
             fmt = file_format(path, self.fmt)
-            for doc in getattr(self, f"_read_{fmt}")(path, rel):
+            for doc in _naming(path, getattr(self, f"_read_{fmt}")(path, rel)):
                 yield doc
                 self.report_progress(rank)
             bytes_done += storage.file_info(path)["bytes"] // (world_size if by_rows else 1)

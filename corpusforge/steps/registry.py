@@ -71,7 +71,13 @@ class StepSpec:
 
 
 class StepImportError(Exception):
-    """A ``module:function`` step whose module cannot be imported (or lacks the attribute)."""
+    """A plugin that cannot be imported: a ``module:function`` step's module (or its missing attribute), or a plugin
+    file that ends the process (``sys.exit()``) while it is imported."""
+
+
+def _exit_at_import(err: SystemExit, what: str) -> StepImportError:
+    # sys.exit() in a plugin must fail the recipe, not end the run as if it were done; Ctrl-C stays an interrupt
+    return StepImportError(f"{what} called sys.exit({err.code!r}) while being imported")
 
 
 _REGISTRY: dict[str, StepSpec] = {}
@@ -104,6 +110,8 @@ def get_step(name: str) -> StepSpec | None:
         module_name, _, attr = name.partition(":")
         try:
             module = importlib.import_module(module_name)
+        except SystemExit as err:
+            raise StepImportError(f"cannot import module '{module_name}': {_exit_at_import(err, 'it')}") from None
         except Exception as err:  # a missing dependency of the plugin, a syntax error in it …
             if isinstance(err, ModuleNotFoundError) and err.name == module_name.split(".")[0]:
                 return None  # no such module at all: an unknown step
@@ -174,9 +182,11 @@ def import_plugin_file(path: str | Path) -> str:
     PLUGIN_FILES[mod_name] = str(path)
     try:
         module_spec.loader.exec_module(module)
-    except BaseException:
+    except BaseException as err:
         sys.modules.pop(mod_name, None)
         PLUGIN_FILES.pop(mod_name, None)
+        if isinstance(err, SystemExit):
+            raise _exit_at_import(err, str(path)) from None
         raise
     return mod_name
 
