@@ -121,7 +121,8 @@ def test_overwrite_replaces_a_previous_build_entirely(tmp_path):
         cf.Recipe.from_dict(make_recipe(tmp_path, str(tmp_path / "in.jsonl"), executor={"tasks": 1})),
         overwrite=True,
     )
-    assert sorted(p.name for p in second.path.glob("data-*.arrow")) == ["data-00000-of-00001.arrow"]
+    build_id = json.loads((second.path / ".corpusforge" / "plan.json").read_text())["build_id"]
+    assert sorted(p.name for p in second.path.glob("data-*.arrow")) == [f"data-00000-of-00001-{build_id}.arrow"]
     assert second.manifest["rows"] == 30
 
 

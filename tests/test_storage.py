@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import datasets
 import fsspec
@@ -288,3 +289,109 @@ def test_an_unreachable_store_is_not_called_a_missing_bucket(monkeypatch):
     with pytest.raises(OutputError, match="cannot list it \\(EndpointConnectionError") as err:
         check_remote("s3://corpora/zh")
     assert "does not exist" not in str(err.value)
+
+
+class _Killed(BaseException):
+    """The upload's process dies between two store operations."""
+
+
+class _KillAt:
+    """The store, with the process killed just before its ``at``-th write or removal (0: never), counted over
+    every handle of one ``count``."""
+
+    def __init__(self, fs, at: int, count: dict):
+        self.fs, self.at, self.count = fs, at, count
+
+    def _tick(self) -> None:
+        self.count["calls"] += 1
+        if self.count["calls"] == self.at:
+            raise _Killed
+
+    def put_file(self, *args, **kwargs):
+        self._tick()
+        return self.fs.put_file(*args, **kwargs)
+
+    def rm_file(self, *args, **kwargs):
+        self._tick()
+        return self.fs.rm_file(*args, **kwargs)
+
+    def open(self, path, mode="rb", **kwargs):
+        if "w" in mode:
+            self._tick()
+        return self.fs.open(path, mode, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.fs, name)
+
+
+def test_a_kill_at_any_point_of_an_upload_leaves_one_whole_build_and_a_plain_rerun_finishes_it(
+    s3, tmp_path, monkeypatch, paragraphs
+):
+    """An --overwrite upload killed before each of its store operations in turn: the URL serves the old build
+    whole, the new one whole, or nothing — never a mix — and a rerun without --overwrite completes the upload."""
+    import corpusforge as cf
+    from corpusforge.build import remote
+
+    fs, env = s3
+    url, prefix = "s3://corpora/built/flip", "corpora/built/flip"
+    options = {"endpoint_url": env["FSSPEC_S3_ENDPOINT_URL"], "skip_instance_cache": True, "use_listings_cache": False}
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"endpoint_url": env["FSSPEC_S3_ENDPOINT_URL"]})  # read at import
+    for name, rows in (("old", paragraphs[:100]), ("new", paragraphs[100:220])):
+        (tmp_path / f"{name}.jsonl").write_bytes(
+            _jsonl([{"id": f"{name}-{i}", "text": t} for i, t in enumerate(rows)])
+        )
+    ids = {name: {f"{name}-{i}" for i in range(n)} for name, n in (("old", 100), ("new", 120))}
+
+    def build(name: str, overwrite: bool):
+        raw = _recipe(tmp_path, str(tmp_path / f"{name}.jsonl"), dedup=False, executor={"tasks": 2}, name=name)
+        return cf.run(cf.Recipe.model_validate(raw), output=url, overwrite=overwrite, report=False)
+
+    # datasets downloads a remote dataset to one temporary folder per process and path, and a second download
+    # lands inside the first (its state.json stays): give every read a folder of its own
+    monkeypatch.setattr(
+        datasets.arrow_dataset, "get_temporary_cache_files_directory", lambda: tempfile.mkdtemp(dir=tmp_path)
+    )
+
+    def served() -> set[str] | None:
+        try:
+            return set(datasets.load_from_disk(url, storage_options=options)["id"])
+        except Exception:  # noqa: BLE001 - no build there: an error, which is allowed; a mix is not
+            return None
+
+    build("old", overwrite=False)
+    old_build = {path: fs.cat(path) for path in fs.find(prefix)}
+    real_fs = remote._fs
+    count = {"calls": 0}
+
+    def killing(at: int):
+        count["calls"] = 0
+
+        def _fs(u):
+            store, root = real_fs(u)
+            return _KillAt(store, at, count), root
+
+        return _fs
+
+    monkeypatch.setattr(remote, "_fs", killing(0))
+    build("new", overwrite=True)  # an upload that is not killed: how many operations it makes
+    operations = count["calls"]
+    assert served() == ids["new"] and operations >= 6
+    seen = set()
+    for at in range(1, operations + 1):
+        fs.rm(prefix, recursive=True)
+        for path, data in old_build.items():
+            fs.pipe(path, data)
+        fs.invalidate_cache()
+        monkeypatch.setattr(remote, "_fs", killing(at))
+        with pytest.raises(_Killed):
+            build("new", overwrite=True)
+        now = served()
+        assert now in (ids["old"], ids["new"], None), f"killed before operation {at}: a mix of two builds"
+        seen.add("old" if now == ids["old"] else "new" if now == ids["new"] else "none")
+        monkeypatch.setattr(remote, "_fs", real_fs)
+        build("new", overwrite=False)  # a plain rerun finishes the upload
+        assert served() == ids["new"]
+        assert remote.check_remote(url) is not None  # every object there is named by an upload record
+        leftovers = [p for p in fs.find(prefix) if "/data-" in p and p not in old_build]
+        assert len(leftovers) == 2  # the new build's two shards; the old build's are gone
+    assert seen == {"old", "new"}  # kills before and after the flip were both exercised

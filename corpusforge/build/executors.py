@@ -31,6 +31,7 @@ from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.executor.slurm import SlurmPipelineExecutor, launch_slurm_job
 
 from corpusforge.build import workers
+from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import BuildFailed, CorpusforgeError
 from corpusforge.recipe.executors import LocalExecutor, RayExecutor, SlurmExecutor
 from corpusforge.shards.writer import WORK_DIR
@@ -72,12 +73,15 @@ def build_executor(
     name: str = "build",
     depends: PipelineExecutor | None = None,
     slurm_logs: Path | None = None,
+    ledger: Ledger | None = None,
 ) -> PipelineExecutor:
     """An executor that skips tasks already completed in ``logging_dir`` (that is what makes reruns resume).
 
     ``tasks`` overrides the recipe's task count for stages with their own (dedup buckets, clusters); ``name``
-    names the stage's Slurm job; ``depends`` is the previous stage's Slurm executor."""
+    names the stage's Slurm job; ``depends`` is the previous stage's Slurm executor; ``ledger`` records every file
+    datatrove writes in ``logging_dir`` (task logs, stats, completion markers) as the build's own."""
     tasks = tasks or config.tasks
+    logs = ledger.data_folder(logging_dir) if ledger is not None else str(logging_dir)
     if isinstance(config, LocalExecutor):
         if config.workers > 1:
             _preload_forkserver()
@@ -85,7 +89,7 @@ def build_executor(
             pipeline=pipeline,
             tasks=tasks,
             workers=min(config.workers, tasks),
-            logging_dir=str(logging_dir),
+            logging_dir=logs,
             skip_completed=True,
         )
     if isinstance(config, RayExecutor):
@@ -93,7 +97,7 @@ def build_executor(
             pipeline=pipeline,
             tasks=tasks,
             workers=min(config.workers or tasks, tasks),
-            logging_dir=str(logging_dir),
+            logging_dir=logs,
             skip_completed=True,
             cpus_per_task=config.cpus_per_task,
             mem_per_cpu_gb=config.mem_per_task_gb / config.cpus_per_task,
@@ -114,7 +118,7 @@ def build_executor(
             sbatch_args=dict(config.sbatch_args),
             max_array_size=config.max_array_size,
             depends=depends,
-            logging_dir=str(logging_dir),
+            logging_dir=logs,
             skip_completed=True,
             slurm_logs_folder=str(slurm_logs or Path(logging_dir) / "slurm"),
             requeue=config.requeue,
@@ -255,7 +259,9 @@ def run_stage(plan, stage) -> None:
     """Run one stage's incomplete tasks; raise BuildFailed naming each failed task, its log and its last error."""
     error = None
     try:
-        build_executor(plan.recipe.executor, stage.pipeline, stage.logs, tasks=stage.tasks).run()
+        build_executor(
+            plan.recipe.executor, stage.pipeline, stage.logs, tasks=stage.tasks, ledger=Ledger(plan.out)
+        ).run()
     except (CorpusforgeError, KeyboardInterrupt):
         raise
     except Exception as err:  # a task's exception, re-raised by the local executor's pool: its log has the rest
@@ -326,7 +332,9 @@ def _require_sbatch() -> None:
         )
 
 
-def slurm_chain(config: SlurmExecutor, stages: list, slurm_logs: Path, prefix: str) -> list:
+def slurm_chain(
+    config: SlurmExecutor, stages: list, slurm_logs: Path, prefix: str, ledger: Ledger | None = None
+) -> list:
     """One Slurm executor per stage, each depending on the one before."""
     chain, previous = [], None
     for stage in stages:
@@ -338,6 +346,7 @@ def slurm_chain(config: SlurmExecutor, stages: list, slurm_logs: Path, prefix: s
             name=f"{prefix}-{stage.name}",
             depends=previous,
             slurm_logs=slurm_logs / stage.name,
+            ledger=ledger,
         )
         chain.append(previous)
     return chain
@@ -372,7 +381,10 @@ def finalize_command(out: Path, config: SlurmExecutor) -> str:
 def submit_slurm(config: SlurmExecutor, stages: list, out: Path, slurm_logs: Path, prefix: str) -> list[SubmittedJob]:
     """Queue every stage with its incomplete tasks, then the finalize job; returns at once."""
     _require_sbatch()
-    chain = slurm_chain(config, stages, slurm_logs, prefix)
+    ledger = Ledger(out)
+    if slurm_logs.is_relative_to(out.absolute()):  # written by Slurm itself, not through the ledger: the folder is
+        ledger.record_folder(slurm_logs)  # recorded whole, before any job can write into it
+    chain = slurm_chain(config, stages, slurm_logs, prefix, ledger)
     pending = [len(ex.get_incomplete_ranks()) for ex in chain]
     chain[-1].launch_job()  # datatrove launches the dependencies first, each with --dependency=afterok:<previous>
     jobs = [
@@ -381,8 +393,7 @@ def submit_slurm(config: SlurmExecutor, stages: list, out: Path, slurm_logs: Pat
     ]
     last_id = next((job.job_id for job in reversed(jobs) if job.job_id), None)
     script = finalize_script(chain[-1], finalize_command(out, config), slurm_logs, prefix)
-    slurm_logs.mkdir(parents=True, exist_ok=True)
-    (slurm_logs / "finalize.slurm").write_text(script)
+    ledger.write(slurm_logs / "finalize.slurm", script)
     args = [f"--dependency=afterok:{last_id}"] if last_id else []
     jobs.append(SubmittedJob("finalize", str(launch_slurm_job(script, chain[-1].job_id_retriever, *args)), 1))
     return jobs

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -18,9 +19,10 @@ from pathlib import Path
 from datatrove.pipeline.base import PipelineStep
 
 from corpusforge import storage
-from corpusforge.atomic import write_json_atomic
 from corpusforge.build.inputs import fingerprint_inputs, make_readers, resolve_inputs
-from corpusforge.build.output import OWNED, PLAN, previous_plan
+from corpusforge.build.output import PLAN, previous_plan
+from corpusforge.corpus.layout import LEDGER_DIR
+from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import OutputError, RecipeError
 from corpusforge.recipe.models import LocalExecutor, Recipe, source_name
 from corpusforge.redact import redact_values
@@ -99,10 +101,20 @@ def compile_plan(recipe: Recipe, output: str | Path | None = None, progress: boo
     resolved = resolve_inputs(recipe, out)  # the build's own output (out, the output path) is never an input
     recipe = pin_revisions(recipe)
     progress_dir = str(out / WORK_DIR / "progress") if progress else None
-    stages = compile_stages(recipe, out, make_readers(recipe, resolved, progress_dir))
+    identity = {
+        "recipe_fingerprint": recipe_fingerprint(recipe.to_dict()),
+        "inputs": fingerprint_inputs(recipe, resolved),
+        "plugins": fingerprint_plugins(recipe.plugins),
+        "corpusforge": code_fingerprint(),
+    }
+    build_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    stages = compile_stages(recipe, out, make_readers(recipe, resolved, progress_dir), build_id)
     record = {
         "recipe": redact_values(recipe.to_dict()),  # what plan.json, the manifest and the report show
-        "recipe_fingerprint": recipe_fingerprint(recipe.to_dict()),
+        "recipe_fingerprint": identity["recipe_fingerprint"],
+        # what decides the rows, hashed: the shard names carry it, so a new build never writes over the files of
+        # the build the folder (or URL) serves until its own state.json replaces that one's
+        "build_id": build_id,
         "executor": recipe.executor.type,
         "tasks": recipe.executor.tasks,
         # log folders relative to OUT: the build folder may be moved, or mounted elsewhere on another machine
@@ -111,10 +123,10 @@ def compile_plan(recipe: Recipe, output: str | Path | None = None, progress: boo
             for s in stages
         ],
         "budget": recipe.budget.model_dump(mode="json") if recipe.budget else None,
-        "inputs": fingerprint_inputs(recipe, resolved),
-        "plugins": fingerprint_plugins(recipe.plugins),
-        "corpusforge": code_fingerprint(),
-        "owned": OWNED,
+        "inputs": identity["inputs"],
+        "plugins": identity["plugins"],
+        "corpusforge": identity["corpusforge"],
+        "ledger": LEDGER_DIR,  # every file this build writes is recorded there (corpusforge.corpus.ledger)
         "remote": recipe.output.path if storage.is_url(recipe.output.path) else None,
         "started_at": time.time(),
         "jobs": [],
@@ -158,7 +170,7 @@ def code_fingerprint() -> dict:
 
 
 def write_plan(out: Path, record: dict) -> None:
-    write_json_atomic(plan_path(out), record)  # a kill never leaves a half-written plan
+    Ledger(out).write_json(plan_path(out), record)  # atomic: a kill never leaves a half-written plan
 
 
 def read_plan(out: Path) -> dict:
@@ -170,29 +182,30 @@ def read_plan(out: Path) -> dict:
     return plan
 
 
-def _output_steps(recipe: Recipe, out: Path) -> tuple[list[PipelineStep], list[str]]:
+def _output_steps(recipe: Recipe, out: Path, build_id: str) -> tuple[list[PipelineStep], list[str]]:
     """The end of the build stage: the shard writer; for a KD recipe, generation and output checks before it."""
+    folder = Ledger(out).data_folder(out)
     if recipe.generate is None:
-        return [ArrowShardWriter(str(out), batch_rows=recipe.output.batch_rows)], ["write"]
+        return [ArrowShardWriter(folder, batch_rows=recipe.output.batch_rows, build_id=build_id)], ["write"]
     from corpusforge.kd import KDChecks, KDGenerate
     from corpusforge.shards.writer import KDShardWriter
 
     steps = [
         KDGenerate(recipe.generate, str(out / WORK_DIR)),
         KDChecks(recipe.generate),
-        KDShardWriter(str(out), batch_rows=recipe.output.batch_rows),
+        KDShardWriter(folder, batch_rows=recipe.output.batch_rows, build_id=build_id),
     ]
     return steps, ["generate", "checks", "write"]
 
 
-def compile_stages(recipe: Recipe, out: Path, readers: list[PipelineStep]) -> list[Stage]:
+def compile_stages(recipe: Recipe, out: Path, readers: list[PipelineStep], build_id: str) -> list[Stage]:
     """The recipe's steps as stages, reading with ``readers`` (one per source)."""
     tasks = recipe.executor.tasks
     work = out / WORK_DIR
     read_labels = [f"read:{source_name(s, i)}" for i, s in enumerate(recipe.sources)]
     calls = list(recipe.steps)
     cut = next((i for i, call in enumerate(calls) if call.name == "dedup"), None)
-    writer, write_labels = _output_steps(recipe, out)
+    writer, write_labels = _output_steps(recipe, out, build_id)
     if cut is None:
         steps = [get_step(call.name).create(call.params) for call in calls]
         labels = read_labels + [call.name for call in calls] + write_labels
@@ -204,8 +217,9 @@ def compile_stages(recipe: Recipe, out: Path, readers: list[PipelineStep]) -> li
     before = [get_step(call.name).create(call.params) for call in calls[:cut]]
     after = [get_step(call.name).create(call.params) for call in calls[cut + 1 :]]
     params = DedupParams.model_validate(calls[cut].params)
-    parts = dedup_stages(params, str(work / "dedup"), tasks)
-    intermediate = str(work / "dedup" / "shards")
+    ledger = Ledger(out)
+    parts = dedup_stages(params, str(work / "dedup"), tasks, folder=ledger.data_folder)
+    intermediate = ledger.data_folder(work / "dedup" / "shards")
     stages = [
         Stage(
             "dedup-signatures",
@@ -229,7 +243,7 @@ def compile_stages(recipe: Recipe, out: Path, readers: list[PipelineStep]) -> li
     stages.append(
         Stage(
             "build",
-            [ShardReader(intermediate, tasks), parts["filter"], *after, *writer],
+            [ShardReader(str(work / "dedup" / "shards"), tasks), parts["filter"], *after, *writer],
             tasks,
             work / "logs",
             [None, "dedup"] + [call.name for call in calls[cut + 1 :]] + write_labels,
