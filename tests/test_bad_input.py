@@ -223,3 +223,5 @@ def test_plugin_that_exits_at_import_is_a_recipe_error(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))  # the same module as a `module:function` step
     with pytest.raises(cf.RecipeError, match=r"steps\[0\]: step 'cf_quits:f': cannot import .*called sys\.exit\(0\)"):
         cf.Recipe.from_dict(make_recipe(tmp_path, "x", steps=[{"cf_quits:f": {}}]))
+    with pytest.raises(cf.RecipeError, match=r"plugin module 'cf_quits' called sys\.exit\(0\)"):  # by module name
+        cf.Recipe.from_dict(make_recipe(tmp_path, "x", plugins=["cf_quits"]))

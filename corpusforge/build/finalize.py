@@ -82,6 +82,7 @@ def finalize_build(
         schema=schema,
         started_at=started_at if started_at is not None else plan.get("started_at"),
         budget=budget,
+        fingerprint=plan["recipe_fingerprint"],
     )
     # partial shards (final and intermediate) of killed tasks: every task has completed since, none is being written
     for partial in (out / WORK_DIR).glob("**/*.partial"):

@@ -221,8 +221,10 @@ def import_plugin(spec: str, base_dir: Path | None = None) -> None:
     else:
         try:
             importlib.import_module(spec)
-        except ImportError as err:
-            raise ValueError(f"cannot import plugin module '{spec}': {err}") from None
+        except SystemExit as err:  # sys.exit() at import must fail the recipe, not end the run as if it were done
+            raise ValueError(f"plugin module '{spec}' called sys.exit({err.code!r}) while being imported") from None
+        except Exception as err:  # a missing module, a missing dependency of it, an error in its code
+            raise ValueError(f"cannot import plugin module '{spec}': {type(err).__name__}: {err}") from None
 
 
 # --------------------------------------------------------------------------------------------- recipe

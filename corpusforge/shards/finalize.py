@@ -118,6 +118,7 @@ def finalize(
     schema: pa.Schema = CP_SCHEMA,
     started_at: float | None = None,
     budget: dict | None = None,
+    fingerprint: str | None = None,
 ) -> dict:
     """Write dataset_info.json, manifest.json, then state.json — the pointer a reader follows to the shards — for
     a finished run; return the manifest.
@@ -148,7 +149,7 @@ def finalize(
                     tokens_total = (tokens_total or 0) + (pc.sum(n_tokens).as_py() or 0)
         shards.append({"file": path.name, "rows": rows, "bytes": path.stat().st_size})
         rows_total += rows
-    fingerprint = recipe_fingerprint(recipe_dict)
+    fingerprint = fingerprint or recipe_fingerprint(recipe_dict)  # the plan's: its recipe_dict may be redacted
     ledger.write_json(
         out / DATASET_INFO,
         {
