@@ -10,21 +10,40 @@ result = cf.run(cf.Recipe.from_yaml("recipes/quickstart.yaml"))
 ds = result.load()
 """
 
-from corpusforge.build.run import Result, run
-from corpusforge.errors import CorpusforgeError, OutputError, RecipeError, SourceError
-from corpusforge.recipe.models import Recipe
-from corpusforge.steps.registry import filter, step
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
-__all__ = [
-    "Recipe",
-    "Result",
-    "run",
-    "filter",
-    "step",
-    "CorpusforgeError",
-    "RecipeError",
-    "SourceError",
-    "OutputError",
-    "__version__",
-]
+
+# Loaded on first use, so that `import corpusforge` (and `corpusforge --version`, `--help`) does not import
+# datatrove, pyarrow and the build machinery it never touches.
+_LAZY = {
+    "Recipe": "corpusforge.recipe.models",
+    "Result": "corpusforge.build.run",
+    "run": "corpusforge.build.run",
+    "filter": "corpusforge.steps.registry",
+    "step": "corpusforge.steps.registry",
+    "CorpusforgeError": "corpusforge.errors",
+    "RecipeError": "corpusforge.errors",
+    "SourceError": "corpusforge.errors",
+    "OutputError": "corpusforge.errors",
+}
+__all__ = [*_LAZY, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    try:  # a subpackage (`cf.build.plan`), as after an eager import
+        return importlib.import_module(f"{__name__}.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"{__name__}.{name}":
+            raise
+    raise AttributeError(f"module 'corpusforge' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
