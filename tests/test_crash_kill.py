@@ -18,6 +18,7 @@ import pyarrow as pa
 import pytest
 
 from conftest import assert_run_left_nothing, kill_run, make_recipe, run_processes, shard_hashes, write_jsonl
+from corpusforge.corpus.ledger import Ledger
 
 KILLS = 4
 SEED = 20261121
@@ -102,6 +103,7 @@ def test_kill_9_at_random_points_then_rerun_equals_uninterrupted(tmp_path):
         assert_run_left_nothing(proc)
         kills.append((trigger, completions(killed), writing))
         assert_no_readable_partial(killed)
+        assert Ledger(killed).unrecorded() == []  # every file a killed writer left was recorded before it existed
 
     assert len(kills) >= 3, f"only {len(kills)} kills landed before the build finished: {kills}"
     assert any(writing for _, _, writing in kills), f"no kill landed while a shard was being written: {kills}"

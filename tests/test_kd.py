@@ -18,7 +18,7 @@ import pytest
 from fake_openai import FakeChatServer
 
 import corpusforge as cf
-from conftest import REAL_CODE_ANSWER, REPO, corpus_texts, gettext_messages, write_jsonl
+from conftest import REAL_CODE_ANSWER, REPO, assert_run_left_nothing, corpus_texts, gettext_messages, write_jsonl
 from corpusforge.errors import RecipeError
 from corpusforge.kd.backends import Request, get_backend
 from corpusforge.kd.config import GenerateConfig
@@ -363,7 +363,7 @@ def test_resume_after_kill_gives_the_same_rows(tmp_path, tiny_chat):
     while time.time() < deadline and len(list(cache_dir.glob("chunk-*.jsonl"))) < 2 and proc.poll() is None:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    assert_run_left_nothing(proc)
     chunks = len(list(cache_dir.glob("chunk-*.jsonl")))
     assert 2 <= chunks < 7, f"the kill did not land mid-generation ({chunks} chunks)"
     assert not list((tmp_path / "out").glob("data-*.arrow"))

@@ -14,8 +14,9 @@ import polars as pl
 import pytest
 
 import corpusforge as cf
-from conftest import REPO, make_recipe, write_jsonl
+from conftest import REPO, assert_run_left_nothing, make_recipe, write_jsonl
 from corpusforge.build.plan import compile_plan
+from corpusforge.corpus.ledger import Ledger
 
 
 def mixed_rows(real_texts, n=60):
@@ -205,10 +206,11 @@ def test_kill_and_rerun_equals_uninterrupted_run(tmp_path, real_texts):
         time.sleep(0.05)
     time.sleep(0.5)  # well inside the second task
     os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    assert_run_left_nothing(proc)
     done = len(list(completions.iterdir()))
     assert 1 <= done < 4, "the kill should land mid-run"
     assert not (killed / "manifest.json").exists()
+    assert Ledger(killed).unrecorded() == []  # the ledger names every file the killed run left, partial ones too
     # whatever shard exists after the kill is complete: partial writes live under .corpusforge/tmp
     for shard in killed.glob("data-*.arrow"):
         assert shard.stat().st_size > 0

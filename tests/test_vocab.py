@@ -16,6 +16,7 @@ import regex
 
 from conftest import corpus_texts, gettext_messages, write_jsonl
 from corpusforge.cli import main
+from corpusforge.corpus.ledger import Ledger
 from corpusforge.diagnostics import Doc, extend_tokenizer, iter_docs, measure_fertility, tokenizer_view
 from corpusforge.diagnostics.fertility import NO_THAI_SEGMENTER, WordCount
 from corpusforge.diagnostics.vocab import is_heldout
@@ -319,6 +320,12 @@ def test_byte_level_extension_keeps_english_ids(tmp_path, english_byte_bpe, mess
     assert len(new) == len(base) + 1000
     sample = english[:1500]
     assert base(sample)["input_ids"] == new(sample)["input_ids"]
+    # again into the same folder: --overwrite replaces what the first extension wrote, and only that
+    again = extend_tokenizer(
+        str(folder), [tmp_path / "th.jsonl"], 500, tmp_path / "ext", heldout=HELDOUT, overwrite=True
+    )
+    assert len(AutoTokenizer.from_pretrained(tmp_path / "ext")) == len(base) + len(again.added)
+    assert Ledger(tmp_path / "ext").unrecorded() == []
 
 
 def test_extend_refuses_bad_requests(tmp_path, corpus, mistral_hf):
@@ -326,6 +333,9 @@ def test_extend_refuses_bad_requests(tmp_path, corpus, mistral_hf):
     (tmp_path / "busy" / "keep.txt").write_text("x")
     with pytest.raises(OutputError, match="--overwrite"):
         extend_tokenizer(str(mistral_hf), [corpus], 100, tmp_path / "busy", max_docs=50)
+    with pytest.raises(OutputError, match=r"did not write \(keep.txt\)"):  # --overwrite never removes a user's file
+        extend_tokenizer(str(mistral_hf), [corpus], 100, tmp_path / "busy", max_docs=50, overwrite=True)
+    assert (tmp_path / "busy" / "keep.txt").read_text() == "x"
     with pytest.raises(OutputError, match="is the base tokenizer's folder"):
         extend_tokenizer(str(mistral_hf), [corpus], 100, mistral_hf, overwrite=True)
     with pytest.raises(CorpusforgeError, match="--add must be a positive"):

@@ -85,8 +85,7 @@ def finalize_build(
         fingerprint=plan["recipe_fingerprint"],
     )
     # partial shards (final and intermediate) of killed tasks: every task has completed since, none is being written
-    for partial in (out / WORK_DIR).glob("**/*.partial"):
-        partial.unlink(missing_ok=True)
+    Ledger(out).remove(lambda rel: rel.startswith(f"{WORK_DIR}/") and rel.endswith(".partial"))
     written = {p.name for p in shards} | {DATASET_INFO, MANIFEST, STATE}
     if report:
         written |= write_report_quietly(out)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from corpusforge.build.output import BuildLock, check_output, previous_plan, rem
 from corpusforge.build.plan import BuildPlan, compile_plan, resume_problems, write_plan
 from corpusforge.build.remote import check_remote, upload_id
 from corpusforge.build.slurm import guard_active_jobs, submit
+from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import OutputError
 from corpusforge.recipe.executors import SlurmExecutor
 from corpusforge.recipe.models import Recipe
@@ -178,7 +178,8 @@ def run(
     guard_active_jobs(out)  # never two runs of one build: queued Slurm tasks would write the same shards
     with BuildLock(out):
         _claim(plan, overwrite)
-        shutil.rmtree(plan.progress_dir, ignore_errors=True)
+        progress = plan.progress_dir.relative_to(out).as_posix() + "/"
+        Ledger(out).remove(lambda rel: rel.startswith(progress))  # an earlier run's counts
         stages = plan.stages
         if isinstance(plan.recipe.executor, SlurmExecutor):
             jobs = submit(plan)

@@ -1,7 +1,7 @@
 """Ownership is a record: every path a build writes under its folder is recorded before the file is created.
 
 Each process appends the paths it is about to write (relative to the build folder) to its own file,
-``.corpusforge/owned/<host>-<pid>.txt`` — one per process, so workers on several machines of a shared file system
+``.corpusforge/owned/<host hash>-<pid>.txt`` — one per process, so workers on several machines of a shared file system
 never write one file. The ledger is the only thing that says what corpusforge may remove: ``--overwrite`` deletes
 recorded paths and refuses a folder holding any file the ledger does not name, wherever it is (``report/``, the work
 folder, a shard-like name). Nothing here looks at a file's name to decide whose it is; the ledger's own files and the
@@ -14,6 +14,7 @@ writing or moved into place through it (datatrove's task logs, stats and complet
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -87,7 +88,9 @@ class Ledger:
             os.close(fd)
 
     def _own_file(self) -> Path:
-        return self.folder / f"{socket.gethostname()}-{os.getpid()}.txt"
+        # the host's name hashed: one file per process of each machine, without naming the machine in the folder
+        host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+        return self.folder / f"{host}-{os.getpid()}.txt"
 
     def write(self, path: str | Path, data: str | bytes) -> None:
         """Write a whole file (atomically) and record it."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Iterable
@@ -28,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import regex
 
+from corpusforge.corpus.layout import WORK_DIR
+from corpusforge.corpus.ledger import Ledger
 from corpusforge.diagnostics.corpus import DEFAULT_MAX_DOCS, Doc, iter_docs, lid_identifier
 from corpusforge.diagnostics.fertility import FertilityReport, measure_fertility
 from corpusforge.diagnostics.tokenizer import (
@@ -306,16 +309,25 @@ def _add_dummy_prefix(proto_bytes: bytes | None, spec: dict) -> bool:
 def _check_output(output: Path, tokenizer: str, overwrite: bool) -> None:
     if output.resolve() == Path(tokenizer).expanduser().resolve():
         raise OutputError(f"--output '{output}' is the base tokenizer's folder; write the extension elsewhere")
-    if output.exists() and (not output.is_dir() or any(output.iterdir())) and not overwrite:
-        raise OutputError(f"--output '{output}' exists and is not empty; pass --overwrite to replace it")
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"--output '{output}' is a file, not a folder")
+    if output.exists() and any(output.iterdir()):
+        if not overwrite:
+            raise OutputError(f"--output '{output}' exists and is not empty; pass --overwrite to replace it")
+        foreign = Ledger(output).unrecorded()
+        if foreign:
+            raise OutputError(
+                f"--output '{output}' holds files corpusforge did not write ({', '.join(foreign[:5])}); nothing was "
+                "changed. --overwrite removes only what an earlier `vocab extend` wrote there"
+            )
 
 
-def _prepare_output(output: Path) -> None:
-    if output.is_dir():
-        shutil.rmtree(output)
-    elif output.exists():
-        output.unlink()
-    output.mkdir(parents=True)
+def _prepare_output(output: Path) -> Ledger:
+    """The output folder emptied of what an earlier extension wrote (``_check_output`` refused anything else)."""
+    ledger = Ledger(output)
+    ledger.remove(lambda rel: True)
+    output.mkdir(parents=True, exist_ok=True)
+    return ledger
 
 
 def extend_tokenizer(
@@ -377,15 +389,19 @@ def extend_tokenizer(
         notes.append(f"asked for {add} pieces, the corpus yielded {len(pieces)} new eligible ones")
 
     base_size = len(base)
-    _prepare_output(output)
-    base.save_pretrained(output)
-    (output / "tokenizer.json").write_text(
-        json.dumps(extend_spec(spec, pieces, base_size), ensure_ascii=False), encoding="utf-8"
-    )
+    ledger = _prepare_output(output)
+    saved = output / WORK_DIR / "save"  # transformers writes its files here; each is recorded, then moved in
+    ledger.record_folder(saved)
+    base.save_pretrained(saved)
+    for path in sorted(saved.iterdir()):
+        ledger.record(output / path.name)
+        os.replace(path, output / path.name)
+    ledger.remove(lambda rel: rel.startswith(f"{WORK_DIR}/save"))
+    ledger.write(output / "tokenizer.json", json.dumps(extend_spec(spec, pieces, base_size), ensure_ascii=False))
     if proto_bytes is not None and not byte_level:
         n_proto = _proto_size(proto_bytes)
         if n_proto == base_size:
-            (output / "tokenizer.model").write_bytes(extend_sentencepiece_proto(proto_bytes, pieces))
+            ledger.write(output / "tokenizer.model", extend_sentencepiece_proto(proto_bytes, pieces))
         else:
             notes.append(
                 f"tokenizer.model not written: it holds {n_proto} pieces but the tokenizer has {base_size} ids, "
@@ -399,7 +415,7 @@ def extend_tokenizer(
     result = Extension(
         output, base_name, method, base_size, add, pieces, before, after, n_train, len(evaluation), notes
     )
-    (output / REPORT_NAME).write_text(json.dumps(result.to_dict(), ensure_ascii=False, indent=2), encoding="utf-8")
+    ledger.write(output / REPORT_NAME, json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     return result
 
 
