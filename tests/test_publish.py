@@ -14,6 +14,7 @@ import pytest
 
 import corpusforge as cf
 from conftest import REPO
+from corpusforge.corpus.finished import CorpusError
 from corpusforge.publish import PublishError, check_repo_id, publish
 
 TOKEN = "hf_corpusforgeTESTtoken0123456789"
@@ -108,7 +109,7 @@ def test_clear_errors(build, tmp_path, monkeypatch):
         with pytest.raises(PublishError, match="is not a Hub repo id"):
             check_repo_id(bad)
     (tmp_path / "half").mkdir()
-    with pytest.raises(PublishError, match="not a finished corpusforge build"):
+    with pytest.raises(CorpusError, match="not a corpusforge output: manifest.json is missing"):
         publish(tmp_path / "half", "org/name", dry_run=tmp_path / "d")
 
 

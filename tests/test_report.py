@@ -13,10 +13,10 @@ import pytest
 
 import corpusforge as cf
 from conftest import make_recipe, write_jsonl
+from corpusforge.corpus.finished import CorpusError
 from corpusforge.report import (
     FINE_BINS_PER_DECADE,
     MAX_BARS,
-    ReportError,
     approx_quantile,
     display_bins,
     plot_label,
@@ -224,13 +224,13 @@ def test_report_of_an_empty_output(tmp_path, real_texts):
 
 
 def test_report_errors_name_what_is_missing(tmp_path, built):
-    with pytest.raises(ReportError, match="does not exist"):
+    with pytest.raises(CorpusError, match="does not exist"):
         write_report(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ReportError, match="not a corpusforge output: manifest.json is missing"):
+    with pytest.raises(CorpusError, match="not a corpusforge output: manifest.json is missing"):
         write_report(tmp_path / "empty")
     (tmp_path / "unfinished" / ".corpusforge").mkdir(parents=True)
-    with pytest.raises(ReportError, match="unfinished build: manifest.json is missing.*rerun"):
+    with pytest.raises(CorpusError, match="unfinished build: manifest.json is missing.*rerun"):
         write_report(tmp_path / "unfinished")
     copy = tmp_path / "copy"
     shutil.copytree(built.path, copy)

@@ -178,8 +178,8 @@ def run(
     guard_active_jobs(out)  # never two runs of one build: queued Slurm tasks would write the same shards
     with BuildLock(out):
         _claim(plan, overwrite)
-        progress = plan.progress_dir.relative_to(out).as_posix() + "/"
-        Ledger(out).remove(lambda rel: rel.startswith(progress))  # an earlier run's counts
+        counts = plan.progress_dir.relative_to(out).as_posix() + "/"
+        Ledger(out).remove(lambda rel: rel.startswith(counts))  # an earlier run's progress counts
         stages = plan.stages
         if isinstance(plan.recipe.executor, SlurmExecutor):
             jobs = submit(plan)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from corpusforge.build.executors import active_slurm_jobs, completed_tasks
 from corpusforge.build.plan import read_plan
-from corpusforge.shards.finalize import recipe_fingerprint
 
 
 @dataclass
@@ -54,7 +53,8 @@ def build_status(out: str | Path) -> BuildStatus:
     finalized = False
     if manifest.exists() and all(stage.done for stage in stages):
         try:
-            finalized = json.loads(manifest.read_text())["recipe_fingerprint"] == recipe_fingerprint(plan["recipe"])
+            # the plan's own fingerprint: its recipe is stored redacted (no credentials), which hashes differently
+            finalized = json.loads(manifest.read_text())["recipe_fingerprint"] == plan["recipe_fingerprint"]
         except (ValueError, KeyError):
             finalized = False
     jobs = plan.get("jobs") or []

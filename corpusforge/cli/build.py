@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from corpusforge.cli.common import EXIT_BAD_INPUT, EXIT_OK, make_console, writing
+from corpusforge.cli.common import EXIT_OK, make_console, writing
 
 
 def add_commands(sub) -> None:
@@ -242,17 +242,10 @@ def print_summary(manifest: dict, path: Path | str) -> None:
 def cmd_inspect(args) -> int:
     from rich.markup import escape
 
-    from corpusforge import storage
+    from corpusforge.corpus.finished import Corpus
 
-    out = args.output_dir if storage.is_url(args.output_dir) else Path(args.output_dir)
-    try:
-        with storage.open_file(f"{str(out).rstrip('/')}/manifest.json", "rb") as f:
-            manifest = json.loads(f.read())
-    except FileNotFoundError:
-        make_console(stderr=True).print(
-            f"[red]error[/red]: {out} has no manifest.json (not a finished corpusforge output)"
-        )
-        return EXIT_BAD_INPUT
+    corpus = Corpus.open(args.output_dir)  # a CorpusError (exit 2) says what is missing
+    out, manifest = corpus.location, corpus.manifest
     print_summary(manifest, out)
     if args.rows:
         console = make_console()

@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from corpusforge.corpus.finished import Corpus
 from corpusforge.errors import CorpusforgeError
 from corpusforge.publish.card import card_text
 from corpusforge.publish.parquet import write_parquet
@@ -22,7 +23,7 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-
 
 
 class PublishError(CorpusforgeError):
-    """Publishing cannot start: no token, a malformed repo id, or a folder that is not a finished build."""
+    """Publishing cannot start: no token, a malformed repo id (a folder that is not a finished build: CorpusError)."""
 
 
 def check_repo_id(repo_id: str) -> str:
@@ -35,20 +36,8 @@ def check_repo_id(repo_id: str) -> str:
 
 
 def load_build(out: Path) -> dict:
-    """The manifest of a finished build, or a PublishError saying what is missing."""
-    out = Path(out)
-    if not out.is_dir():
-        raise PublishError(f"{out} is not a folder")
-    missing = [name for name in ("manifest.json", "state.json", "dataset_info.json") if not (out / name).exists()]
-    if missing:
-        raise PublishError(
-            f"{out} is not a finished corpusforge build (missing {', '.join(missing)}); run it to the end first"
-        )
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
-    for shard in manifest["shards"]:
-        if not (out / shard["file"]).exists():
-            raise PublishError(f"{out} is incomplete: shard {shard['file']} listed in manifest.json is missing")
-    return manifest
+    """The manifest of a finished build, or a CorpusError saying what is missing."""
+    return Corpus.open(Path(out)).manifest
 
 
 def prepare_folder(out: Path, dest: Path, repo_id: str, license: str = "unknown") -> Path:

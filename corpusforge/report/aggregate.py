@@ -5,48 +5,22 @@ sums. Nothing here draws or writes anything.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corpusforge.corpus.finished import Corpus
 from corpusforge.errors import CorpusforgeError
-from corpusforge.shards.writer import WORK_DIR
 
 FINE_BINS_PER_DECADE = 50  # histogram resolution of the aggregation pass (~4.7% wide bins); plots merge them
 
 
 class ReportError(CorpusforgeError):
-    """The folder is not a finished build: no manifest.json, or a shard the manifest lists is missing."""
+    """The report cannot be drawn (matplotlib missing). A folder that is not a finished build: ``CorpusError``."""
 
 
 def load_finished_build(out: Path) -> dict:
-    """The manifest of a finished build, or a ReportError saying what is missing and what to do."""
-    if not out.exists():
-        raise ReportError(f"{out} does not exist: pass the output folder of a `corpusforge run`")
-    if not out.is_dir():
-        raise ReportError(f"{out} is not a folder: pass the output folder of a `corpusforge run`")
-    manifest_file = out / "manifest.json"
-    if not manifest_file.exists():
-        if (out / WORK_DIR).exists():
-            raise ReportError(
-                f"{out} is an unfinished build: manifest.json is missing (it is written when every task has "
-                "finished); rerun the same `corpusforge run` command to resume it"
-            )
-        raise ReportError(f"{out} is not a corpusforge output: manifest.json is missing")
-    try:
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except ValueError as err:
-        raise ReportError(f"{manifest_file} is not valid JSON ({err}); rerun the build to rewrite it") from err
-    absent = [key for key in ("recipe", "steps", "shards", "rows") if key not in manifest]
-    if absent:
-        raise ReportError(f"{manifest_file} lacks {', '.join(absent)}: not a manifest written by corpusforge run")
-    missing = [s["file"] for s in manifest["shards"] if not (out / s["file"]).exists()]
-    if missing:
-        raise ReportError(
-            f"{out} is incomplete: shard(s) {', '.join(missing)} listed in manifest.json are missing; "
-            "rerun the build (add --overwrite if its recipe changed)"
-        )
-    return manifest
+    """The manifest of a finished build, or a CorpusError saying what is missing and what to do."""
+    return Corpus.open(out).manifest
 
 
 @dataclass
