@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from corpusforge import storage
+from corpusforge.corpus.layout import MANIFEST, STATE
 from corpusforge.errors import CorpusforgeError
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def open_shards(config) -> list:
                 raise config.error(loc, f"'{path}' is not a shard folder ({err})") from None
         else:
             path = Path(source.path).expanduser()
-            if not (path / "state.json").is_file():
+            if not (path / STATE).is_file():
                 what = "does not exist" if not path.exists() else "is not a shard folder (no state.json)"
                 raise config.error(loc, f"'{path}' {what} (cwd={Path.cwd()}); build it with `corpusforge run RECIPE`")
             dataset = datasets.load_from_disk(str(path))
@@ -260,12 +261,12 @@ def _shard_fingerprint(path: Path | str) -> list:
     rewritten by every build, and state.json)."""
     if storage.is_url(path):
         texts = []
-        for name in ("manifest.json", "state.json"):
+        for name in (MANIFEST, STATE):
             with storage.open_file(f"{path}/{name}", "rb") as f:
                 texts.append(f.read().decode("utf-8"))
         return texts
     return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(path.glob("*.arrow"))] + [
-        (path / "state.json").read_text(encoding="utf-8")
+        (path / STATE).read_text(encoding="utf-8")
     ]
 
 

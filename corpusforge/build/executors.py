@@ -31,10 +31,10 @@ from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.executor.slurm import SlurmPipelineExecutor, launch_slurm_job
 
 from corpusforge.build import workers
+from corpusforge.corpus.layout import WORK_DIR
 from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import BuildFailed, CorpusforgeError
 from corpusforge.recipe.executors import LocalExecutor, RayExecutor, SlurmExecutor
-from corpusforge.shards.writer import WORK_DIR
 
 ExecutorConfig = LocalExecutor | SlurmExecutor | RayExecutor
 

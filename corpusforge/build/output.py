@@ -23,7 +23,7 @@ from corpusforge.corpus.layout import LOCK, PLAN, WORK_DIR
 from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import OutputError
 
-__all__ = ["LOCK", "PLAN", "BuildLock", "BuildLockedError", "check_output", "previous_plan", "remove_build"]
+__all__ = ["BuildLock", "BuildLockedError", "check_output", "previous_plan", "remove_build"]
 
 
 class BuildLockedError(OutputError):

@@ -20,14 +20,13 @@ from datatrove.pipeline.base import PipelineStep
 
 from corpusforge import storage
 from corpusforge.build.inputs import fingerprint_inputs, make_readers, resolve_inputs
-from corpusforge.build.output import PLAN, previous_plan
-from corpusforge.corpus.layout import LEDGER_DIR
+from corpusforge.build.output import previous_plan
+from corpusforge.corpus.layout import LEDGER_DIR, PLAN, WORK_DIR
 from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import OutputError, RecipeError
 from corpusforge.recipe.models import LocalExecutor, Recipe, source_name
 from corpusforge.redact import redact_values
 from corpusforge.shards import ArrowShardWriter, recipe_fingerprint
-from corpusforge.shards.writer import WORK_DIR
 from corpusforge.steps.registry import get_step
 
 

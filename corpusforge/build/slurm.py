@@ -22,9 +22,9 @@ from corpusforge.build.executors import (
 )
 from corpusforge.build.output import previous_plan
 from corpusforge.build.plan import compile_plan, write_plan
+from corpusforge.corpus.layout import WORK_DIR
 from corpusforge.recipe.executors import SlurmExecutor
 from corpusforge.recipe.models import Recipe
-from corpusforge.shards.writer import WORK_DIR
 
 
 def slurm_logs_dir(config: SlurmExecutor, out: Path) -> Path:

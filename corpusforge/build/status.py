@@ -9,6 +9,7 @@ from pathlib import Path
 
 from corpusforge.build.executors import active_slurm_jobs, completed_tasks
 from corpusforge.build.plan import read_plan
+from corpusforge.corpus.layout import MANIFEST
 
 
 @dataclass
@@ -49,7 +50,7 @@ def build_status(out: str | Path) -> BuildStatus:
         done = completed_tasks(logs)
         pending = [rank for rank in range(stage["tasks"]) if rank not in done]
         stages.append(StageStatus(stage["name"], stage["tasks"], stage["tasks"] - len(pending), pending, str(logs)))
-    manifest = out / "manifest.json"
+    manifest = out / MANIFEST
     finalized = False
     if manifest.exists() and all(stage.done for stage in stages):
         try:

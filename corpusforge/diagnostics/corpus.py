@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 
+from corpusforge.corpus.layout import MANIFEST, STATE
 from corpusforge.errors import SourceError
 from corpusforge.sources.files import COMPRESSIONS, open_binary
 
@@ -31,7 +32,7 @@ class Doc:
 
 
 def _is_saved_dataset(path: Path) -> bool:
-    return path.is_dir() and ((path / "state.json").exists() or any(path.glob("data-*-of-*.arrow")))
+    return path.is_dir() and ((path / STATE).exists() or any(path.glob("data-*-of-*.arrow")))
 
 
 def _plain_suffix(path: Path) -> str:
@@ -70,7 +71,7 @@ def tag_wrapper(path: Path) -> tuple[str, str] | None:
     Fertility is about the language, so the chat-template markup is measured apart from it: the wrapper is the
     same on every document and would flatten the differences between languages.
     """
-    manifest = path / "manifest.json"
+    manifest = path / MANIFEST
     if not manifest.is_file():
         return None
     steps = (json.loads(manifest.read_text(encoding="utf-8")).get("recipe") or {}).get("steps") or []

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from corpusforge import storage
+from corpusforge.corpus.layout import STATE
 from corpusforge.sources.records import RecordReader
 
 
@@ -25,7 +26,7 @@ def saved_folder(spec: dict) -> str | None:
         return None
     path = Path(spec["path"]).expanduser()
     for folder in (path, path / spec["split"]):
-        if folder.is_dir() and (folder / "state.json").exists():
+        if folder.is_dir() and (folder / STATE).exists():
             return str(folder)
     return None
 
