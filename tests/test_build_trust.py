@@ -219,6 +219,28 @@ def test_a_build_by_other_corpusforge_code_is_not_resumed(tmp_path):
     assert json.loads(plan_path(out).read_text())["corpusforge"] == code_fingerprint()
 
 
+def test_the_code_fingerprint_covers_the_code_that_makes_rows_and_only_that(tmp_path):
+    from corpusforge.build.plan import output_code_digest
+
+    files = {
+        "cli/app.py": "HELP = 'old help text'",
+        "report/report.html.jinja": "<p>old</p>",
+        "steps/language.py": "THRESHOLD = 0.5",
+        "templates/llama3.jinja": "{{ messages }}",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    before = output_code_digest(tmp_path)
+    (tmp_path / "cli/app.py").write_text("HELP = 'new help text'")  # a resume stays allowed
+    (tmp_path / "report/report.html.jinja").write_text("<p>new</p>")
+    assert output_code_digest(tmp_path) == before
+    for name in ("steps/language.py", "templates/llama3.jinja"):  # a step, a chat template: the rows may change
+        (tmp_path / name).write_text(files[name] + " ")
+        assert output_code_digest(tmp_path) != before
+        before = output_code_digest(tmp_path)
+
+
 # ------------------------------------------------------------------------------------------------ 4. two runs at once
 def test_second_concurrent_run_is_refused_and_the_first_finishes(tmp_path):
     recipe = plugin_recipe(

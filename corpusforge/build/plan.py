@@ -154,18 +154,29 @@ def fingerprint_plugins(plugins: list[str]) -> list[dict]:
     return out
 
 
+# Code that never shapes a build's rows: the command line, what reads a finished build (report, publish), test
+# helpers and the docs generator. Everything else is hashed — when in doubt, a module counts.
+NOT_OUTPUT_CODE = ("cli/", "report/", "publish/", "testing.py", "recipe/docs.py", "data/build_sample.py")
+
+
 @functools.cache
 def code_fingerprint() -> dict:
-    """The corpusforge that builds: its version and a hash of its code. A build resumed by other code would mix rows
-    that two versions made (a fix to a step, a new default), so resuming across an upgrade is refused like a changed
-    recipe."""
+    """The corpusforge that builds: its version and a hash of the code that makes the rows. A build resumed by other
+    code would mix rows that two versions made (a fix to a step, a new default), so resuming across an upgrade is
+    refused like a changed recipe; editing help text or the report is not such a change."""
     import corpusforge
 
-    root = Path(corpusforge.__file__).parent
+    return {"version": corpusforge.__version__, "code_sha256": output_code_digest(Path(corpusforge.__file__).parent)}
+
+
+def output_code_digest(root: Path) -> str:
+    """A hash of the package at ``root``: its modules and chat-template presets (``.jinja``), but NOT_OUTPUT_CODE."""
     digest = hashlib.sha256()
     for path in sorted([*root.rglob("*.py"), *root.rglob("*.jinja")]):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return {"version": corpusforge.__version__, "code_sha256": digest.hexdigest()[:16]}
+        rel = path.relative_to(root).as_posix()
+        if not rel.startswith(NOT_OUTPUT_CODE):
+            digest.update(rel.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def write_plan(out: Path, record: dict) -> None:
