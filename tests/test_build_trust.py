@@ -19,7 +19,7 @@ from conftest import REPO, assert_run_left_nothing, kill_run, make_recipe, write
 
 
 def _cli(*args, cwd=None, timeout=180):
-    env = {k: v for k, v in os.environ.items() if k != "CORPUSFORGE_VERBOSE"}
+    env = dict(os.environ)
     env["PYTHONPATH"] = f"{REPO / 'tests'}{os.pathsep}{env.get('PYTHONPATH', '')}"
     return subprocess.run(
         [sys.executable, "-m", "corpusforge.cli", *args],
@@ -247,7 +247,7 @@ def test_second_concurrent_run_is_refused_and_the_first_finishes(tmp_path):
         tmp_path, 30, steps=[{"no_short": {"min_chars": 1, "sleep": 0.15}}]
     )  # ~4.5 s: the second run starts meanwhile
     path = _write_recipe(tmp_path, recipe)
-    env = {k: v for k, v in os.environ.items() if k != "CORPUSFORGE_VERBOSE"}
+    env = dict(os.environ)
     first = subprocess.Popen(
         [sys.executable, "-m", "corpusforge.cli", "run", str(path)],
         cwd=tmp_path,

@@ -42,6 +42,8 @@ def test_verbose_shows_info_lines_and_default_does_not(tmp_path, recipe):
     verbose = cli("-v", "run", str(recipe), "--no-report", "-o", str(tmp_path / "v"), cwd=tmp_path)
     assert verbose.returncode == 0
     assert "INFO corpusforge.build: stages done" in verbose.stderr
+    # datatrove's per-task log on the console only with -v (carried to the tasks by the executor, no environment)
+    assert "Launching pipeline for rank=0" in verbose.stderr and "Launching pipeline" not in default.stderr
 
 
 def test_quiet_prints_nothing_but_errors(tmp_path, recipe):

@@ -286,7 +286,7 @@ def test_a_hub_that_does_not_answer_is_said_at_plan_time_and_not_resumed(monkeyp
 
 
 def _cli(*args, cwd):
-    env = {k: v for k, v in os.environ.items() if k != "CORPUSFORGE_VERBOSE"}
+    env = dict(os.environ)
     return subprocess.run(
         [sys.executable, "-m", "corpusforge.cli", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=180
     )

@@ -15,6 +15,7 @@ task that completed (datatrove's `completions/NNNNN` marker) is never run again 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.metadata
 import inspect
 import os
@@ -140,39 +141,36 @@ def _preload_forkserver() -> None:
 # ------------------------------------------------------------------------------------------------ logging
 # datatrove gives every task a log file (OUT/.corpusforge/logs/logs/task_NNNNN.log) and a copy on stderr at INFO.
 # The file is where a failed task says why, so it is always written; the console copy (one block per task, which
-# buries the progress bar) only with -v / CORPUSFORGE_VERBOSE. Our executors (`_TaskLogs`) swap datatrove's
-# task-logger functions in for the length of each task, in whatever process runs it, and restore them after.
+# buries the progress bar) only with -v (`run(verbose=True)`, carried to every task as the executor's `verbose`).
+# Our executors (`_TaskLogs`) swap datatrove's task-logger functions in for the length of each task, in whatever
+# process runs it, and restore them after.
 _TASK_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}"
 
 
-def _verbose() -> bool:
-    return bool(os.environ.get("CORPUSFORGE_VERBOSE"))
-
-
-def _task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1):
+def _task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -1, *, verbose: bool = False):
     """datatrove's per-task logging (same file, same format), with the console copy only when verbose."""
     from datatrove.utils.logging import logger
 
     logger.remove()
     logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
     fmt = (f"[NODE {node_rank}] " if node_rank != -1 else "") + _TASK_FORMAT
-    if _verbose():
+    if verbose:
         logger.add(sys.stderr, level="INFO" if local_rank == 0 else "ERROR", format=fmt)
     logger.add(logfile, colorize=False, level="DEBUG", format=fmt)
     logger.info(f"Launching pipeline for {rank=}")
     return logfile
 
 
-def _default_logger() -> None:
+def _default_logger(verbose: bool = False) -> None:
     """Between tasks and in the driver: datatrove's console output only from WARNING, unless verbose."""
     from datatrove.utils import logging as dt_logging
 
     dt_logging.logger.remove()
-    dt_logging.logger.add(sys.stderr, level="DEBUG" if _verbose() else "WARNING")
+    dt_logging.logger.add(sys.stderr, level="DEBUG" if verbose else "WARNING")
 
 
 @contextlib.contextmanager
-def _task_logging():
+def _task_logging(verbose: bool):
     """While a task runs: our task logger and default console in place of datatrove's (restored afterwards, so a
     datatrove pipeline of the user's own in this process keeps datatrove's behaviour)."""
     from datatrove.utils import logging as dt_logging
@@ -183,8 +181,8 @@ def _task_logging():
     saved = [(module, module.add_task_logger) for module in modules if hasattr(module, "add_task_logger")]
     saved_default = dt_logging.setup_default_logger
     for module, _ in saved:
-        module.add_task_logger = _task_logger
-    dt_logging.setup_default_logger = _default_logger
+        module.add_task_logger = functools.partial(_task_logger, verbose=verbose)
+    dt_logging.setup_default_logger = functools.partial(_default_logger, verbose)
     try:
         yield
     finally:
@@ -195,20 +193,23 @@ def _task_logging():
 
 class _TaskLogs:
     """Mixed into our executors: every datatrove executor runs a task through ``_run_for_rank``, in this process
-    (one local worker), a worker process, a Slurm job or a Ray actor alike."""
+    (one local worker), a worker process, a Slurm job or a Ray actor alike. ``verbose`` travels with the pickled
+    executor to wherever the task runs."""
+
+    verbose = False
 
     def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
-        with _task_logging():
+        with _task_logging(self.verbose):
             return super()._run_for_rank(rank, local_rank, node_rank=node_rank)
 
 
 @contextlib.contextmanager
-def quiet_console():
+def quiet_console(verbose: bool = False):
     """In the driver, for the life of the stages: datatrove's own console lines only with -v; its default console
     logger again afterwards."""
     from datatrove.utils import logging as dt_logging
 
-    _default_logger()
+    _default_logger(verbose)
     try:
         yield
     finally:
@@ -255,13 +256,15 @@ def slurm_env_command(config: SlurmExecutor) -> str:
     return ""
 
 
-def run_stage(plan, stage) -> None:
+def run_stage(plan, stage, verbose: bool = False) -> None:
     """Run one stage's incomplete tasks; raise BuildFailed naming each failed task, its log and its last error."""
     error = None
     try:
-        build_executor(
+        executor = build_executor(
             plan.recipe.executor, stage.pipeline, stage.logs, tasks=stage.tasks, ledger=Ledger(plan.out)
-        ).run()
+        )
+        executor.verbose = verbose
+        executor.run()
     except (CorpusforgeError, KeyboardInterrupt):
         raise
     except Exception as err:  # a task's exception, re-raised by the local executor's pool: its log has the rest
@@ -296,16 +299,16 @@ def last_error(log_file: Path, lines: int = 12) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ local and ray
-def start_engine(config: ExecutorConfig) -> Callable[[], None]:
+def start_engine(config: ExecutorConfig, verbose: bool = False) -> Callable[[], None]:
     """Connect to the executor's engine where it has one (Ray); returns what disconnects."""
-    if isinstance(config, RayExecutor) and _connect_ray(config):
+    if isinstance(config, RayExecutor) and _connect_ray(config, verbose):
         import ray
 
         return ray.shutdown
     return lambda: None
 
 
-def _connect_ray(config: RayExecutor) -> bool:
+def _connect_ray(config: RayExecutor, verbose: bool) -> bool:
     """Connect to (or start) the Ray cluster unless this process already did; True when we started it."""
     try:
         import ray
@@ -313,7 +316,6 @@ def _connect_ray(config: RayExecutor) -> bool:
         raise ExecutorError("executor.type 'ray' needs Ray: pip install 'corpusforge[ray]'") from None
     if ray.is_initialized():
         return False
-    verbose = bool(os.environ.get("CORPUSFORGE_VERBOSE"))
     ray.init(
         address=config.address or os.environ.get("RAY_ADDRESS"),
         include_dashboard=False,
@@ -378,7 +380,9 @@ def finalize_command(out: Path, config: SlurmExecutor) -> str:
     return f"{python} -m corpusforge.cli finalize {shlex.quote(str(out))}"
 
 
-def submit_slurm(config: SlurmExecutor, stages: list, out: Path, slurm_logs: Path, prefix: str) -> list[SubmittedJob]:
+def submit_slurm(
+    config: SlurmExecutor, stages: list, out: Path, slurm_logs: Path, prefix: str, verbose: bool = False
+) -> list[SubmittedJob]:
     """Queue every stage with its incomplete tasks, then the finalize job; returns at once."""
     _require_sbatch()
     ledger = Ledger(out)
@@ -386,6 +390,8 @@ def submit_slurm(config: SlurmExecutor, stages: list, out: Path, slurm_logs: Pat
         ledger.record_folder(slurm_logs)  # recorded whole, before any job can write into it
     chain = slurm_chain(config, stages, slurm_logs, prefix, ledger)
     pending = [len(ex.get_incomplete_ranks()) for ex in chain]
+    for executor in chain:
+        executor.verbose = verbose  # pickled into each job with the executor
     chain[-1].launch_job()  # datatrove launches the dependencies first, each with --dependency=afterok:<previous>
     jobs = [
         SubmittedJob(stage.name, str(ex.job_id) if ex.job_id not in (None, -1) else None, n)

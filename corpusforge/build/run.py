@@ -153,6 +153,7 @@ def run(
     overwrite: bool = False,
     progress: Callable[[Progress], None] | None = None,
     report: bool = True,
+    verbose: bool = False,
 ) -> Result | Submitted:
     """Build the recipe's corpus. Rerunning the same build resumes it: tasks completed earlier are skipped.
 
@@ -160,7 +161,8 @@ def run(
     unless ``overwrite``; a folder with files corpusforge did not write is always refused. A second run on the
     same folder while one is running is refused at once (``BuildLockedError``, naming the running one).
     On Slurm, queues every stage and a finalize job and returns a `Submitted` at once.
-    ``report`` also writes OUT/report.html (plots; about a second, mostly importing matplotlib)."""
+    ``report`` also writes OUT/report.html (plots; about a second, mostly importing matplotlib); ``verbose`` copies
+    datatrove's per-task logs to the console (they are always written to the task log files)."""
     plan = compile_plan(recipe, output, progress=True)  # raises on bad input before anything is written
     out = plan.out
     if plan.remote is not None:  # refuse a foreign prefix, or another build there, before doing any work
@@ -182,7 +184,7 @@ def run(
         Ledger(out).remove(lambda rel: rel.startswith(counts))  # an earlier run's progress counts
         stages = plan.stages
         if isinstance(plan.recipe.executor, SlurmExecutor):
-            jobs = submit(plan)
+            jobs = submit(plan, verbose)
             if jobs is not None:
                 return Submitted(out, jobs)
             stages = []  # every task completed in earlier jobs: finalize here
@@ -192,11 +194,11 @@ def run(
             watcher = threading.Thread(target=_watch, args=(plan, progress, stop), daemon=True)
             watcher.start()
         started = time.time()
-        stop_engine = start_engine(plan.recipe.executor) if stages else (lambda: None)
+        stop_engine = start_engine(plan.recipe.executor, verbose) if stages else (lambda: None)
         try:
-            with quiet_console():
+            with quiet_console(verbose):
                 for stage in stages:
-                    run_stage(plan, stage)
+                    run_stage(plan, stage, verbose)
         finally:
             stop_engine()
             stop.set()

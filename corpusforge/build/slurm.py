@@ -46,14 +46,14 @@ def guard_active_jobs(out: Path) -> None:
         )
 
 
-def submit(plan) -> list[SubmittedJob] | None:
+def submit(plan, verbose: bool = False) -> list[SubmittedJob] | None:
     """Queue the stages' incomplete tasks and a finalize job on Slurm; None when every task already completed."""
     stages, out = plan.stages, plan.out
     if all(set(range(stage.tasks)) <= completed_tasks(stage.logs) for stage in stages):
         return None
     config = plan.recipe.executor
-    with quiet_console():  # datatrove's "launching job" lines; the CLI prints the job ids
-        jobs = submit_slurm(config, stages, out, slurm_logs_dir(config, out), job_prefix(plan.recipe))
+    with quiet_console(verbose):  # datatrove's "launching job" lines; the CLI prints the job ids
+        jobs = submit_slurm(config, stages, out, slurm_logs_dir(config, out), job_prefix(plan.recipe), verbose)
     plan.record["jobs"] = [asdict(job) for job in jobs]
     write_plan(out, plan.record)
     return jobs

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -113,8 +112,6 @@ def cmd_run(args) -> int:
     import corpusforge
     from corpusforge.recipe import load_recipe
 
-    if getattr(args, "verbose", False):
-        os.environ["CORPUSFORGE_VERBOSE"] = "1"  # datatrove's per-task logs too
     recipe = load_recipe(args.recipe, args.set)
     if args.dry_run:
         from corpusforge.build import plan_build
@@ -148,6 +145,7 @@ def cmd_run(args) -> int:
             overwrite=args.overwrite,
             progress=None if quiet else on_progress,
             report=not args.no_report,
+            verbose=getattr(args, "verbose", False),  # datatrove's per-task logs on the console too
         )
     from corpusforge.build import Submitted
 
