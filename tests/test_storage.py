@@ -226,8 +226,8 @@ def test_an_upload_never_replaces_a_build_another_machine_put_there_meanwhile(tm
 
     real_stage, raced = build_run.run_stage, []
 
-    def stage_then_the_other_machine_finishes(plan, stage):
-        real_stage(plan, stage)
+    def stage_then_the_other_machine_finishes(plan, stage, verbose=False):
+        real_stage(plan, stage, verbose)
         if plan.recipe.name == "b" and not raced:
             raced.append(cf.run(recipe("a"), report=False))  # started after b, finished before it
 

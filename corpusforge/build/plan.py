@@ -21,7 +21,7 @@ from datatrove.pipeline.base import PipelineStep
 from corpusforge import storage
 from corpusforge.build.inputs import fingerprint_inputs, make_readers, resolve_inputs
 from corpusforge.build.output import previous_plan
-from corpusforge.corpus.layout import LEDGER_DIR, PLAN, WORK_DIR
+from corpusforge.corpus.layout import LEDGER_DIR, PLAN, WORK_DIR, default_staging
 from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import OutputError, RecipeError
 from corpusforge.recipe.models import LocalExecutor, Recipe, source_name
@@ -71,8 +71,6 @@ def with_output(recipe: Recipe, output: str | Path | None) -> tuple[Recipe, Path
         recipe = recipe.model_copy(update={"output": recipe.output.model_copy(update={"path": str(output)})})
     out = Path(recipe.output.path)
     if storage.is_url(recipe.output.path):
-        from corpusforge.build.remote import default_staging
-
         if recipe.output.staging is None and not isinstance(recipe.executor, LocalExecutor):
             raise RecipeError(
                 [

@@ -17,29 +17,20 @@ Two machines building into one URL at once are not excluded (the lock is the sta
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
 from corpusforge import storage
-from corpusforge.corpus.layout import MANIFEST, PLAN, STATE, UPLOADS_DIR, WORK_DIR
+from corpusforge.build.plan import resume_problems
+from corpusforge.corpus.layout import MANIFEST, PLAN, STATE, UPLOADS_DIR, WORK_DIR, default_staging
 from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import OutputError
 
 log = logging.getLogger("corpusforge.build")
 
 BUCKET_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss", "r2"}
-
-
-def default_staging(url: str) -> Path:
-    """``$CORPUSFORGE_CACHE`` (else ``$XDG_CACHE_HOME/corpusforge``, else ``~/.cache/corpusforge``)/builds/<hash>."""
-    cache = os.environ.get("CORPUSFORGE_CACHE")
-    if not cache:
-        cache = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "corpusforge")
-    return Path(cache).expanduser() / "builds" / hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
 
 
 def build_folder(output: str | Path) -> Path:
@@ -149,8 +140,6 @@ def check_unchanged(url: str, previous: dict | None, plan: dict, staging: Path) 
     """Refuse to upload over a build that another run put at ``url`` after this one started (on another machine:
     each has its own staging folder, so the local lock cannot see it). This build's own earlier uploads, and what
     it was started with --overwrite to replace, pass."""
-    from corpusforge.build.plan import resume_problems
-
     if previous is None or "replaces" not in plan or not resume_problems(previous, plan):
         return
     if upload_id(previous) == plan["replaces"]:

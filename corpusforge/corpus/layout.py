@@ -10,12 +10,18 @@ OUT/
     plan.json  lock  owned/
 ```
 
+A build for an fsspec URL runs in a staging folder of this layout (``default_staging``) and is uploaded from there.
+
 The shard names carry the build's id (a hash of what decides its rows: recipe, inputs, plugins, code), so a new
 build never writes over the files the current ``state.json`` names: a reader sees the old build or the new one
 whole, and the old one's files are removed only after the new ``state.json`` is in place.
 """
 
 from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
 
 WORK_DIR = ".corpusforge"
 PLAN = "plan.json"
@@ -33,3 +39,11 @@ def shard_name(rank: int, tasks: int, build_id: str | None = None) -> str:
     """``data-00000-of-00002-<build_id>.arrow`` (without an id: an intermediate shard of the work folder)."""
     suffix = f"-{build_id}" if build_id else ""
     return f"data-{rank:05d}-of-{tasks:05d}{suffix}.arrow"
+
+
+def default_staging(url: str) -> Path:
+    """``$CORPUSFORGE_CACHE`` (else ``$XDG_CACHE_HOME/corpusforge``, else ``~/.cache/corpusforge``)/builds/<hash>."""
+    cache = os.environ.get("CORPUSFORGE_CACHE")
+    if not cache:
+        cache = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "corpusforge")
+    return Path(cache).expanduser() / "builds" / hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]

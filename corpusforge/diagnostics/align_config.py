@@ -30,9 +30,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
+from corpusforge.config import StrictModel
 from corpusforge.errors import RecipeError, did_you_mean
 from corpusforge.kd.config import BackendConfig, Sampling, TransformersBackendConfig
-from corpusforge.recipe.strict import StrictModel
 
 
 def _exists(raw: str) -> str:

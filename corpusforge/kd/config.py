@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
+from corpusforge.config import StrictModel
 from corpusforge.errors import did_you_mean
-from corpusforge.recipe.strict import StrictModel
 from corpusforge.redact import redact
 
 LANGUAGE_NAMES = {

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from corpusforge.recipe.strict import StrictModel
+from corpusforge.config import StrictModel
 
 
 class LocalExecutor(StrictModel):

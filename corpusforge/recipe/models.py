@@ -25,10 +25,10 @@ from pydantic import (
     model_validator,
 )
 
+from corpusforge.config import StrictModel
 from corpusforge.errors import RecipeError, did_you_mean
 from corpusforge.kd.config import GenerateConfig
 from corpusforge.recipe.executors import EXECUTORS, Executor, LocalExecutor
-from corpusforge.recipe.strict import StrictModel
 
 
 # --------------------------------------------------------------------------------------------- sources

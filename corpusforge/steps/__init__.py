@@ -1,3 +1,3 @@
-"""Built-in pipeline steps, one datatrove PipelineStep per file; importing this package registers them."""
-
-from corpusforge.steps import dedup, language, length, normalize, perplexity, quality, region, tagging, tokens  # noqa: F401
+"""Built-in pipeline steps, one datatrove PipelineStep per file, each with its parameters model. The recipe finds
+them by name through ``corpusforge.steps.registry`` (``BUILTIN_STEPS``), which imports a step's module on first use.
+"""

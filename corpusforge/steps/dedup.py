@@ -37,9 +37,8 @@ from datatrove.utils.text import TextNormConfig
 from datatrove.utils.word_tokenizers import WordTokenizer
 from pydantic import Field, model_validator
 
-from corpusforge.recipe.models import StrictModel
+from corpusforge.config import StrictModel
 from corpusforge.sources.records import ORDER_KEY
-from corpusforge.steps.registry import register_builtin
 
 _UNSPACED = re.compile(
     r"[\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]"
@@ -323,8 +322,5 @@ def dedup_stages(params: DedupParams, work: str, tasks: int, folder: Callable = 
     }
 
 
-def _not_a_plain_step(params: DedupParams):
+def not_a_plain_step(params: DedupParams):
     raise RuntimeError("`dedup` is compiled into stages by corpusforge.run, not built as a single step")
-
-
-register_builtin("dedup", DedupParams, _not_a_plain_step)

@@ -20,9 +20,8 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from pydantic import Field, field_validator
 
+from corpusforge.config import StrictModel
 from corpusforge.errors import did_you_mean
-from corpusforge.recipe.models import StrictModel
-from corpusforge.steps.registry import register_builtin
 from corpusforge.steps.scripts import SCRIPT_LANGUAGES, Census, can_hold, census, settle
 
 # The 176 labels of lid.176 (fastText language identification).
@@ -243,6 +242,3 @@ class LanguageID(BaseFilter):
             self.stat_update(f"dropped_{reason}", value=count)
         for lang, count in languages.items():
             self.stat_update(f"lang_{lang}", value=count)
-
-
-register_builtin("language", LanguageParams, LanguageID)

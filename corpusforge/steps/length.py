@@ -11,8 +11,7 @@ import regex
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from pydantic import Field, model_validator
 
-from corpusforge.recipe.models import StrictModel
-from corpusforge.steps.registry import register_builtin
+from corpusforge.config import StrictModel
 
 _NOT_COUNTED = regex.compile(r"[\s\p{M}]")
 
@@ -48,6 +47,3 @@ class Length(BaseFilter):
         if self.params.max_chars is not None and n > self.params.max_chars:
             return False, "too_long"
         return True
-
-
-register_builtin("length", LengthParams, Length)

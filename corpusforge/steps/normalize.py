@@ -10,9 +10,8 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from pydantic import Field, field_validator
 
+from corpusforge.config import StrictModel
 from corpusforge.errors import did_you_mean
-from corpusforge.recipe.models import StrictModel
-from corpusforge.steps.registry import register_builtin
 
 OPENCC_CONFIGS = (
     "s2t",
@@ -143,6 +142,3 @@ class Normalize(PipelineStep):
                 continue
             self.stat_update("forwarded")
             yield doc
-
-
-register_builtin("normalize", NormalizeParams, Normalize)

@@ -28,10 +28,9 @@ from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from pydantic import Field, field_validator, model_validator
 
+from corpusforge.config import StrictModel
 from corpusforge.errors import CorpusforgeError
 from corpusforge.hub import is_hub_id
-from corpusforge.recipe.models import StrictModel
-from corpusforge.steps.registry import register_builtin
 
 INSTALL_HINT = "pip install 'corpusforge[ppl]'"
 # Documents are read this many forward batches at a time and sorted by token length, so each batch holds documents
@@ -326,6 +325,3 @@ class Perplexity(BaseFilter):
         if p.max is not None and ppl > p.max:
             return False, "perplexity_high"
         return True
-
-
-register_builtin("perplexity", PerplexityParams, Perplexity)

@@ -23,8 +23,7 @@ from typing import Literal
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from pydantic import Field
 
-from corpusforge.recipe.models import StrictModel
-from corpusforge.steps.registry import register_builtin
+from corpusforge.config import StrictModel
 from corpusforge.steps.scripts import HAN, opencc_converter
 
 Region = Literal["TW", "HK", "CN", "mixed", "none"]
@@ -98,6 +97,3 @@ class ZhRegion(BaseFilter):
         if self.keep is not None and label not in self.keep:
             return False, f"region_{label.lower()}"
         return True
-
-
-register_builtin("zh_region", RegionParams, ZhRegion)

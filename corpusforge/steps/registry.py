@@ -87,9 +87,26 @@ def register_builtin(name: str, params_model: type[BaseModel], build: Callable[[
     _REGISTRY[name] = StepSpec(name, build, params_model, doc=inspect.getdoc(params_model) or "")
 
 
+# The built-in steps: recipe name → (module, its parameters model, its step class or builder), imported on first
+# use. The step modules know nothing of the registry: the arrow points from the index to the steps.
+BUILTIN_STEPS = {
+    "dedup": ("corpusforge.steps.dedup", "DedupParams", "not_a_plain_step"),
+    "language": ("corpusforge.steps.language", "LanguageParams", "LanguageID"),
+    "length": ("corpusforge.steps.length", "LengthParams", "Length"),
+    "normalize": ("corpusforge.steps.normalize", "NormalizeParams", "Normalize"),
+    "perplexity": ("corpusforge.steps.perplexity", "PerplexityParams", "Perplexity"),
+    "quality": ("corpusforge.steps.quality.step", "QualityParams", "QualityFilter"),
+    "zh_region": ("corpusforge.steps.region", "RegionParams", "ZhRegion"),
+    "tag": ("corpusforge.steps.tagging", "TagParams", "InsCPTag"),
+    "tokens": ("corpusforge.steps.tokens", "TokensParams", "TokenCounter"),
+}
+
+
 def _ensure_builtins() -> None:
-    if "language" not in _REGISTRY:
-        import corpusforge.steps  # noqa: F401  (registers the built-in steps)
+    for name, (module_name, params, build) in BUILTIN_STEPS.items():
+        if name not in _REGISTRY:
+            module = importlib.import_module(module_name)
+            register_builtin(name, getattr(module, params), getattr(module, build))
 
 
 def known_step_names() -> list[str]:

@@ -19,10 +19,9 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 from pydantic import Field, field_validator, model_validator
 
+from corpusforge.config import StrictModel
 from corpusforge.errors import did_you_mean
 from corpusforge.hub import is_hub_id
-from corpusforge.recipe.models import StrictModel
-from corpusforge.steps.registry import register_builtin
 from corpusforge.templates import DEFAULT_DATE, PRESETS, ChatTemplate, load_template
 
 
@@ -137,6 +136,3 @@ class InsCPTag(PipelineStep):
             for suffix, text in (("q", doc.text), ("a", answer)):
                 self.stat_update("forwarded")
                 yield Document(text=self.tag(text), id=f"{doc.id}/{suffix}", metadata=dict(doc.metadata))
-
-
-register_builtin("tag", TagParams, InsCPTag)

@@ -17,10 +17,9 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.batching import batched
 from pydantic import Field, field_validator, model_validator
 
+from corpusforge.config import StrictModel
 from corpusforge.errors import SourceError
 from corpusforge.hub import endpoint, is_hub_id
-from corpusforge.recipe.models import StrictModel
-from corpusforge.steps.registry import register_builtin
 
 
 def load_fast_tokenizer(spec: str, revision: str | None = None):
@@ -118,6 +117,3 @@ class TokenCounter(PipelineStep):
             yield from batch
         self.stat_update("total", "forwarded", value=total_docs)
         self.stat_update("tokens", value=total_tokens)
-
-
-register_builtin("tokens", TokensParams, TokenCounter)

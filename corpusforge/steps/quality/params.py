@@ -6,8 +6,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from corpusforge.config import StrictModel
 from corpusforge.errors import did_you_mean
-from corpusforge.recipe.models import StrictModel
 from corpusforge.steps.quality.presets import DEFAULTS, PRESET_ALIASES, PRESET_NAMES, PRESETS
 from corpusforge.steps.quality.rules import RULES
 

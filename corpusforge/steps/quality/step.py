@@ -7,7 +7,6 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from corpusforge.steps.quality.params import QualityParams
 from corpusforge.steps.quality.presets import PRESET_ALIASES, PRESETS
 from corpusforge.steps.quality.rules import Rules
-from corpusforge.steps.registry import register_builtin
 
 
 class QualityFilter(BaseFilter):
@@ -34,6 +33,3 @@ class QualityFilter(BaseFilter):
 
     def filter(self, doc) -> bool | tuple[bool, str]:
         return self.rules(doc.metadata.get("language")).check(doc.text)
-
-
-register_builtin("quality", QualityParams, QualityFilter)

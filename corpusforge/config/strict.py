@@ -1,4 +1,4 @@
-"""The base of every recipe model: unknown keys are an error, never silently ignored."""
+"""The base of every config model: unknown keys are an error, never silently ignored."""
 
 from pydantic import BaseModel, ConfigDict
 
