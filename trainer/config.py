@@ -21,8 +21,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from corpusforge.config import StrictModel
 from corpusforge.errors import RecipeError, did_you_mean
 from corpusforge.recipe.loader import _lines_for, apply_overrides, read_yaml
 
@@ -31,13 +32,7 @@ class ConfigError(RecipeError):
     """Problems in a training config, each tied to a key path like ``data.sources[0].path``."""
 
 
-class _Strict(BaseModel):
-    """Unknown keys are an error, never silently ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     path: str = Field(..., description="Local model folder or Hub model id.")
     tokenizer: str | None = Field(
         None,
@@ -61,7 +56,7 @@ class ModelConfig(_Strict):
     trust_remote_code: bool = False
 
 
-class SourceConfig(_Strict):
+class SourceConfig(StrictModel):
     path: str = Field(..., description="A shard folder written by `corpusforge run` (datasets `save_to_disk` layout).")
     weight: float = Field(
         1.0,
@@ -81,7 +76,7 @@ class SourceConfig(_Strict):
     )
 
 
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     sources: list[SourceConfig] = Field(..., min_length=1)
     seq_len: int = Field(2048, ge=8, description="Tokens per packed row (the longest a document can be).")
     packing: Literal["flatten", "blocks", "pad"] = Field(
@@ -113,7 +108,7 @@ class DataConfig(_Strict):
     )
 
 
-class LoraConfig(_Strict):
+class LoraConfig(StrictModel):
     r: int = Field(16, ge=1)
     alpha: float = Field(32, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
@@ -127,7 +122,7 @@ class LoraConfig(_Strict):
     )
 
 
-class OptimConfig(_Strict):
+class OptimConfig(StrictModel):
     name: str = Field("adamw_torch", description="A transformers optimizer name (`adamw_torch`, `adamw_8bit`, ...).")
     lr: float = Field(2e-4, gt=0)
     weight_decay: float = Field(0.0, ge=0)
@@ -233,7 +228,7 @@ def standard_names(data: dict) -> dict:
     return data
 
 
-class TrainSection(_Strict):
+class TrainSection(StrictModel):
     output_dir: str = Field(..., description="Checkpoints, the final adapter or model, tokenizer and stats.")
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
@@ -282,7 +277,7 @@ class TrainSection(_Strict):
         return args
 
 
-class TrainConfig(_Strict):
+class TrainConfig(StrictModel):
     mode: Literal["cp", "sft"] = Field(
         ..., description="`cp`: continual pre-training on `text` rows; `sft`: loss on assistant turns of `messages`."
     )
