@@ -8,6 +8,7 @@ import json
 import logging
 from pathlib import Path
 
+from corpusforge import llm
 from corpusforge.errors import CorpusforgeError
 
 logger = logging.getLogger(__name__)
@@ -29,27 +30,15 @@ def require(*modules: str, extra: str = "train") -> None:
 
 
 def load_tokenizer(spec: str, revision: str | None = None, trust_remote_code: bool = False):
-    from transformers import AutoTokenizer
-
     try:
-        return AutoTokenizer.from_pretrained(spec, revision=revision, trust_remote_code=trust_remote_code)
+        return llm.load_tokenizer(spec, revision=revision, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as err:
         raise ModelError(f"cannot load a tokenizer from '{spec}': {err}") from None
 
 
-def torch_dtype(name: str):
-    import torch
-
-    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
 def load_base_model(path: str, dtype: str, attn_implementation: str = "sdpa", **kwargs):
-    from transformers import AutoModelForCausalLM
-
     try:
-        return AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch_dtype(dtype), attn_implementation=attn_implementation, **kwargs
-        )
+        return llm.load_causal_lm(path, dtype=dtype, attn_implementation=attn_implementation, **kwargs)
     except (OSError, ValueError, ImportError) as err:
         raise ModelError(f"cannot load a causal LM from '{path}': {err}") from None
 

@@ -55,15 +55,9 @@ class Scorer:
     @classmethod
     def load(cls, path: str, dtype: str = "auto", device: str = "auto", batch_size: int = 4) -> Scorer:
         """A local model folder, a LoRA adapter folder (transformers loads base + adapter through peft) or a Hub id."""
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from corpusforge.llm import load_causal_lm, load_tokenizer
 
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtypes = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtypes[dtype]).to(device).eval()
-        return cls(model, tokenizer, batch_size)
+        return cls(load_causal_lm(path, dtype=dtype, device=device), load_tokenizer(path), batch_size)
 
     # ------------------------------------------------------------------------------------------ inputs
     def _answer_ids(self, messages: list[dict]) -> tuple[list[int], int, int]:

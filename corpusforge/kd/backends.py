@@ -152,20 +152,17 @@ class TransformersBackend:
     secrets = ()  # what whole_answer removes from this backend's errors, besides credential-like text
 
     def __init__(self, model: str, config: TransformersBackendConfig):
-        torch = _need("torch", "ppl", "the transformers backend")
-        transformers = _need("transformers", "ppl", "the transformers backend")
+        _need("torch", "ppl", "the transformers backend")
+        _need("transformers", "ppl", "the transformers backend")
+        from corpusforge.llm import load_causal_lm, load_tokenizer, resolve_device
+
         self.config = config
-        device = config.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(model)
+        self.device = resolve_device(config.device)
+        self.tokenizer = load_tokenizer(model)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(model, dtype=dtype[config.dtype])
-        self.model.to(self.device).eval()
+        self.model = load_causal_lm(model, dtype=config.dtype, device=str(self.device))
         eos = self.model.generation_config.eos_token_id
         eos = eos if isinstance(eos, list) else [eos] if eos is not None else []
         self.eos = sorted({*eos, self.tokenizer.eos_token_id} - {None})

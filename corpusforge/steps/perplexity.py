@@ -160,31 +160,19 @@ class TransformersScorer:
     """Batched forward passes of a `transformers` causal LM; loads the model when constructed."""
 
     def __init__(self, params: PerplexityParams):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from corpusforge.llm import compute_dtype, load_causal_lm, load_tokenizer, resolve_device
 
         self.params = params
-        device = params.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        dtype = params.dtype
-        if dtype == "auto":
-            if self.device.type == "cuda":
-                dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-            else:
-                dtype = "float32"
+        self.device = resolve_device(params.device)
+        dtype = compute_dtype(self.device) if params.dtype == "auto" else params.dtype
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(params.model, revision=params.revision)
-            self.model = AutoModelForCausalLM.from_pretrained(
-                params.model, revision=params.revision, **{_dtype_kwarg(): getattr(torch, dtype)}
-            )
+            self.tokenizer = load_tokenizer(params.model, revision=params.revision)
+            self.model = load_causal_lm(params.model, dtype=dtype, device=str(self.device), revision=params.revision)
         except OSError as err:
             at = f"@{params.revision}" if params.revision else ""
             raise PerplexityModelError(
                 f"cannot load causal LM '{params.model}{at}' ({err}); offline, give a local model folder"
             ) from None
-        self.model.to(self.device).eval()
 
     def token_ids(self, texts: list[str]) -> list[list[int]]:
         return token_ids(self.tokenizer, texts, self.params)
@@ -272,15 +260,6 @@ class VLLMScorer:
 
 
 SCORERS: dict[str, type] = {"transformers": TransformersScorer, "vllm": VLLMScorer}
-
-
-def _dtype_kwarg() -> str:
-    """transformers ≥ 4.56 takes `dtype` and warns on `torch_dtype`; older versions know only `torch_dtype`."""
-    from importlib.metadata import version
-
-    from packaging.version import Version
-
-    return "dtype" if Version(version("transformers")) >= Version("4.56") else "torch_dtype"
 
 
 class Perplexity(BaseFilter):
