@@ -219,6 +219,19 @@ def test_a_build_by_other_corpusforge_code_is_not_resumed(tmp_path):
     assert json.loads(plan_path(out).read_text())["corpusforge"] == code_fingerprint()
 
 
+def test_a_step_that_drops_every_row_shows_zero_out(tmp_path):
+    """The funnel read `length │ 400 │ 400 │ too_short 400` when a step dropped every row: datatrove counts
+    `forwarded` only from the first document a step passes on."""
+    write_jsonl(tmp_path / "in.jsonl", _rows(12))
+    recipe = make_recipe(
+        tmp_path, str(tmp_path / "in.jsonl"), steps=[{"normalize": {}}, {"length": {"min_chars": 999}}]
+    )
+    steps = {s["step"]: s for s in cf.run(cf.Recipe.from_dict(recipe), report=False).manifest["steps"]}
+    assert (steps["length"]["in"], steps["length"]["out"], steps["length"]["dropped"]) == (12, 0, {"too_short": 12})
+    assert (steps["normalize"]["in"], steps["normalize"]["out"]) == (12, 12)
+    assert steps["write"]["in"] == 0
+
+
 def test_the_code_fingerprint_covers_the_code_that_makes_rows_and_only_that(tmp_path):
     from corpusforge.build.plan import output_code_digest
 

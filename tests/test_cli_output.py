@@ -170,3 +170,31 @@ def test_disk_full_in_finalize_is_one_line_with_exit_1_and_keeps_the_build(tmp_p
         assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # whole, nothing left over
         assert json.loads((out / "state.json").read_bytes()) and json.loads((out / "manifest.json").read_bytes())
     assert failed >= 1 and done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_step_that_calls_sys_exit_fails_its_task_and_the_run_ends(tmp_path, workers):
+    """sys.exit(0) in a step ended a one-worker run with exit 0 and nothing built, and left a two-worker run waiting
+    forever on a pool worker that had exited."""
+    (tmp_path / "quits.py").write_text(
+        "import sys\n\nimport corpusforge as cf\n\n\n@cf.filter\ndef quits(doc):\n    sys.exit(0)\n"
+    )
+    write_jsonl(tmp_path / "in.jsonl", [{"text": f"document number {i}"} for i in range(6)])
+    recipe = make_recipe(
+        tmp_path,
+        str(tmp_path / "in.jsonl"),
+        steps=[{"quits": {}}],
+        plugins=[str(tmp_path / "quits.py")],
+        executor={"tasks": 2, "workers": workers},
+    )
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    done = subprocess.run(
+        [sys.executable, "-m", "corpusforge.cli", "run", "r.yaml", "-q"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,  # the two-worker run used to hang here
+    )
+    assert done.returncode == 1, done.stderr
+    assert "a step called sys.exit(0) in task" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "out" / "manifest.json").exists()

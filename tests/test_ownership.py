@@ -116,3 +116,13 @@ def test_files_are_created_with_the_umask_like_the_shards(tmp_path):
     shard_mode = next(built.path.glob("*.arrow")).stat().st_mode & 0o777
     for name in ("state.json", "dataset_info.json", "manifest.json", ".corpusforge/plan.json", "report.html"):
         assert (built.path / name).stat().st_mode & 0o777 == shard_mode, name
+
+
+def test_overwrite_leaves_a_users_empty_folders_alone(tmp_path):
+    write_jsonl(tmp_path / "in.jsonl", _rows(4, "a"))
+    built = cf.run(_recipe(tmp_path, "first"))
+    mine = [built.path / "mydir", built.path / "report" / "sub", built.path / ".corpusforge" / "sub"]
+    for folder in mine:
+        folder.mkdir()
+    cf.run(_recipe(tmp_path, "second"), overwrite=True)
+    assert all(folder.is_dir() for folder in mine)

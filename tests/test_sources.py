@@ -181,6 +181,27 @@ def test_hf_local_files_edited_after_a_build_are_refused_then_rebuilt(tmp_path, 
     }
 
 
+def test_hf_local_file_edited_in_place_keeping_size_and_mtime_is_rebuilt_from_the_new_text(tmp_path, monkeypatch):
+    """`datasets` keys its cache on path, size and modification time: an edit that keeps both was caught by the
+    fingerprint (the rerun refused) but --overwrite rebuilt from the old cache. The cache is keyed on the
+    fingerprint now."""
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "data" / "a.jsonl"
+    write_jsonl(path, rows("old-a"))
+    recipe = hf_recipe(tmp_path, {"path": "json", "data_files": "data/*.jsonl", "streaming": False})
+    assert cf.run(recipe, report=False).manifest["rows"] == 4
+    before = os.stat(path)
+    path.write_bytes(path.read_bytes().replace(b"old-a", b"NEW-a"))  # same length
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_size == before.st_size
+    with pytest.raises(cf.OutputError, match=r"data/a\.jsonl changed \(content\)"):
+        cf.run(recipe, report=False)
+    texts = cf.run(recipe, overwrite=True, report=False).load()["text"]
+    assert texts and all("NEW-a" in t for t in texts)
+
+
 def test_hf_local_file_edited_between_tasks_is_refused_never_mixed(tmp_path, monkeypatch):
     """A build whose task 0 finished and task 1 did not (a kill, a crash), its files edited before the rerun: the
     rerun resumed, and the corpus held task 0's old text beside task 1's new text. It is now refused."""

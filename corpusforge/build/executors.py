@@ -200,7 +200,14 @@ class _TaskLogs:
 
     def _run_for_rank(self, rank: int, local_rank: int = 0, node_rank: int = -1):
         with _task_logging(self.verbose):
-            return super()._run_for_rank(rank, local_rank, node_rank=node_rank)
+            try:
+                return super()._run_for_rank(rank, local_rank, node_rank=node_rank)
+            except SystemExit as err:
+                # sys.exit() in a step: datatrove lets it through, which ends a one-worker run with that exit status
+                # ("done", nothing built) and kills a pool worker without an answer (the run waits forever)
+                raise RuntimeError(
+                    f"a step called sys.exit({err.code!r}) in task {rank}; a step fails a task by raising"
+                ) from None
 
 
 @contextlib.contextmanager
@@ -279,9 +286,12 @@ def run_stage(plan, stage, verbose: bool = False) -> None:
 
         raise_if_failed_requests(plan.out / WORK_DIR, missing)
     first = Path(stage.logs) / "logs" / f"task_{missing[0]:05d}.log"
+    tail = last_error(first)
+    if error is not None and str(error) not in tail:  # what the log could not say (an exit, a full disk)
+        tail += f"\n  {type(error).__name__}: {error}"
     raise BuildFailed(
         f"stage {stage.name}: {len(missing)} task(s) failed ({', '.join(map(str, missing[:10]))}"
-        f"{', …' if len(missing) > 10 else ''}). Task {missing[0]}'s log: {first}\n{last_error(first)}\n"
+        f"{', …' if len(missing) > 10 else ''}). Task {missing[0]}'s log: {first}\n{tail}\n"
         "Fix the cause and rerun the same command: completed tasks are kept"
     ) from error
 

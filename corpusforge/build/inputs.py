@@ -28,7 +28,15 @@ from corpusforge.sources.files import (
     peek_fields,
     resolve_files,
 )
-from corpusforge.sources.hf import HFReader, data_files, is_builder, open_dataset, saved_files, saved_folder
+from corpusforge.sources.hf import (
+    HFReader,
+    data_files,
+    hf_cache_root,
+    is_builder,
+    open_dataset,
+    saved_files,
+    saved_folder,
+)
 
 log = logging.getLogger("corpusforge.build")
 
@@ -292,8 +300,15 @@ def _check_model(generate) -> list[tuple[tuple, str]]:
     return []
 
 
-def make_readers(recipe: Recipe, resolved: list[ResolvedSource], progress_dir: str | None = None) -> list:
-    """One reader per source, over what ``resolve_inputs`` found."""
+def make_readers(
+    recipe: Recipe,
+    resolved: list[ResolvedSource],
+    progress_dir: str | None = None,
+    fingerprints: list[dict] | None = None,
+) -> list:
+    """One reader per source, over what ``resolve_inputs`` found. ``fingerprints`` (``fingerprint_inputs``) key the
+    `datasets` cache of each ``hf:`` source: `datasets` keys its own on path, size and modification time, so a file
+    edited in place with both kept would be served from the old cache."""
     readers = []
     ordered = any(call.name == "dedup" for call in recipe.steps)  # its survivors follow the recipe's source order
     for i, (source, entry) in enumerate(zip(recipe.sources, resolved)):
@@ -307,7 +322,12 @@ def make_readers(recipe: Recipe, resolved: list[ResolvedSource], progress_dir: s
             progress_dir=progress_dir,
         )
         if isinstance(source, HFSource):
-            readers.append(HFReader(spec=dict(entry.spec), **common))
+            spec = dict(entry.spec)
+            mine = [e for e in fingerprints or [] if e.get("source") == common["source_name"]]
+            if mine:
+                key = hashlib.sha256(json.dumps(mine, sort_keys=True).encode()).hexdigest()[:16]
+                spec["cache_dir"] = str(hf_cache_root() / key)
+            readers.append(HFReader(spec=spec, **common))
         else:
             readers.append(
                 FileReader(

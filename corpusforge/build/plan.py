@@ -105,7 +105,7 @@ def compile_plan(recipe: Recipe, output: str | Path | None = None, progress: boo
         "corpusforge": code_fingerprint(),
     }
     build_id = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
-    stages = compile_stages(recipe, out, make_readers(recipe, resolved, progress_dir), build_id)
+    stages = compile_stages(recipe, out, make_readers(recipe, resolved, progress_dir, identity["inputs"]), build_id)
     record = {
         "recipe": redact_values(recipe.to_dict()),  # what plan.json, the manifest and the report show
         "recipe_fingerprint": identity["recipe_fingerprint"],

@@ -149,7 +149,7 @@ class Ledger:
                 removed.append(rel)
             elif not path.exists():
                 removed.append(rel)  # recorded, never written or already gone: nothing to keep in the ledger
-        _prune_empty_dirs(self.root)
+        _prune_emptied(self.root, {(self.root / rel).parent for rel in removed})
         self._rewrite(p for p in recorded if p not in set(removed) and (self.root / p).exists())
         return removed
 
@@ -178,13 +178,16 @@ def files_under(root: Path) -> list[Path]:
     return found
 
 
-def _prune_empty_dirs(root: Path) -> None:
-    for folder, _, _ in os.walk(root, topdown=False):
-        path = Path(folder)
-        if path == root or path == root / WORK_DIR or path.is_symlink():
-            continue
-        if not any(path.iterdir()):
-            path.rmdir()
+def _prune_emptied(root: Path, folders: set[Path]) -> None:
+    """Remove the folders that held removed files, and their parents, where that left them empty — up to the root
+    and the work folder. A folder nothing was removed from (a user's, even empty) stays."""
+    stops = {root, root / WORK_DIR, root / WORK_DIR / LEDGER_DIR}
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        while folder not in stops and folder.is_relative_to(root) and folder.is_dir() and not folder.is_symlink():
+            if any(folder.iterdir()):
+                break
+            folder.rmdir()
+            folder = folder.parent
 
 
 class LedgerFolder(DataFolder):

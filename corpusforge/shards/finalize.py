@@ -90,7 +90,10 @@ def funnel(labelled: list[tuple[str, dict]]) -> list[dict]:
             rows.append({"step": name, "in": int(c.get("rows", 0)), "out": int(c.get("rows", 0)), "dropped": {}})
         else:
             total = int(c.get("total", 0))
-            row = {"step": name, "in": total, "out": int(c.get("forwarded", total)), "dropped": dropped}
+            # datatrove counts `forwarded` from the first document passed on: absent, the step passed none, or
+            # (an annotator) counted only what came in
+            out = int(c["forwarded"]) if "forwarded" in c else total - sum(dropped.values())
+            row = {"step": name, "in": total, "out": out, "dropped": dropped}
             unexplained = row["in"] - row["out"] - sum(dropped.values())
             if unexplained > 0:  # steps that count drops without a reason (datatrove's dedup filter)
                 dropped["duplicate" if name == "dedup" else "unspecified"] = unexplained

@@ -57,6 +57,13 @@ def data_files(spec: dict) -> dict[str, list[str]]:
     return {str(split): list(files) for split, files in (builder.config.data_files or {}).items()}
 
 
+def hf_cache_root() -> Path:
+    """Where corpusforge keeps the `datasets` caches of its ``hf:`` sources, one per fingerprint of their files."""
+    import datasets
+
+    return Path(datasets.config.HF_DATASETS_CACHE) / "corpusforge"
+
+
 def open_dataset(spec: dict, streaming: bool | None = None):
     """Open the dataset a source names. A folder written by ``save_to_disk`` is opened with ``load_from_disk``."""
     import datasets
@@ -74,6 +81,7 @@ def open_dataset(spec: dict, streaming: bool | None = None):
         data_files=spec.get("data_files"),
         revision=spec.get("revision"),
         streaming=want_stream,
+        cache_dir=spec.get("cache_dir"),  # keyed on corpusforge's fingerprint of the files (build.inputs)
     )
 
 
