@@ -234,3 +234,23 @@ def test_progress_counts_the_tasks_of_every_stage(tmp_path):
     assert seen and {p.tasks for p in seen} == {7}
     assert seen[-1].tasks_done == 7 and seen[-1].docs > 0
     assert [p.tasks_done for p in seen] == sorted(p.tasks_done for p in seen)
+
+
+def test_an_unguarded_run_in_a_script_with_workers_is_refused_not_left_hanging(tmp_path):
+    """Worker processes start by importing the user's script: a cf.run() at its top level, outside
+    `if __name__ == '__main__':`, ran the build again in every worker and the run waited forever."""
+    write_jsonl(tmp_path / "in.jsonl", [{"text": f"document number {i}"} for i in range(8)])
+    recipe = make_recipe(tmp_path, str(tmp_path / "in.jsonl"), executor={"tasks": 2, "workers": 2})
+    call = f"cf.run(cf.Recipe.from_dict({recipe!r}), overwrite=True)"
+    scripts = {
+        "unguarded.py": f"import corpusforge as cf\n\nresult = {call}\n",
+        "guarded.py": f"import corpusforge as cf\n\nif __name__ == '__main__':\n    print({call}.manifest['rows'])\n",
+    }
+    for name, text in scripts.items():
+        (tmp_path / name).write_text(text)
+    unguarded = subprocess.run(
+        [sys.executable, "unguarded.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert unguarded.returncode == 1 and "line 3 of your script outside `if __name__ ==" in unguarded.stderr
+    guarded = subprocess.run([sys.executable, "guarded.py"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert guarded.returncode == 0 and guarded.stdout.strip() == "8", guarded.stderr[-2000:]

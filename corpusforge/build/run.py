@@ -6,8 +6,10 @@ ds = result.load()
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,8 +24,8 @@ from corpusforge.build.plan import BuildPlan, compile_plan, resume_problems, wri
 from corpusforge.build.remote import check_remote, upload_id
 from corpusforge.build.slurm import guard_active_jobs, submit
 from corpusforge.corpus.ledger import Ledger
-from corpusforge.errors import OutputError
-from corpusforge.recipe.executors import SlurmExecutor
+from corpusforge.errors import OutputError, RecipeError
+from corpusforge.recipe.executors import LocalExecutor, SlurmExecutor
 from corpusforge.recipe.models import Recipe
 from corpusforge.shards.writer import CP_SCHEMA, KD_SCHEMA
 
@@ -119,6 +121,27 @@ def _claim(plan: BuildPlan, overwrite: bool) -> None:
     write_plan(out, plan.record)
 
 
+def _unguarded_main_call() -> int | None:
+    """The line of the running script's top-level code that is calling run() outside an ``if __name__ ==
+    '__main__':`` block (None: called from elsewhere, or guarded)."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    frame = sys._getframe(1)
+    while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals is vars(main)):
+        frame = frame.f_back
+    if frame is None or not path or not Path(path).is_file():
+        return None
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    except (SyntaxError, ValueError, OSError):
+        return None
+    for node in tree.body:
+        if node.lineno <= frame.f_lineno <= (node.end_lineno or node.lineno):
+            guarded = isinstance(node, ast.If) and "__main__" in ast.unparse(node.test)
+            return None if guarded else frame.f_lineno
+    return None
+
+
 def _continues_upload(staging: Path, record: dict, replaces: str | None) -> bool:
     """Whether this run goes on with a replacement an earlier run of the same build was started to do with
     --overwrite (and was stopped before its upload finished)."""
@@ -163,6 +186,18 @@ def run(
     On Slurm, queues every stage and a finalize job and returns a `Submitted` at once.
     ``report`` also writes OUT/report.html (plots; about a second, mostly importing matplotlib); ``verbose`` copies
     datatrove's per-task logs to the console (they are always written to the task log files)."""
+    line = _unguarded_main_call()
+    if line is not None and isinstance(recipe.executor, LocalExecutor) and recipe.executor.workers > 1:
+        raise RecipeError(
+            [
+                (
+                    ("executor", "workers"),
+                    f"corpusforge.run() is called at line {line} of your script outside `if __name__ == "
+                    "'__main__':`; worker processes start by importing the script, so each would run the build "
+                    "again. Put the call under that guard (or use workers: 1)",
+                )
+            ]
+        )
     plan = compile_plan(recipe, output, progress=True)  # raises on bad input before anything is written
     out = plan.out
     if plan.remote is not None:  # refuse a foreign prefix, or another build there, before doing any work
