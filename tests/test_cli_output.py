@@ -198,3 +198,19 @@ def test_a_step_that_calls_sys_exit_fails_its_task_and_the_run_ends(tmp_path, wo
     assert done.returncode == 1, done.stderr
     assert "a step called sys.exit(0) in task" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_disk_full_while_tasks_write_is_one_line_with_exit_1(tmp_path, tmpfs, workers):
+    """A disk that fills while the tasks write their shards and logs printed loguru's tracebacks (one per log line,
+    even with -q) and a summary that never said the disk was full."""
+    full = tmpfs("full", "size=60k")
+    write_jsonl(tmp_path / "in.jsonl", [{"text": f"some document text number {i} " * 5} for i in range(400)])
+    recipe = make_recipe(
+        tmp_path, str(tmp_path / "in.jsonl"), steps=[{"length": {}}], executor={"tasks": 2, "workers": workers}
+    )
+    recipe["output"]["path"] = str(full / "out")
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe))
+    done = cli("run", "r.yaml", "-q", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"error: no space left on device writing {full / 'out'}", done.stderr[-2000:]

@@ -15,6 +15,7 @@ task that completed (datatrove's `completions/NNNNN` marker) is never run again 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import importlib.metadata
 import inspect
@@ -156,7 +157,9 @@ def _task_logger(logging_dir, rank: int, local_rank: int = 0, node_rank: int = -
     fmt = (f"[NODE {node_rank}] " if node_rank != -1 else "") + _TASK_FORMAT
     if verbose:
         logger.add(sys.stderr, level="INFO" if local_rank == 0 else "ERROR", format=fmt)
-    logger.add(logfile, colorize=False, level="DEBUG", format=fmt)
+    # catch=False: a log that cannot be written (a full disk) fails the task with that error, instead of loguru
+    # printing a traceback per line on the console
+    logger.add(logfile, colorize=False, level="DEBUG", format=fmt, catch=False)
     logger.info(f"Launching pipeline for {rank=}")
     return logfile
 
@@ -281,6 +284,8 @@ def run_stage(plan, stage, verbose: bool = False) -> None:
         if error is not None:
             raise error
         return
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        raise error  # the environment's, not the build's: one line, naming the file (cli.common)
     if plan.recipe.generate is not None:
         from corpusforge.kd.step import raise_if_failed_requests
 
