@@ -395,3 +395,19 @@ def test_a_kill_at_any_point_of_an_upload_leaves_one_whole_build_and_a_plain_rer
         leftovers = [p for p in fs.find(prefix) if "/data-" in p and p not in old_build]
         assert len(leftovers) == 2  # the new build's two shards; the old build's are gone
     assert seen == {"old", "new"}  # kills before and after the flip were both exercised
+
+
+def test_a_url_whose_store_was_emptied_is_built_again_without_overwrite(tmp_path, monkeypatch, paragraphs):
+    """A memory:// store ends with its process (an S3 prefix may be emptied by hand): the default staging folder in
+    the cache still held the old build, and a fresh run to the empty URL was refused as 'holds another build'."""
+    import corpusforge as cf
+
+    monkeypatch.setenv("CORPUSFORGE_CACHE", str(tmp_path / "cache"))
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/in2/docs.jsonl", _jsonl([{"id": str(i), "text": t} for i, t in enumerate(paragraphs[:30])]))
+    first = _recipe(tmp_path, "memory://in2/*.jsonl", dedup=False, executor={"tasks": 2, "workers": 1}, name="first")
+    cf.run(cf.Recipe.model_validate(first), output="memory://out2/corpus", report=False)
+    fs.rm("/out2", recursive=True)  # the store is gone; the staging folder stays
+    second = {**first, "name": "second"}
+    result = cf.run(cf.Recipe.model_validate(second), output="memory://out2/corpus", report=False)
+    assert result.manifest["recipe"]["name"] == "second" and result.manifest["rows"] == 30

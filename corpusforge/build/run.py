@@ -216,7 +216,9 @@ def run(
     check_output(out)  # refuse a foreign folder before creating anything in it
     guard_active_jobs(out)  # never two runs of one build: queued Slurm tasks would write the same shards
     with BuildLock(out):
-        _claim(plan, overwrite)
+        # a URL's default staging folder is corpusforge's cache, not the user's output: another build in it (for a
+        # URL emptied since, a memory:// store of an ended process) is replaced; the URL's own rules were checked above
+        _claim(plan, overwrite or (plan.remote is not None and plan.recipe.output.staging is None))
         counts = plan.progress_dir.relative_to(out).as_posix() + "/"
         Ledger(out).remove(lambda rel: rel.startswith(counts))  # an earlier run's progress counts
         stages = plan.stages
