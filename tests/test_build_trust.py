@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -333,9 +334,10 @@ def test_task_failure_exits_1_with_task_log_and_error(tmp_path):
     proc = _cli("run", str(_write_recipe(tmp_path, recipe)), cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert "build failed" in proc.stderr and "2 task(s) failed" in proc.stderr
-    assert "task_00000.log" in proc.stderr and "boom on purpose" in proc.stderr
+    named = re.search(r"Task (\d)'s log: \S*(task_0000\d\.log)", proc.stderr)  # a failed task whose log says why
+    assert named and named.group(2) == f"task_0000{named.group(1)}.log" and "boom on purpose" in proc.stderr
     assert "Launching pipeline" not in proc.stderr  # no per-task console blocks without -v
-    log = tmp_path / "out" / ".corpusforge" / "logs" / "logs" / "task_00000.log"
+    log = tmp_path / "out" / ".corpusforge" / "logs" / "logs" / named.group(2)
     assert "boom on purpose" in log.read_text()  # the log the message points at is written without -v
 
 

@@ -290,15 +290,25 @@ def run_stage(plan, stage, verbose: bool = False) -> None:
         from corpusforge.kd.step import raise_if_failed_requests
 
         raise_if_failed_requests(plan.out / WORK_DIR, missing)
-    first = Path(stage.logs) / "logs" / f"task_{missing[0]:05d}.log"
+    # the first failed task whose log says why: a failing task stops the pool, so the others' logs end mid-task
+    logs = {rank: Path(stage.logs) / "logs" / f"task_{rank:05d}.log" for rank in missing}
+    shown = next((rank for rank in missing if _has_error(logs[rank])), missing[0])
+    first = logs[shown]
     tail = last_error(first)
     if error is not None and str(error) not in tail:  # what the log could not say (an exit, a full disk)
         tail += f"\n  {type(error).__name__}: {error}"
     raise BuildFailed(
         f"stage {stage.name}: {len(missing)} task(s) failed ({', '.join(map(str, missing[:10]))}"
-        f"{', …' if len(missing) > 10 else ''}). Task {missing[0]}'s log: {first}\n{tail}\n"
+        f"{', …' if len(missing) > 10 else ''}). Task {shown}'s log: {first}\n{tail}\n"
         "Fix the cause and rerun the same command: completed tasks are kept"
     ) from error
+
+
+def _has_error(log_file: Path) -> bool:
+    try:
+        return any("| ERROR" in line for line in log_file.read_text(encoding="utf-8", errors="replace").splitlines())
+    except OSError:
+        return False
 
 
 def last_error(log_file: Path, lines: int = 12) -> str:
