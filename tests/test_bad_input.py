@@ -185,6 +185,16 @@ def test_recursive_alias_and_deep_nesting_are_refused(tmp_path, text, reason):
         cf.Recipe.from_yaml(path)
 
 
+def test_a_key_given_twice_is_refused_not_silently_dropped(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("name: x\nsources: [{glob: 'builtin:multilingual-sample.jsonl'}]\nname: y\noutput: {path: o}\n")
+    with pytest.raises(cf.RecipeError, match=r"r\.yaml:3: the key 'name' is given twice \(first on line 1\)"):
+        cf.Recipe.from_yaml(path)
+    path.write_text("name: x\nsources: [{glob: a, glob: b}]\noutput: {path: o}\n")  # in a nested mapping too
+    with pytest.raises(cf.RecipeError, match="the key 'glob' is given twice"):
+        cf.Recipe.from_yaml(path)
+
+
 def test_an_alias_repeated_in_the_recipe_still_loads_with_lines(tmp_path):
     write_jsonl(tmp_path / "in.jsonl", [{"text": "a"}])
     path = tmp_path / "r.yaml"

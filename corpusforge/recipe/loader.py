@@ -24,7 +24,8 @@ MAX_YAML_DEPTH = 100
 
 
 class YAMLOverBudget(yaml.MarkedYAMLError):
-    """A YAML document over the node or nesting budget, or with an alias inside the node it names."""
+    """A YAML document over the node or nesting budget, with an alias inside the node it names, or with a key given
+    twice in one mapping: refused, not loaded."""
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -52,6 +53,7 @@ class _BoundedLoader(yaml.SafeLoader):
             self._depth -= 1
         sizes = self._sizes
         if isinstance(node, yaml.MappingNode):
+            _refuse_duplicate_keys(node)
             size = 1 + sum(sizes[id(k)] + sizes[id(v)] for k, v in node.value)
         elif isinstance(node, yaml.SequenceNode):
             size = 1 + sum(sizes[id(item)] for item in node.value)
@@ -66,6 +68,23 @@ class _BoundedLoader(yaml.SafeLoader):
             )
         sizes[id(node)] = size
         return node
+
+
+def _refuse_duplicate_keys(node: yaml.MappingNode) -> None:
+    """A key given twice in one mapping: YAML would keep the last one and drop the first without a word."""
+    first: dict[str, yaml.Node] = {}
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        if key.value in first:
+            raise YAMLOverBudget(
+                None,
+                None,
+                f"the key '{key.value}' is given twice (first on line {first[key.value].start_mark.line + 1}); "
+                "YAML would keep only the last one",
+                key.start_mark,
+            )
+        first[key.value] = key
 
 
 def load_yaml(text: str, lines: bool = True) -> tuple[Any, dict[tuple, int]]:
