@@ -280,7 +280,11 @@ def _head(out: Path | str, manifest: dict, n: int) -> list[dict]:
 
 
 def cmd_report(args) -> int:
+    from corpusforge.build.output import BuildLock
+    from corpusforge.corpus.finished import Corpus
     from corpusforge.report import write_report
 
-    make_console().print(f"wrote {write_report(args.output_dir)}")
+    Corpus.open(args.output_dir)  # a CorpusError (exit 2) says what is missing, before a lock file is made
+    with BuildLock(Path(args.output_dir), what="report"):  # the report edits the ledger: not while a build runs
+        make_console().print(f"wrote {write_report(args.output_dir)}")
     return EXIT_OK

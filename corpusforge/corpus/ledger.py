@@ -14,7 +14,9 @@ writing or moved into place through it (datatrove's task logs, stats and complet
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from datatrove.io import DataFolder
 
-from corpusforge.atomic import temp_path, write_atomic, write_json_atomic
+from corpusforge.atomic import temp_path, write_atomic
 from corpusforge.corpus.layout import LEDGER_DIR, LOCK, WORK_DIR
 
 _STRUCTURE = (f"{WORK_DIR}/{LOCK}", f"{WORK_DIR}/{LEDGER_DIR}/")
@@ -88,9 +90,7 @@ class Ledger:
             os.close(fd)
 
     def _own_file(self) -> Path:
-        # the host's name hashed: one file per process of each machine, without naming the machine in the folder
-        host = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
-        return self.folder / f"{host}-{os.getpid()}.txt"
+        return self.folder / f"{_host()}-{os.getpid()}.txt"
 
     def write(self, path: str | Path, data: str | bytes) -> None:
         """Write a whole file (atomically) and record it."""
@@ -100,10 +100,8 @@ class Ledger:
         write_atomic(path, data)
 
     def write_json(self, path: str | Path, data, indent: int | None = 2) -> None:
-        path = Path(path)
-        self.record(path, temp_path(path))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, data, indent=indent)
+        """``data`` as JSON (UTF-8, non-ASCII kept), written atomically and recorded."""
+        self.write(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
 
     def data_folder(self, path: str | Path) -> LedgerFolder:
         """A datatrove folder at ``path`` (under the root) whose writes are recorded here."""
@@ -118,9 +116,6 @@ class Ledger:
                 recorded.update(line for line in file.read_text(encoding="utf-8").splitlines() if line)
         return recorded
 
-    def exists(self) -> bool:
-        return self.folder.is_dir()
-
     def unrecorded(self) -> list[str]:
         """Files under the root that the build did not record (its ledger and lock excepted), sorted."""
         recorded = self.paths()
@@ -134,7 +129,8 @@ class Ledger:
 
     def remove(self, which: Callable[[str], bool]) -> list[str]:
         """Delete the recorded files for which ``which(path)`` is true, then the folders that are left empty; the
-        ledger keeps the rest. Returns what was deleted."""
+        ledger keeps the rest (compacted into one file, so a path removed here is never taken for the build's
+        again). Only under the folder's BuildLock: no other process may be recording. Returns what was deleted."""
         recorded = self.paths()
         removed = []
         for rel in sorted(recorded):
@@ -150,7 +146,8 @@ class Ledger:
             elif not path.exists():
                 removed.append(rel)  # recorded, never written or already gone: nothing to keep in the ledger
         _prune_emptied(self.root, {(self.root / rel).parent for rel in removed})
-        self._rewrite(p for p in recorded if p not in set(removed) and (self.root / p).exists())
+        gone = set(removed)
+        self._rewrite(p for p in recorded if p not in gone and (self.root / p).exists())
         return removed
 
     def _rewrite(self, paths: Iterable[str]) -> None:
@@ -162,6 +159,12 @@ class Ledger:
         for file in old:
             if file != mine:
                 file.unlink(missing_ok=True)
+
+
+@functools.cache
+def _host() -> str:
+    """The host's name hashed: one ledger file per process of each machine, without naming the machine."""
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
 
 
 def _is_structure(rel: str) -> bool:
