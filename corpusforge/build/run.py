@@ -126,12 +126,14 @@ def _unguarded_main_call() -> int | None:
     '__main__':`` block (None: called from elsewhere, or guarded)."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
+    if not path or not Path(path).is_file():
+        return None  # an interactive session, a notebook: no script for the workers to import
     if (getattr(getattr(main, "__spec__", None), "name", None) or "").startswith("corpusforge"):
         return None  # `python -m corpusforge.cli`: corpusforge's own entry point, not a user's script
     frame = sys._getframe(1)
     while frame is not None and not (frame.f_code.co_name == "<module>" and frame.f_globals is vars(main)):
         frame = frame.f_back
-    if frame is None or not path or not Path(path).is_file():
+    if frame is None:
         return None
     try:
         tree = ast.parse(Path(path).read_text(encoding="utf-8"))
