@@ -38,13 +38,18 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     return _SECRET_PARAM.sub(lambda m: m.group(1) + REDACTED, text)
 
 
+def map_strings(value, fn):
+    """A copy of a JSON-like value (dicts, lists, strings) with ``fn`` applied to every string in it (keys kept)."""
+    if isinstance(value, str):
+        return fn(value)
+    if isinstance(value, dict):
+        return {k: map_strings(v, fn) for k, v in value.items()}
+    if isinstance(value, list):
+        return [map_strings(v, fn) for v in value]
+    return value
+
+
 def redact_values(value, secrets: Iterable[str | None] = ()):
     """A copy of a JSON-like value (dicts, lists, strings) with every string redacted."""
     secrets = tuple(secrets)
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, dict):
-        return {k: redact_values(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_values(v, secrets) for v in value]
-    return value
+    return map_strings(value, lambda text: redact(text, secrets))

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from corpusforge.redact import redact
+from corpusforge.redact import map_strings, redact
 
 # An absolute path inside a string (POSIX, `~/…`, Windows): its folders are dropped, its last part kept. Not
 # preceded by a word character, `.`, `:` or `/`, so URLs (`https://host/a/b`) and `and/or` are left alone.
@@ -45,13 +45,7 @@ def scrub_text(text: str, secrets=()) -> str:
 
 
 def _scrub_values(value, secrets):
-    if isinstance(value, str):
-        return scrub_text(value, secrets)
-    if isinstance(value, dict):
-        return {k: _scrub_values(v, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub_values(v, secrets) for v in value]
-    return value
+    return map_strings(value, lambda text: scrub_text(text, secrets))
 
 
 def _scrub_glob(pattern: str) -> str:
