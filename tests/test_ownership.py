@@ -52,6 +52,7 @@ def test_overwrite_refuses_a_file_the_build_did_not_write_wherever_it_is(tmp_pat
     write_jsonl(tmp_path / "in.jsonl", _rows(8, "a"))
     built = cf.run(_recipe(tmp_path, "first"))
     mine = built.path / users_file
+    mine.parent.mkdir(exist_ok=True)  # report/ is a user's folder: the build report is one page, report.html
     mine.write_text("the user's own notes")
     before = sorted(p.relative_to(built.path).as_posix() for p in built.path.rglob("*") if p.is_file())
     with pytest.raises(cf.OutputError, match=f"did not write \\({users_file}\\)"):
@@ -123,6 +124,6 @@ def test_overwrite_leaves_a_users_empty_folders_alone(tmp_path):
     built = cf.run(_recipe(tmp_path, "first"))
     mine = [built.path / "mydir", built.path / "report" / "sub", built.path / ".corpusforge" / "sub"]
     for folder in mine:
-        folder.mkdir()
+        folder.mkdir(parents=True)
     cf.run(_recipe(tmp_path, "second"), overwrite=True)
     assert all(folder.is_dir() for folder in mine)

@@ -1,11 +1,12 @@
-"""The build report: HTML tables that match the manifest and the shards, valid PNG plots, clear errors."""
+"""The build report: HTML tables that match the manifest and the shards, SVG charts that draw them, clear errors."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
-import struct
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
 import polars as pl
@@ -14,6 +15,7 @@ import pytest
 import corpusforge as cf
 from conftest import make_recipe, write_jsonl
 from corpusforge.corpus.finished import CorpusError
+from corpusforge.corpus.ledger import Ledger
 from corpusforge.report import (
     FINE_BINS_PER_DECADE,
     MAX_BARS,
@@ -22,9 +24,9 @@ from corpusforge.report import (
     plot_label,
     write_report,
 )
+from corpusforge.report.svg import cut, log_ticks, nice_ticks, text_width
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-FORUM = "論壇 $forum"  # a CJK name with a mathtext character: must reach the tables intact and the plots escaped
+FORUM = "論壇 $forum"  # a CJK name with a mathtext character: must reach the tables and the charts intact
 
 
 @cf.step(name="report_test_count_tokens")
@@ -35,7 +37,7 @@ def count_tokens(doc):
 
 
 class Page(HTMLParser):
-    """The tables (by id, rows of cell texts) and image sources of a report."""
+    """The tables (by id, rows of cell texts) and the charts (ids of the inline SVGs) of a report."""
 
     def __init__(self, text: str):
         super().__init__()
@@ -52,8 +54,8 @@ class Page(HTMLParser):
             self._table.append([])
         elif tag in ("td", "th") and self._table is not None:
             self._cell = ""
-        elif tag == "img":
-            self.images.append(attrs["src"])
+        elif tag == "svg":
+            self.images.append(attrs["id"])
 
     def handle_data(self, data):
         if self._cell is not None:
@@ -140,26 +142,55 @@ def test_report_language_and_source_tables_match_shards(built, report):
         assert sources[row["source"]][3] == f"{row['chars']:,}"
 
 
-def test_report_images_are_real_pngs(built, report):
-    _, page = report
-    assert sorted(page.images) == [f"report/{n}.png" for n in ("funnel", "languages", "lengths", "sources")]
-    for src in page.images:
-        data = (built.path / src).read_bytes()
-        assert data[:8] == PNG_SIGNATURE, src
-        assert data[12:16] == b"IHDR"
-        width, height = struct.unpack(">II", data[16:24])
-        assert width >= 400 and height >= 150, (src, width, height)
-        assert len(data) > 5_000, src
+def charts(text: str) -> dict[str, ET.Element]:
+    """The inline SVGs of a page, parsed as XML (a chart that is not well-formed fails here)."""
+    found = {}
+    for markup in re.findall(r"<svg .*?</svg>", text, flags=re.S):
+        element = ET.fromstring(markup)
+        found[element.get("id")] = element
+    return found
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def bar_tips(chart: ET.Element) -> list[tuple[str, ET.Element]]:
+    """(tooltip, rect) of each bar: the tooltip names the row, the series and the value drawn."""
+    return [(r.find(f"{SVG}title").text, r) for r in chart.iter(f"{SVG}rect") if r.get("class") == "bar"]
+
+
+def test_report_charts_draw_the_manifest(built, report):
+    path, page = report
+    assert sorted(page.images) == [f"plot-{n}" for n in ("funnel", "languages", "lengths", "sources")]
+    drawn = charts(path.read_text(encoding="utf-8"))
+    assert sorted(drawn) == sorted(page.images)
+    # each funnel bar carries its count; the kept bars' widths are in the ratio of the steps' outputs
+    bars = {tip: float(r.get("width")) for tip, r in bar_tips(drawn["plot-funnel"])}
+    steps = built.manifest["steps"]
+    kept = [bars[f"{s['step']}: kept {s['out']:,}"] for s in steps if s["out"]]
+    widest = max(s["out"] for s in steps)
+    for s, width in zip([s for s in steps if s["out"]], kept):
+        assert width == pytest.approx(max(kept) * s["out"] / widest, abs=0.2), s["step"]
+    for s in steps:
+        for reason, n in s["dropped"].items():
+            assert f"{s['step']}: dropped: {reason} {n:,}" in bars
+    # the source names, CJK and all, are drawn as they are (escaped only by XML)
+    labels = [t.text for t in drawn["plot-sources"].iter(f"{SVG}text")]
+    assert FORUM in labels and "web" in labels
+    # every length bar is a row count of the histogram, and they add up to the rows
+    counts = [int(tip.rpartition(": ")[2].replace(",", "")) for tip, _ in bar_tips(drawn["plot-lengths"])]
+    assert sum(counts) == built.manifest["rows"] * (2 if "tokens" in page.rows("lengths") else 1)
 
 
 def test_report_is_deterministic_and_drops_stale_plots(built, report):
     path, _ = report
-    before = {p.name: p.read_bytes() for p in [path, *sorted((built.path / "report").glob("*.png"))]}
-    stale = built.path / "report" / "tokens_funnel.png"
+    before = path.read_bytes()
+    stale = built.path / "report" / "tokens_funnel.png"  # what an earlier version drew, recorded in the ledger
+    stale.parent.mkdir(exist_ok=True)
+    Ledger(built.path).record(stale)
     stale.write_bytes(b"stale")
     write_report(str(built.path))
-    after = {p.name: p.read_bytes() for p in [path, *sorted((built.path / "report").glob("*.png"))]}
-    assert after == before and not stale.exists()
+    assert path.read_bytes() == before and not stale.exists()
 
 
 def test_report_with_token_counts(tmp_path, real_texts):
@@ -168,7 +199,7 @@ def test_report_with_token_counts(tmp_path, real_texts):
     text = write_report(result.path).read_text(encoding="utf-8")
     page = Page(text)
     assert "No token counts" not in text and f"{expected:,} tokens in the output" in text
-    assert "report/lengths.png" in page.images and "report/tokens_funnel.png" not in page.images
+    assert "plot-lengths" in page.images and "plot-tokens_funnel" not in page.images
     assert page.rows("lengths").keys() == {"characters", "tokens"}
     sources = page.rows("sources")
     assert sum(int(row[5].replace(",", "")) for row in sources.values()) == expected
@@ -178,9 +209,11 @@ def test_report_with_token_counts(tmp_path, real_texts):
     for i, step in enumerate(manifest["steps"]):
         step["tokens_in"], step["tokens_out"] = 1000 * (10 - i), 1000 * (9 - i)
     (result.path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    page = Page(write_report(result.path).read_text(encoding="utf-8"))
-    assert "report/tokens_funnel.png" in page.images
-    assert (result.path / "report" / "tokens_funnel.png").read_bytes()[:8] == PNG_SIGNATURE
+    text = write_report(result.path).read_text(encoding="utf-8")
+    page = Page(text)
+    assert "plot-tokens_funnel" in page.images
+    bars = [tip for tip, _ in bar_tips(charts(text)["plot-tokens_funnel"])]
+    assert "language: tokens in 8,000" in bars and "language: tokens out 7,000" in bars
     assert page.rows("tokens")["language"][1:] == ["8,000", "7,000"]
 
 
@@ -220,7 +253,7 @@ def test_report_of_an_empty_output(tmp_path, real_texts):
     page = Page(text)
     assert page.rows("funnel")["language"][1:3] == ["10", "0"]
     assert "No rows with text in the output" in text
-    assert "report/lengths.png" not in page.images and "report/funnel.png" in page.images
+    assert "plot-lengths" not in page.images and "plot-funnel" in page.images
 
 
 def test_report_errors_name_what_is_missing(tmp_path, built):
@@ -269,3 +302,14 @@ def test_plot_labels_and_bins():
     median = approx_quantile(hist, 0.5, min(values), max(values))
     assert abs(median - 10**2.5) / 10**2.5 < 0.03
     assert approx_quantile({}, 0.5, None, None) is None
+
+
+def test_chart_axes_and_labels():
+    assert nice_ticks(2364) == [0, 500, 1000, 1500, 2000]
+    assert nice_ticks(3) == [0, 1, 2, 3]  # counts: no fractional ticks
+    assert log_ticks(132, 457) == [200, 300, 400]  # under a decade: round numbers, not one lonely 200
+    assert log_ticks(5, 84) == [5, 10, 20, 50]
+    assert log_ticks(3, 50_000) == [10, 100, 1000, 10_000]
+    assert text_width("論壇") == pytest.approx(text_width("ab") / 0.58)  # a CJK character takes a full em
+    assert text_width("ที่") == text_width("ท")  # Thai vowel and tone marks sit on their consonant
+    assert cut("a\nb") == "a\\nb" and len(cut("x" * 100)) == 28

@@ -188,7 +188,7 @@ def run(
     unless ``overwrite``; a folder with files corpusforge did not write is always refused. A second run on the
     same folder while one is running is refused at once (``BuildLockedError``, naming the running one).
     On Slurm, queues every stage and a finalize job and returns a `Submitted` at once.
-    ``report`` also writes OUT/report.html (plots; about a second, mostly importing matplotlib); ``verbose`` copies
+    ``report`` also writes OUT/report.html (about 0.2 s, most of it one polars pass over the shards); ``verbose`` copies
     datatrove's per-task logs to the console (they are always written to the task log files)."""
     line = _unguarded_main_call()
     if line is not None and isinstance(recipe.executor, LocalExecutor) and recipe.executor.workers > 1:

@@ -5,7 +5,7 @@ OUT/
   data-00000-of-00002-<build>.arrow   the shards: one per task, named after the build (``build_id``)
   dataset_info.json  state.json       the `datasets` save_to_disk layout; state.json names the shards
   manifest.json                       what was built, from what, and what each step did
-  report.html  report/                the HTML report
+  report.html                         the HTML report (one page, charts inline)
   .corpusforge/                       the work folder: plan, lock, ledger, task logs, temp files, caches
     plan.json  lock  owned/
 ```
@@ -31,7 +31,7 @@ MANIFEST = "manifest.json"
 STATE = "state.json"
 DATASET_INFO = "dataset_info.json"
 REPORT_HTML = "report.html"
-REPORT_DIR = "report"
+REPORT_DIR = "report"  # where earlier versions put the report's PNGs: removed when a report is rewritten
 UPLOADS_DIR = "uploads"  # under WORK_DIR at a URL: one record per upload, written before its files
 
 

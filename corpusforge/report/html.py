@@ -9,9 +9,8 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from corpusforge.corpus.layout import (
-    REPORT_DIR,  # the plots' folder beside report.html; the page links them relative to itself
-)
+from markupsafe import Markup
+
 from corpusforge.report.aggregate import CorpusStats, approx_quantile
 
 
@@ -88,8 +87,8 @@ def _length_rows(stats: CorpusStats) -> list[list[str]]:
     return rows
 
 
-def render_html(out: Path, manifest: dict, stats: CorpusStats, plots: set[str]) -> str:
-    """The page for a build whose plots ``plots`` (file names under OUT/report/) were drawn."""
+def render_html(out: Path, manifest: dict, stats: CorpusStats, plots: dict[str, str]) -> str:
+    """The page for a build, with ``plots`` (SVG markup by chart name) inline."""
     recipe, steps = manifest["recipe"], manifest["steps"]
     facts = [
         ("output folder", str(out)),
@@ -115,8 +114,7 @@ def render_html(out: Path, manifest: dict, stats: CorpusStats, plots: set[str]) 
             description=recipe.get("description") or "",
             out=str(out),
             facts=facts,
-            plots=plots,
-            report_dir=REPORT_DIR,
+            plots={name: Markup(svg) for name, svg in plots.items()},  # svg.py escaped their text
             stats=stats,
             funnel=_funnel_rows(steps),
             token_steps=[[s["step"], _num(s["tokens_in"]), _num(s["tokens_out"])] for s in token_steps],
