@@ -18,14 +18,17 @@ Relative paths are resolved against the working directory, as in recipes.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from corpusforge.config import StrictModel
+from corpusforge.config.overrides import apply_overrides
+from corpusforge.config.problems import lines_for, model_keys, pydantic_problems
+from corpusforge.config.yaml import read_yaml
 from corpusforge.errors import RecipeError, did_you_mean
-from corpusforge.recipe.loader import _lines_for, apply_overrides, read_yaml
 
 
 class ConfigError(RecipeError):
@@ -308,40 +311,13 @@ class TrainConfig(StrictModel):
 
     def error(self, loc: tuple, message: str) -> ConfigError:
         """A ConfigError about ``loc`` carrying this config's file and the line of that key."""
-        return ConfigError([(loc, message)], self._source, _lines_for([(loc, message)], self._lines))
+        return ConfigError([(loc, message)], self._source, lines_for([(loc, message)], self._lines))
 
 
 def _one_of(name: str, choices: list[str]) -> str:
     if name not in choices:
         raise ValueError(f"unknown name '{name}'{did_you_mean(name, choices)}")
     return name
-
-
-def _field_names(model: type[BaseModel]) -> set[str]:
-    names = set(model.model_fields)
-    for field in model.model_fields.values():
-        for arg in [field.annotation, *getattr(field.annotation, "__args__", ())]:
-            inner = getattr(arg, "__args__", (arg,))
-            for cls in (arg, *inner):
-                if isinstance(cls, type) and issubclass(cls, BaseModel):
-                    names |= _field_names(cls)
-    return names
-
-
-def _problems(err: ValidationError) -> list[tuple[tuple, str]]:
-    known = _field_names(TrainConfig)
-    problems = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith(("<", "function-"))))
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            msg = f"unknown key '{loc[-1]}'{did_you_mean(str(loc[-1]), known)}"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        elif "input" in e and e["type"] not in ("value_error", "assertion_error"):
-            msg = f"{msg}, got {e['input']!r}"
-        problems.append((loc, msg))
-    return problems
 
 
 def config_from_dict(
@@ -357,8 +333,8 @@ def config_from_dict(
     try:
         config = TrainConfig.model_validate(data)
     except ValidationError as err:
-        problems = _problems(err)
-        raise ConfigError(problems, source, _lines_for(problems, lines or {})) from None
+        problems = pydantic_problems(err, partial(model_keys, TrainConfig))
+        raise ConfigError(problems, source, lines_for(problems, lines or {})) from None
     config._source, config._lines = source, lines or {}
     return config
 

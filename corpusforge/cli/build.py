@@ -66,9 +66,9 @@ def _recipe_args(p):
 
 def cmd_validate(args) -> int:
     from corpusforge.build.inputs import preflight
-    from corpusforge.recipe import load_recipe
+    from corpusforge.recipe import Recipe
 
-    recipe = load_recipe(args.recipe, args.set)
+    recipe = Recipe.from_yaml(args.recipe, args.set)
     preflight(recipe)
     make_console().print(
         f"[green]ok[/green] {args.recipe}: {len(recipe.sources)} source(s), {len(recipe.steps)} step(s)"
@@ -110,9 +110,9 @@ def _progress_display():
 
 def cmd_run(args) -> int:
     import corpusforge
-    from corpusforge.recipe import load_recipe
+    from corpusforge.recipe import Recipe
 
-    recipe = load_recipe(args.recipe, args.set)
+    recipe = Recipe.from_yaml(args.recipe, args.set)
     if args.dry_run:
         from corpusforge.build import plan_build
 

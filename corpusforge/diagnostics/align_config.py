@@ -25,12 +25,16 @@ output: out/align-th
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from corpusforge.config import StrictModel
+from corpusforge.config.overrides import apply_overrides
+from corpusforge.config.problems import lines_for, model_keys, pydantic_problems
+from corpusforge.config.yaml import read_yaml
 from corpusforge.errors import RecipeError, did_you_mean
 from corpusforge.kd.config import BackendConfig, Sampling, TransformersBackendConfig
 
@@ -209,9 +213,6 @@ def align_config_from_dict(
     data, overrides: list[str] | None = None, source: str | None = None, lines: dict | None = None
 ) -> AlignConfig:
     """Validate; every problem is reported with its key path (and YAML line when ``lines`` has it)."""
-    from corpusforge.recipe.loader import _lines_for, apply_overrides
-    from corpusforge.recipe.models import pydantic_problems
-
     if not isinstance(data, dict):
         raise RecipeError([((), f"an align config is a mapping (language, models, prompts, output), got {data!r}")])
     if overrides:
@@ -219,24 +220,12 @@ def align_config_from_dict(
     try:
         return AlignConfig.model_validate(data)
     except ValidationError as err:
-        problems = [(loc, _own_hint(loc, msg)) for loc, msg in pydantic_problems(err)]
-    raise RecipeError(problems, source, _lines_for(problems, lines or {}))
-
-
-def _own_hint(loc: tuple, message: str) -> str:
-    """pydantic_problems suggests keys of the build-recipe language; suggest this file's keys instead."""
-    if not message.startswith("unknown key"):
-        return message
-    from corpusforge.recipe.vocabulary import _walk
-
-    key = str(loc[-1])
-    return f"unknown key '{key}'{did_you_mean(key, _walk(AlignConfig, set()))}"
+        problems = pydantic_problems(err, partial(model_keys, AlignConfig))
+    raise RecipeError(problems, source, lines_for(problems, lines or {}))
 
 
 def load_align_config(path: str | Path, overrides: list[str] | None = None, output: str | None = None) -> AlignConfig:
     """Load and validate a config file; ``output`` replaces its `output` key."""
-    from corpusforge.recipe.loader import read_yaml
-
     data, lines = read_yaml(path, what="config file")
     if output is not None and isinstance(data, dict):
         data["output"] = output

@@ -1,248 +1,69 @@
-"""YAML → Recipe with errors that name the key path and the YAML line, and `--set a.b=c` overrides.
-
-Every YAML that corpusforge reads (recipes, training and eval configs, `--set` values) goes through ``load_yaml``:
-safe tags only, and a budget on nodes (aliases counted as what they expand to) and nesting, so an alias bomb is
-refused while it is parsed rather than expanded by whatever walks the data next.
+"""A recipe file or mapping → the data the `Recipe` model validates: the YAML read with its line map, the `--set`
+overrides applied, and the recipe's `plugins` imported so the steps they register are in the registry before the
+steps are resolved. Importing a plugin runs its code: it happens here, when a recipe is loaded (`Recipe.from_yaml`,
+`Recipe.from_dict`, `corpusforge validate`), never as a side effect of validating the model.
 """
 
 from __future__ import annotations
 
-import re
+import importlib
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
+from corpusforge.config.overrides import apply_overrides
+from corpusforge.config.problems import Problem
+from corpusforge.config.yaml import read_yaml
 from corpusforge.errors import RecipeError
-from corpusforge.recipe.models import Recipe, pydantic_problems
-
-# The largest recipe or config in the repository has about 100 nodes; validation, fingerprints and the manifest all
-# walk the expanded data, so this bounds their work too.
-MAX_YAML_NODES = 100_000
-MAX_YAML_DEPTH = 100
+from corpusforge.steps.registry import import_plugin_file
 
 
-class YAMLOverBudget(yaml.MarkedYAMLError):
-    """A YAML document over the node or nesting budget, with an alias inside the node it names, or with a key given
-    twice in one mapping: refused, not loaded."""
+def read_recipe(path: str | Path) -> tuple[Any, dict[tuple, int]]:
+    """A recipe file's data and its key path → line map; a missing file or bad YAML is a ``RecipeError`` naming the
+    file and line."""
+    return read_yaml(path, what="recipe file")
 
 
-class _BoundedLoader(yaml.SafeLoader):
-    """A SafeLoader that sizes each node as it is composed (an alias weighs what it repeats) and refuses a document
-    over ``MAX_YAML_NODES`` or ``MAX_YAML_DEPTH`` there, before anything walks the expansion."""
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self._sizes: dict[int, int] = {}  # id(node) → its size with aliases expanded (nodes live while loading)
-        self._depth = 0
-
-    def compose_node(self, parent, index):
-        mark = self.peek_event().start_mark
-        if self.check_event(yaml.AliasEvent):
-            node = super().compose_node(parent, index)
-            if id(node) not in self._sizes:  # its anchor is still being composed: `a: &a [*a]`
-                raise YAMLOverBudget(None, None, "an alias inside the node it refers to (a recursive alias)", mark)
-            return node
-        self._depth += 1
-        if self._depth > MAX_YAML_DEPTH:
-            raise YAMLOverBudget(None, None, f"refused: nested more than {MAX_YAML_DEPTH} levels deep", mark)
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-        sizes = self._sizes
-        if isinstance(node, yaml.MappingNode):
-            _refuse_duplicate_keys(node)
-            size = 1 + sum(sizes[id(k)] + sizes[id(v)] for k, v in node.value)
-        elif isinstance(node, yaml.SequenceNode):
-            size = 1 + sum(sizes[id(item)] for item in node.value)
-        else:
-            size = 1
-        if size > MAX_YAML_NODES:
-            raise YAMLOverBudget(
-                None,
-                None,
-                f"refused: more than {MAX_YAML_NODES:,} nodes with its aliases expanded (an alias bomb?)",
-                mark,
-            )
-        sizes[id(node)] = size
-        return node
-
-
-def _refuse_duplicate_keys(node: yaml.MappingNode) -> None:
-    """A key given twice in one mapping: YAML would keep the last one and drop the first without a word."""
-    first: dict[str, yaml.Node] = {}
-    for key, _ in node.value:
-        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
-            continue
-        if key.value in first:
-            raise YAMLOverBudget(
-                None,
-                None,
-                f"the key '{key.value}' is given twice (first on line {first[key.value].start_mark.line + 1}); "
-                "YAML would keep only the last one",
-                key.start_mark,
-            )
-        first[key.value] = key
-
-
-def load_yaml(text: str, lines: bool = True) -> tuple[Any, dict[tuple, int]]:
-    """``text``'s data and (``lines``) its key path → line map, within the budget; raises ``yaml.YAMLError``."""
-    loader = _BoundedLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, {}
-        line_map = _line_map(node) if lines else {}
-        return loader.construct_document(node), line_map
-    finally:
-        loader.dispose()
-
-
-def yaml_problem(err: yaml.YAMLError) -> str:
-    """What is wrong, in words: a refused budget or tag as such, anything else as invalid YAML."""
-    problem = getattr(err, "problem", None) or str(err)
-    if isinstance(err, YAMLOverBudget):
-        return problem
-    tag = re.search(r"constructor for the tag '([^']*)'", problem)
-    if tag:
-        name = tag[1].replace("tag:yaml.org,2002:", "!!")
-        return f"the tag '{name}' is not allowed (plain YAML only: strings, numbers, booleans, lists, mappings)"
-    return f"not valid YAML: {problem}"
-
-
-def _line_map(node: yaml.Node, loc: tuple = (), out: dict | None = None, seen: set | None = None) -> dict[tuple, int]:
-    """Key path → 1-based line for every mapping key and sequence item under ``node``. Each node is walked once:
-    a key path through a repeated alias gets the line of the alias."""
-    out = {} if out is None else out
-    seen = set() if seen is None else seen
-    out.setdefault(loc, node.start_mark.line + 1)
-    if id(node) in seen:
-        return out
-    seen.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                continue  # a list or mapping as a key: no key path reaches it
-            key = key_node.value
-            out[loc + (key,)] = key_node.start_mark.line + 1
-            _line_map(value_node, loc + (key,), out, seen)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            out[loc + (i,)] = item.start_mark.line + 1
-            _line_map(item, loc + (i,), out, seen)
-    return out
-
-
-def _lines_for(problems: list[tuple[tuple, str]], lines: dict[tuple, int]) -> dict[tuple, int]:
-    """Each problem's line: that of its key path, or of the nearest enclosing key that exists in the YAML."""
-    found = {}
-    for loc, _ in problems:
-        for n in range(len(loc), -1, -1):
-            if loc[:n] in lines:
-                found[tuple(loc)] = lines[loc[:n]]
-                break
-    return found
-
-
-_PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-def parse_key_path(path: str) -> list[str | int]:
-    """``steps[1].language.min_score`` or ``steps.1.language.min_score`` → ``["steps", 1, "language", "min_score"]``."""
-    parts: list[str | int] = []
-    for name, index in _PATH_PART.findall(path):
-        if index:
-            parts.append(int(index))
-        else:
-            parts.append(int(name) if name.isdigit() else name)
-    if not parts:
-        raise ValueError(f"empty key path in override '{path}'")
-    return parts
-
-
-def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply ``a.b=c`` overrides; values are parsed as YAML (``tasks=4`` is an int, ``keep=[th]`` a list)."""
-    for override in overrides:
-        where = (f"--set {override}",)
-        if "=" not in override:
-            raise RecipeError([(where, "an override looks like `key.path=value`")])
-        path, _, raw_value = override.partition("=")
-        try:
-            parts = parse_key_path(path.strip())
-        except ValueError:
-            raise RecipeError([(where, "no key before '=': an override looks like `key.path=value`")]) from None
-        try:
-            value = load_yaml(raw_value, lines=False)[0] if raw_value.strip() else ""
-        except yaml.YAMLError as err:
-            raise RecipeError([(where, f"the value: {yaml_problem(err)}")]) from None
-        target: Any = data
-        for i, part in enumerate(parts[:-1]):
-            nxt = parts[i + 1]
-            if isinstance(part, int):
-                if not isinstance(target, list) or part >= len(target):
-                    raise RecipeError([(tuple(parts[: i + 1]), f"--set {override}: no list item {part} here")])
-                target = target[part]
-            else:
-                if not isinstance(target, dict):
-                    raise RecipeError([(tuple(parts[: i + 1]), f"--set {override}: not a mapping here")])
-                target = target.setdefault(part, [] if isinstance(nxt, int) else {})
-        last = parts[-1]
-        if isinstance(last, int):
-            if not isinstance(target, list) or last > len(target):
-                raise RecipeError([(tuple(parts), f"--set {override}: no list item {last} here")])
-            if last == len(target):
-                target.append(value)
-            else:
-                target[last] = value
-        else:
-            if not isinstance(target, dict):
-                raise RecipeError([(tuple(parts), f"--set {override}: not a mapping here")])
-            target[last] = value
-    return data
-
-
-def recipe_from_dict(
-    data: dict, overrides: list[str] | None = None, source: str | None = None, lines: dict[tuple, int] | None = None
-) -> Recipe:
+def prepare(data: Any, overrides: list[str] | None = None, source: str | None = None) -> tuple[dict, list[Problem]]:
+    """``data`` with ``overrides`` applied and its plugins imported, and the problem of a plugin that failed to
+    import (the recipe's other problems are reported with it)."""
     if not isinstance(data, dict):
         raise RecipeError(
             [((), f"a recipe is a mapping of keys (name, sources, steps, output), got {type(data).__name__}")], source
         )
     if overrides:
         data = apply_overrides(data, overrides)
-    lines = lines or {}
-    try:
-        return Recipe.model_validate(data)
-    except ValidationError as err:
-        problems = pydantic_problems(err)
-    except RecipeError as err:
-        problems = err.problems
-    raise RecipeError(problems, source, _lines_for(problems, lines))
+    return data, import_plugins(data.get("plugins"))
 
 
-def read_yaml(path: str | Path, what: str = "recipe file", error: type = RecipeError, loc: tuple = ()) -> tuple:
-    """A YAML file's data and its key path → line map (recipes, training and eval configs share this); a missing
-    file or bad YAML raises ``error`` naming the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise error([(loc, f"{what} '{path}' does not exist (cwd={Path.cwd()})")])
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise error([(loc, f"{what} '{path}' is not UTF-8 text (byte {err.start})")]) from None
-    except OSError as err:
-        raise error([(loc, f"{what} '{path}' cannot be read: {err.strerror}")]) from None
-    try:
-        return load_yaml(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise error([(loc, f"{where}: {yaml_problem(err)}")]) from None
+def import_plugins(plugins: Any) -> list[Problem]:
+    """Import the recipe's ``plugins`` in order, up to the first that fails (its problem is returned). A value that
+    is not a list of strings is left to the model to refuse."""
+    if not isinstance(plugins, list) or not all(isinstance(spec, str) for spec in plugins):
+        return []
+    for spec in plugins:
+        try:
+            import_plugin(spec)
+        except ValueError as err:
+            return [(("plugins",), str(err))]
+    return []
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Load and validate a recipe file."""
-    data, lines = read_yaml(path)
-    return recipe_from_dict(data, overrides, source=str(path), lines=lines)
+def import_plugin(spec: str, base_dir: Path | None = None) -> None:
+    """Import a plugin module by dotted name or by path to a ``.py`` file, so its decorated steps register."""
+    if spec.endswith(".py"):
+        path = Path(spec)
+        if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
+            path = base_dir / path
+        if not path.exists():
+            raise ValueError(f"plugin file '{spec}' does not exist (cwd={Path.cwd()})")
+        try:
+            import_plugin_file(path)
+        except Exception as err:
+            raise ValueError(f"plugin file '{spec}' failed to import: {type(err).__name__}: {err}") from None
+    else:
+        try:
+            importlib.import_module(spec)
+        except SystemExit as err:  # sys.exit() at import must fail the recipe, not end the run as if it were done
+            raise ValueError(f"plugin module '{spec}' called sys.exit({err.code!r}) while being imported") from None
+        except Exception as err:  # a missing module, a missing dependency of it, an error in its code
+            raise ValueError(f"cannot import plugin module '{spec}': {type(err).__name__}: {err}") from None

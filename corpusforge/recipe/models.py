@@ -8,8 +8,8 @@ step's own params model.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import string
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -26,9 +26,12 @@ from pydantic import (
 )
 
 from corpusforge.config import StrictModel
+from corpusforge.config.problems import lines_for, model_keys, pydantic_problems
 from corpusforge.errors import RecipeError, did_you_mean
 from corpusforge.kd.config import GenerateConfig
 from corpusforge.recipe.executors import EXECUTORS, Executor, LocalExecutor
+from corpusforge.recipe.loader import prepare, read_recipe
+from corpusforge.steps.registry import StepImportError, builtin_specs, get_step, known_step_names
 
 
 # --------------------------------------------------------------------------------------------- sources
@@ -152,29 +155,8 @@ class StepCall(BaseModel):
         return {self.name: self.params}
 
 
-def pydantic_problems(err: ValidationError, prefix: tuple = ()) -> list[tuple[tuple, str]]:
-    """Turn pydantic errors into ``(loc, message)`` with readable messages and typo suggestions."""
-    from corpusforge.recipe.vocabulary import known_keys
-
-    problems = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("<")))
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "extra_forbidden":
-            key = str(loc[-1])
-            msg = f"unknown key '{key}'{did_you_mean(key, known_keys())}"
-        elif e["type"] == "missing":
-            msg = "required key is missing"
-        elif "input" in e and e["type"] not in ("value_error", "assertion_error"):
-            msg = f"{msg}, got {e['input']!r}"
-        problems.append((prefix + loc, msg))
-    return problems
-
-
 def parse_step(raw: Any, index: int) -> StepCall:
     """Validate one ``{name: params}`` entry against the step registry."""
-    from corpusforge.steps.registry import StepImportError, get_step, known_step_names
-
     loc = ("steps", index)
     if isinstance(raw, StepCall):
         raw = {raw.name: raw.params}
@@ -198,33 +180,10 @@ def parse_step(raw: Any, index: int) -> StepCall:
     try:
         validated = spec.validate_params(params)
     except ValidationError as err:
-        raise RecipeError(pydantic_problems(err, loc + (name,))) from None
+        raise RecipeError(pydantic_problems(err, known_keys, loc + (name,))) from None
     except ValueError as err:
         raise RecipeError([(loc + (name,), str(err))]) from None
     return StepCall(name=name, params=validated)
-
-
-def import_plugin(spec: str, base_dir: Path | None = None) -> None:
-    """Import a plugin module by dotted name or by path to a ``.py`` file, so its decorated steps register."""
-    from corpusforge.steps.registry import import_plugin_file
-
-    if spec.endswith(".py"):
-        path = Path(spec)
-        if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():
-            path = base_dir / path
-        if not path.exists():
-            raise ValueError(f"plugin file '{spec}' does not exist (cwd={Path.cwd()})")
-        try:
-            import_plugin_file(path)
-        except Exception as err:
-            raise ValueError(f"plugin file '{spec}' failed to import: {type(err).__name__}: {err}") from None
-    else:
-        try:
-            importlib.import_module(spec)
-        except SystemExit as err:  # sys.exit() at import must fail the recipe, not end the run as if it were done
-            raise ValueError(f"plugin module '{spec}' called sys.exit({err.code!r}) while being imported") from None
-        except Exception as err:  # a missing module, a missing dependency of it, an error in its code
-            raise ValueError(f"cannot import plugin module '{spec}': {type(err).__name__}: {err}") from None
 
 
 # --------------------------------------------------------------------------------------------- recipe
@@ -305,8 +264,6 @@ class Recipe(StrictModel):
                             "source's `fields`",
                         )
                     )
-        import string
-
         for _, placeholder, _, _ in string.Formatter().parse(gen.prompts.template):
             if placeholder and placeholder not in fields:
                 problems.append(
@@ -348,13 +305,6 @@ class Recipe(StrictModel):
             raise RecipeError(problems)
         return raw
 
-    @field_validator("plugins")
-    @classmethod
-    def _import_plugins(cls, plugins: list[str]) -> list[str]:
-        for spec in plugins:
-            import_plugin(spec)
-        return plugins
-
     @field_validator("steps", mode="before")
     @classmethod
     def _resolve_steps(cls, raw: Any) -> list[StepCall]:
@@ -375,15 +325,37 @@ class Recipe(StrictModel):
     # -- constructors ------------------------------------------------------------------------------
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> Recipe:
-        from corpusforge.recipe.loader import load_recipe
-
-        return load_recipe(path, overrides)
+        """Load and validate a recipe file (``overrides``: ``key.path=value`` strings, YAML-parsed); each problem
+        names its key path and YAML line."""
+        data, lines = read_recipe(path)
+        return cls._load(data, overrides, str(path), lines)
 
     @classmethod
     def from_dict(cls, data: dict, overrides: list[str] | None = None) -> Recipe:
-        from corpusforge.recipe.loader import recipe_from_dict
+        return cls._load(data, overrides)
 
-        return recipe_from_dict(data, overrides)
+    @classmethod
+    def _load(cls, data: Any, overrides: list[str] | None, source: str | None = None, lines: dict | None = None):
+        data, problems = prepare(data, overrides, source)  # plugins imported: their steps are in the registry
+        try:
+            recipe = cls.model_validate(data)
+        except ValidationError as err:
+            problems = problems + pydantic_problems(err, known_keys)
+        except RecipeError as err:
+            problems = problems + err.problems
+        else:
+            if not problems:
+                return recipe
+        raise RecipeError(problems, source, lines_for(problems, lines or {}))
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")
+
+
+@cache
+def known_keys() -> frozenset[str]:
+    """Every key the recipe language knows (the recipe's and every built-in step's): what "did you mean" offers."""
+    specs = builtin_specs().values()
+    return model_keys(
+        Recipe, FilesSource, HFSource, HFDataset, OutputConfig, LocalExecutor, *(s.params_model for s in specs)
+    )
