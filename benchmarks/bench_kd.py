@@ -85,7 +85,7 @@ def run_ours(tmp: Path, spec: dict) -> tuple[float, int]:
 def bench_vllm(tmp: Path, model: Path, n: int, rounds: int) -> dict:
     import vllm
 
-    from corpusforge.kd.backends import get_backend
+    from corpusforge.kd.answers import get_backend
     from corpusforge.kd.config import GenerateConfig
     from corpusforge.kd.step import request_seed
 

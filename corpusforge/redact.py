@@ -1,5 +1,5 @@
 """The one place that takes credentials out of text. Endpoint bodies and library errors pass through ``redact``
-where they enter corpusforge (the KD backends), the recorded recipe passes through ``redact_values`` when the
+where they enter corpusforge (the generation backends), the recorded recipe passes through ``redact_values`` when the
 build plan is made (so plan.json, manifest.json and report.html show none), and publishing's scrub calls it too.
 
 Removed: the secret values given (the configured API key, whatever variable it came from), ``Bearer …`` tokens,

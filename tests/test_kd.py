@@ -20,9 +20,10 @@ from fake_openai import FakeChatServer
 import corpusforge as cf
 from conftest import REAL_CODE_ANSWER, REPO, assert_run_left_nothing, corpus_texts, gettext_messages, write_jsonl
 from corpusforge.errors import RecipeError
-from corpusforge.kd.backends import Request, get_backend
+from corpusforge.kd.answers import get_backend
 from corpusforge.kd.config import GenerateConfig
 from corpusforge.kd.step import GenerationFailed, request_seed
+from corpusforge.llm.backends import Request
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -447,7 +448,7 @@ def test_top_p_nucleus_is_the_full_sort_nucleus():
     """The sampler takes the nucleus from the top 1,024 candidates (the full sort of a 49k vocabulary was most of
     the sampling time); it must keep the tokens a full sort keeps, also where the nucleus is wider than that."""
     torch = pytest.importorskip("torch")
-    from corpusforge.kd.backends import SeededSampler
+    from corpusforge.llm.backends import SeededSampler
 
     def full_sort(scores, top_p):
         sorted_scores, order = torch.sort(scores, descending=True, dim=-1)

@@ -19,8 +19,9 @@ from test_trust_kd import generate_section, kd_recipe
 
 import corpusforge as cf
 from conftest import REPO
-from corpusforge.kd.backends import MAX_RETRY_AFTER, BackendError, Completion, retry_after, whole_answer
+from corpusforge.kd.answers import whole_answer
 from corpusforge.kd.step import GenerationFailed
+from corpusforge.llm.backends import MAX_RETRY_AFTER, BackendError, Completion, retry_after
 from corpusforge.redact import redact
 
 PROMPTS = [f"Question number {i}: what is the capital of country {i}?" for i in range(64)]

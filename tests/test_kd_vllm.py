@@ -16,7 +16,7 @@ import pytest
 
 import corpusforge as cf
 from conftest import corpus_texts, write_jsonl
-from corpusforge.kd.backends import get_backend
+from corpusforge.kd.answers import get_backend
 from corpusforge.kd.config import GenerateConfig
 from corpusforge.kd.step import request_seed
 
@@ -94,8 +94,8 @@ def test_vllm_backend_builds_kd_rows_equal_to_raw_llm_chat(tmp_path, tiny_chat):
 def test_many_seeded_requests_survive_prefill_scheduling(tiny_chat):
     """Regression: vLLM's CPU build dies on seeded requests whose prefill is split ("CPU Generator does not use
     offset"); the backend turns chunked prefill off on CPU. 300 long prompts overflow one scheduling step."""
-    from corpusforge.kd.backends import Request
     from corpusforge.kd.config import Sampling
+    from corpusforge.llm.backends import Request
 
     config = GenerateConfig.model_validate(generate_section(tiny_chat))
     backend = get_backend(config)

@@ -21,9 +21,9 @@ from test_kd import endpoint_generate
 import corpusforge as cf
 from conftest import write_jsonl
 from corpusforge.errors import RecipeError
-from corpusforge.kd import backends
-from corpusforge.kd.backends import BackendError, OpenAIBackend, Request
 from corpusforge.kd.config import GenerateConfig
+from corpusforge.llm import backends
+from corpusforge.llm.backends import BackendError, OpenAIBackend, Request
 
 SAMPLING = {"temperature": 0.0, "top_p": 1.0, "max_tokens": 16, "n": 1, "seed": 3}
 PROMPT = "Tell me how rivers shape the valleys they run through."

@@ -277,7 +277,7 @@ def _check_loadable(model: AlignModel) -> None:
 def _open_backend(model: AlignModel):
     # Not kd.backends.get_backend: it keeps every engine for the life of the process, and a comparison of several
     # models must free one before the next loads.
-    from corpusforge.kd import backends
+    from corpusforge.llm import backends
 
     if model.backend.type == "vllm":
         backends.prepare_vllm(model.backend.tensor_parallel_size)
@@ -301,8 +301,8 @@ def generate_responses(
 ) -> list[tuple[str, str, str, str, int]]:
     """(prompt set, prompt, response, finish reason, tokens) for every prompt, in order; a request that fails
     ``max_retries + 1`` times has finish reason ``error`` and the error text as its response."""
-    from corpusforge.kd.backends import Request
     from corpusforge.kd.step import request_seed
+    from corpusforge.llm.backends import Request
 
     _check_loadable(model)
     sampling = config.sampling.to_kd()

@@ -27,9 +27,10 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from corpusforge.atomic import temp_path, write_jsonl_atomic
 from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import BuildFailed
-from corpusforge.kd.backends import BackendError, Completion, Request, get_backend, whole_answer
+from corpusforge.kd.answers import get_backend, whole_answer
 from corpusforge.kd.config import GenerateConfig
 from corpusforge.kd.tasks import Call, Prompt, chat, start
+from corpusforge.llm.backends import BackendError, Completion, Request
 
 log = logging.getLogger("corpusforge.kd")
 FAILURES_DIR = "kd-failures"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
-from corpusforge.kd.backends import Completion
 from corpusforge.kd.config import RecoveryTask, TCoTTask, TranslationTask, language_name
+from corpusforge.llm.backends import Completion
 
 
 @dataclass(frozen=True)

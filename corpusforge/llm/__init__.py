@@ -1,9 +1,12 @@
-"""Loading language models: one policy for device, dtype, revision and trust_remote_code, used by the KD
-transformers backend, the perplexity step, the scorecard's likelihoods and the trainer.
+"""Loading and calling language models. ``loading``: one policy for device, dtype, revision and trust_remote_code,
+used by the transformers backend, the perplexity step, the scorecard's likelihoods and the trainer. ``backends``: the
+generation backends (vllm, transformers, an OpenAI-compatible endpoint) that KD and the scorecard call, and the one
+vLLM engine builder (``vllm_engine``: the GPU group claim, the CPU prefill rule) that the vllm backend and the
+perplexity step use.
 
     model = load_causal_lm("HuggingFaceTB/SmolLM2-135M-Instruct", dtype="bfloat16", device="auto", revision=sha)
 
-torch and transformers are imported when a model is loaded, never at import time.
+torch, transformers and vllm are imported when a model is loaded, never at import time.
 """
 
 from corpusforge.llm.loading import DTYPES, compute_dtype, load_causal_lm, load_tokenizer, resolve_device

@@ -6,9 +6,10 @@ next-token negative log-likelihood over its first ``max_length`` tokens: the fir
 document of n tokens is scored on n - 1 predictions; a document with fewer than two tokens cannot be scored.
 
 Backends sit behind a small interface (``Scorer.score(texts) -> perplexities``); the step only applies thresholds.
-Implemented: ``transformers`` — batched forward passes with right padding and an attention mask, documents sorted by
-token length inside a window of ``batch_size × SORT_WINDOW`` documents so each batch pads little, output in input
-order. vLLM prompt-logprobs scoring is not implemented yet.
+``transformers``: batched forward passes with right padding and an attention mask, documents sorted by token length
+inside a window of ``batch_size × SORT_WINDOW`` documents so each batch pads little, output in input order.
+``vllm``: prompt log-probabilities, with the engine built as every vLLM engine is (``corpusforge.llm.backends.
+vllm_engine``: the worker's GPU group taken first, chunked prefill off on vLLM's CPU platform).
 
 A Hub model is loaded at ``revision`` (both backends, model and tokenizer), which the build pins to a commit sha
 (``corpusforge.hub.pin_step_revisions``) so every worker scores with the same weights.
@@ -31,6 +32,8 @@ from pydantic import Field, field_validator, model_validator
 from corpusforge.config import StrictModel
 from corpusforge.errors import CorpusforgeError
 from corpusforge.hub import is_hub_id
+from corpusforge.llm import compute_dtype, load_causal_lm, load_tokenizer, resolve_device
+from corpusforge.llm.backends import vllm_engine
 
 INSTALL_HINT = "pip install 'corpusforge[ppl]'"
 # Documents are read this many forward batches at a time and sorted by token length, so each batch holds documents
@@ -160,8 +163,6 @@ class TransformersScorer:
     """Batched forward passes of a `transformers` causal LM; loads the model when constructed."""
 
     def __init__(self, params: PerplexityParams):
-        from corpusforge.llm import compute_dtype, load_causal_lm, load_tokenizer, resolve_device
-
         self.params = params
         self.device = resolve_device(params.device)
         dtype = compute_dtype(self.device) if params.dtype == "auto" else params.dtype
@@ -231,17 +232,17 @@ class VLLMScorer:
     """Prompt log-probabilities from a vLLM engine: each document is a prompt; one token is generated and ignored."""
 
     def __init__(self, params: PerplexityParams):
-        try:
-            import vllm
-        except ImportError as err:
-            raise ImportError("the perplexity step's vllm backend needs vllm: pip install 'corpusforge[gen]'") from err
         self.params = params
-        args = {"model": params.model, "max_model_len": params.max_length + 1, **params.engine_args}
-        if params.revision is not None:
-            args.update(revision=params.revision, tokenizer_revision=params.revision)
-        if params.dtype != "auto":
-            args.setdefault("dtype", params.dtype)
-        self.llm = vllm.LLM(**args)
+        self.llm = vllm_engine(
+            params.model,
+            revision=params.revision,
+            dtype=params.dtype,
+            max_model_len=params.max_length + 1,  # the prompt and the one generated token
+            engine_args=params.engine_args,
+            needed_by="the perplexity step's vllm backend",
+        )
+        import vllm  # heavy optional dependency (extra [gen]); vllm_engine has imported it
+
         self.tokenizer = self.llm.get_tokenizer()
         self.sampling = vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
 

