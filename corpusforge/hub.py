@@ -5,18 +5,20 @@ revision each worker would fetch whatever the repo's main branch holds when it s
 its resume a day later, could render or count with different files. ``pin_step_revisions`` resolves the id to the
 commit sha it points at once, at plan time, so the sha lands in the recipe (and its fingerprint) and every worker
 downloads that commit. Steps pass their ``revision`` to ``hf_hub_download`` / ``snapshot_download`` /
-``from_pretrained``, and ``endpoint()`` to the ``huggingface_hub`` calls, so pinning and downloading ask the same Hub.
+``from_pretrained``, and ``storage.hub_endpoint()`` to the ``huggingface_hub`` calls, so pinning and downloading ask the
+same Hub.
 An `hf:` source that names a Hub dataset is pinned the same way (``resolve_revision(..., repo_type="dataset")``, called
 by the input layer, ``build/inputs.py``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 from corpusforge.errors import SourceError
+from corpusforge.storage import hub_endpoint
+from corpusforge.templates import PRESETS
 
 # step name → the parameter that names what the step loads (a local path, a preset for `tag`, or a Hub id)
 HUB_PARAMS: dict[str, str] = {"tag": "template", "tokens": "tokenizer", "perplexity": "model"}
@@ -25,12 +27,6 @@ _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?", re.
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
 # seconds to wait for the Hub's answer when pinning: an unreachable Hub fails the plan quickly, not after minutes
 TIMEOUT = 10.0
-
-
-def endpoint() -> str | None:
-    """The Hub URL from ``HF_ENDPOINT`` as it is now (``huggingface_hub`` reads it once, when first imported)."""
-    value = os.environ.get("HF_ENDPOINT")
-    return value.rstrip("/") if value else None
 
 
 def is_hub_id(spec: str) -> bool:
@@ -43,8 +39,6 @@ def is_hub_id(spec: str) -> bool:
 def hub_repo_id(name: str, params: dict) -> str | None:
     """The Hub id that step ``name`` would download with ``params``; None for a local path, a preset, a step that
     loads nothing from the Hub, or a value that is not a string."""
-    from corpusforge.templates import PRESETS
-
     key = HUB_PARAMS.get(name)
     spec = params.get(key) if key else None
     if not isinstance(spec, str) or (name == "tag" and spec in PRESETS):
@@ -92,6 +86,7 @@ def resolve_revision(repo_id: str, revision: str | None = None, step: str = "", 
     """The commit sha that ``revision`` (default: the main branch) of repo ``repo_id`` (a model, or with
     ``repo_type="dataset"`` a dataset) points at now. Raises ``HubUnreachable`` when the Hub does not answer, a
     ``SourceError`` when it has no such repo or revision."""
+    # huggingface_hub: heavy (about 0.5 s), and it reads HF_ENDPOINT / HF_HUB_OFFLINE once, when first imported
     from huggingface_hub import HfApi
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
@@ -99,12 +94,12 @@ def resolve_revision(repo_id: str, revision: str | None = None, step: str = "", 
     key = HUB_PARAMS.get(step, "model")
     where = f"step '{step}': " if step else ""
     at = f" at revision '{revision}'" if revision else ""
-    hub = endpoint() or "https://huggingface.co"
+    hub = hub_endpoint() or "https://huggingface.co"
     if kind == "dataset":
         fix = "give local files (`data_files`) or a local folder as `path`, or set `revision` to a commit sha"
     else:
         fix = f"give a local model folder as `{key}`, or set `revision` to a commit sha"
-    api = HfApi(endpoint=endpoint())
+    api = HfApi(endpoint=hub_endpoint())
     info = api.dataset_info if kind == "dataset" else api.model_info
     try:
         sha = info(repo_id, revision=revision, timeout=TIMEOUT).sha

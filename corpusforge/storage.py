@@ -94,3 +94,10 @@ def relative(path: str, root: str) -> str:
     if is_url(path):
         return posixpath.relpath(path.split("://", 1)[1], root.split("://", 1)[1])
     return os.path.relpath(path, root)
+
+
+def hub_endpoint() -> str | None:
+    """The Hub URL from ``HF_ENDPOINT`` as it is now (``huggingface_hub`` reads it once, when first imported): given
+    to every ``huggingface_hub`` call, so pinning a Hub id and downloading it ask the same Hub."""
+    value = os.environ.get("HF_ENDPOINT")
+    return value.rstrip("/") if value else None

@@ -136,14 +136,14 @@ class OptimConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _known_optimizer(cls, name: str) -> str:
-        from transformers.training_args import OptimizerNames
+        from transformers.training_args import OptimizerNames  # heavy, the train extra
 
         return _one_of(name, [o.value for o in OptimizerNames])
 
     @field_validator("scheduler")
     @classmethod
     def _known_scheduler(cls, name: str) -> str:
-        from transformers.trainer_utils import SchedulerType
+        from transformers.trainer_utils import SchedulerType  # heavy, the train extra
 
         return _one_of(name, [s.value for s in SchedulerType])
 
@@ -193,7 +193,7 @@ def standard_names(data: dict) -> dict:
     """``data`` with TrainingArguments names in its `train:` section moved to the fields they mean: e.g.
     `learning_rate` → `optim.lr`, `per_device_train_batch_size` → `train.batch_size`, `bf16: true` →
     `train.precision: bf16`, `dataloader_num_workers` → `train.trainer_args`. A value given both ways is an error."""
-    from transformers import TrainingArguments
+    from transformers import TrainingArguments  # heavy, the train extra
 
     train = data.get("train")
     if not isinstance(train, dict):
@@ -266,7 +266,7 @@ class TrainSection(StrictModel):
     @field_validator("trainer_args")
     @classmethod
     def _known_args(cls, args: dict[str, Any]) -> dict[str, Any]:
-        from transformers import TrainingArguments
+        from transformers import TrainingArguments  # heavy, the train extra
 
         fields = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
         problems = []

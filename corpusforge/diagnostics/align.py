@@ -19,155 +19,58 @@ Models run one after another and each is released before the next loads. Each mo
 sampling, system prompt, prompts): a rerun after a crash, or with another ``min_letters``, regenerates nothing
 but the requests that failed.
 
-Here: prompts, generation and classification. The retention set and the likelihood scores are in
-`align_retention`, the chart in `align_plot`, the scorecard and its verdicts in `scorecard`.
+Here: prompts, generation and classification, and `run_align`, which drives the whole comparison. The result
+types are in `align_results`, the retention set and the likelihood scores in `align_retention`, the chart in
+`align_plot`, the scorecard and its verdicts in `scorecard`.
 """
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import logging
-import re
-import sys
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from corpusforge.atomic import write_atomic, write_json_atomic
 from corpusforge.diagnostics.align_config import AlignConfig, AlignModel
+from corpusforge.diagnostics.align_plot import plot_alignment
+from corpusforge.diagnostics.align_results import (
+    APART,
+    CLASSES,
+    PROMPT_SETS,
+    RESPONSES_DIR,
+    AlignResult,
+    Cell,
+    ModelResult,
+    Progress,
+    Response,
+    check_loadable,
+    free_memory,
+    model_fingerprint,
+    slug,
+)
+from corpusforge.diagnostics.align_retention import (
+    load_conversations,
+    load_heldout,
+    measure_likelihood,
+    own_answers,
+)
+from corpusforge.diagnostics.corpus import iter_docs
 from corpusforge.diagnostics.degenerate import degeneration
+from corpusforge.diagnostics.scorecard import build_scorecard, render_html
 from corpusforge.errors import SourceError
+from corpusforge.kd.step import languages_agree, letters, prose, request_seed
+from corpusforge.llm import backends
+from corpusforge.llm.backends import Request
+from corpusforge.steps.language import LanguageID, LanguageParams
 
 log = logging.getLogger("corpusforge.diagnostics")
-
-PROMPT_SETS = ("en", "target")  # English prompts, target-language prompts
-# the matrix columns; shares are over these. `degenerate`: a loop, an echo of the prompt, empty or cut off at the
-# token limit (diagnostics/degenerate.py) — whatever language its bytes are in, never an answer in that language
-CLASSES = ("en", "target", "other", "degenerate")
-APART = ("undetermined", "failed")  # counted, never in the shares
-RESPONSES_DIR = "responses"
-
-Progress = Callable[[str, int, int], None]  # (model name, responses done, total)
-
-
-@dataclass
-class Response:
-    prompt_set: str  # "en" | "target"
-    prompt: str
-    response: str
-    finish_reason: str  # "stop" | "length" | "error"
-    n_tokens: int
-    detected: str | None  # LID label; None when undetermined or failed
-    score: float | None
-    answered_in: str  # "en" | "target" | "other" | "degenerate" | "undetermined" | "failed"
-    degeneration: str | None = None  # loop | echo | empty | cut_off, for a degenerate response
-
-
-@dataclass
-class Cell:
-    """One row of the matrix: the responses to one prompt set."""
-
-    prompts: int
-    counts: dict[str, int]  # en, target, other, degenerate, undetermined, failed
-    other_languages: dict[str, int]  # what "other" was, most frequent first
-    degenerations: dict[str, int] = field(default_factory=dict)  # what "degenerate" was: loop, echo, …
-
-    @property
-    def determined(self) -> int:
-        return sum(self.counts[c] for c in CLASSES)
-
-    @property
-    def shares(self) -> dict[str, float | None]:
-        """Share of each class among the classified responses (undetermined and failed left out)."""
-        n = self.determined
-        return {c: (self.counts[c] / n if n else None) for c in CLASSES}
-
-    def to_dict(self) -> dict:
-        return {
-            "prompts": self.prompts,
-            "counts": self.counts,
-            "shares": {c: None if v is None else round(v, 6) for c, v in self.shares.items()},
-            "undetermined_share": round(self.counts["undetermined"] / self.prompts, 6) if self.prompts else None,
-            "other_languages": self.other_languages,
-            "degenerations": self.degenerations,
-        }
-
-
-@dataclass
-class ModelResult:
-    name: str
-    model: str
-    backend: dict
-    cells: dict[str, Cell]  # keyed by prompt set
-    responses: list[Response] = field(repr=False)
-    reused: bool = False  # every response read back from OUT/responses (nothing generated)
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "model": self.model,
-            "backend": self.backend,
-            "matrix": {s: self.cells[s].to_dict() for s in PROMPT_SETS},
-            "responses": [asdict(r) for r in self.responses],
-        }
-
-
-@dataclass
-class AlignResult:
-    language: str
-    config: AlignConfig
-    models: list[ModelResult]
-    output: Path
-    likelihoods: dict = field(default_factory=dict)  # model name → scorecard.Likelihood (None: not measured)
-    scorecard: dict = field(default_factory=dict)  # scorecard.build_scorecard: measures and a verdict per model
-
-    @property
-    def json_path(self) -> Path:
-        return self.output / "align.json"
-
-    @property
-    def png_path(self) -> Path:
-        return self.output / "align.png"
-
-    @property
-    def scorecard_json(self) -> Path:
-        return self.output / "scorecard.json"
-
-    @property
-    def scorecard_html(self) -> Path:
-        return self.output / "scorecard.html"
-
-    def to_dict(self) -> dict:
-        return {
-            "language": self.language,
-            "classes": {
-                "en": "English",
-                "target": self.language,
-                "other": "any other language",
-                "degenerate": "a loop, an echo of the prompt, empty, or cut off at the token limit",
-            },
-            "min_letters": self.config.min_letters,
-            "lid_model": self.config.lid_model or "lid.176.ftz",
-            "sampling": self.config.sampling.model_dump(),
-            "system": self.config.system,
-            "prompts": {
-                "en": self.config.prompts.en,
-                "target": self.config.prompts.target,
-                "text_field": self.config.prompts.text_field,
-                "limit": self.config.prompts.limit,
-            },
-            "models": [m.to_dict() for m in self.models],
-        }
 
 
 # --------------------------------------------------------------------------------------------- prompts
 def load_prompts(paths: list[str], text_field: str = "text", limit: int | None = None) -> list[str]:
     """Distinct prompts from jsonl / txt files or corpusforge output folders (InsCP tags removed), in file order."""
-    from corpusforge.diagnostics.corpus import iter_docs
-
     # Distinct prompts only: a prompt listed 7 times would count 7 answers, and the significance tests would
     # believe in 7 observations where there is one. ``limit`` counts distinct prompts.
     prompts: dict[str, None] = {}
@@ -194,14 +97,10 @@ class Classifier:
     left out (an answer that is only code is `undetermined`)."""
 
     def __init__(self, language: str, min_letters: int, lid_model: str | None = None):
-        from corpusforge.steps.language import LanguageID, LanguageParams
-
         self.language, self.min_letters = language, min_letters
         self.lid = LanguageID(LanguageParams(model=lid_model))
 
     def __call__(self, text: str) -> tuple[str | None, float | None, str]:
-        from corpusforge.kd.step import languages_agree, letters, prose
-
         text = prose(text)
         if letters(text) < self.min_letters:
             return None, None, "undetermined"
@@ -226,19 +125,10 @@ def tabulate(prompt_set: str, responses: list[Response]) -> Cell:
 
 
 # --------------------------------------------------------------------------------------------- generation
-def _model_fingerprint(model: str) -> list | None:
-    """Names, sizes and modification times of a local model folder's files: a retrained model in the same folder
-    must not reuse the old responses. None for a Hub id or a served name."""
-    folder = Path(model).expanduser()
-    if not folder.is_dir():
-        return None
-    return sorted([p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in folder.iterdir() if p.is_file())
-
-
 def responses_key(model: AlignModel, config: AlignConfig, prompts: dict[str, list[str]]) -> str:
     what = {
         "model": model.model,
-        "files": _model_fingerprint(model.model),
+        "files": model_fingerprint(model.model),
         "backend": model.backend.model_dump(),
         "sampling": config.sampling.model_dump(),
         "system": config.system,
@@ -247,38 +137,9 @@ def responses_key(model: AlignModel, config: AlignConfig, prompts: dict[str, lis
     return hashlib.sha256(json.dumps(what, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def _check_loadable(model: AlignModel) -> None:
-    """Fail before loading anything when a LoRA adapter folder cannot work with the chosen backend."""
-    folder = Path(model.model).expanduser()
-    if not (folder / "adapter_config.json").is_file():
-        return
-    where = f"model '{model.name}' ({model.model})"
-    if model.backend.type == "vllm":
-        raise SourceError(
-            f"{where} is a LoRA adapter folder: the vllm backend needs a full model. Merge it first "
-            f"(`corpusforge train merge {model.model} --output DIR`) or use `backend: {{type: transformers}}`"
-        )
-    if model.backend.type != "transformers":
-        return
-    try:
-        import peft  # noqa: F401 — transformers loads base + adapter through it
-    except ImportError as err:
-        raise SourceError(
-            f"{where} is a LoRA adapter folder: loading it needs peft: pip install 'corpusforge[train]'"
-        ) from err
-    if not (folder / "tokenizer_config.json").is_file():
-        raise SourceError(
-            f"{where} is a LoRA adapter folder without a tokenizer: save the base model's tokenizer beside the "
-            "adapter (`AutoTokenizer.from_pretrained(BASE).save_pretrained(ADAPTER_DIR)`; corpusforge train does), "
-            "or merge it (`corpusforge train merge`)"
-        )
-
-
 def _open_backend(model: AlignModel):
     # Not kd.backends.get_backend: it keeps every engine for the life of the process, and a comparison of several
     # models must free one before the next loads.
-    from corpusforge.llm import backends
-
     if model.backend.type == "vllm":
         backends.prepare_vllm(model.backend.tensor_parallel_size)
     classes = {
@@ -289,22 +150,12 @@ def _open_backend(model: AlignModel):
     return classes[model.backend.type](model.model, model.backend)
 
 
-def _free_memory() -> None:
-    gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 def generate_responses(
     model: AlignModel, config: AlignConfig, prompts: dict[str, list[str]], progress: Progress | None = None
 ) -> list[tuple[str, str, str, str, int]]:
     """(prompt set, prompt, response, finish reason, tokens) for every prompt, in order; a request that fails
     ``max_retries + 1`` times has finish reason ``error`` and the error text as its response."""
-    from corpusforge.kd.step import request_seed
-    from corpusforge.llm.backends import Request
-
-    _check_loadable(model)
+    check_loadable(model)
     sampling = config.sampling.to_kd()
     items = [(s, p) for s in PROMPT_SETS for p in prompts[s]]
     system = (("system", config.system),) if config.system else ()
@@ -337,7 +188,7 @@ def generate_responses(
                 progress(model.name, min(start + size, len(requests)), len(requests))
     finally:
         del backend  # the next model loads into the memory this one frees
-        _free_memory()
+        free_memory()
     rows = []
     for (prompt_set, prompt), out in zip(items, results):
         if isinstance(out, str):
@@ -345,10 +196,6 @@ def generate_responses(
         else:
             rows.append((prompt_set, prompt, out.text, out.finish_reason, out.n_tokens))
     return rows
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
 
 
 def evaluate_model(
@@ -360,7 +207,7 @@ def evaluate_model(
     progress: Progress | None = None,
 ) -> ModelResult:
     key = responses_key(model, config, prompts)
-    cache = output / RESPONSES_DIR / f"{_slug(model.name)}-{key}.json"
+    cache = output / RESPONSES_DIR / f"{slug(model.name)}-{key}.json"
     rows = [tuple(r) for r in json.loads(cache.read_text(encoding="utf-8"))["rows"]] if cache.is_file() else None
     failed = [i for i, row in enumerate(rows or []) if row[3] == "error"]
     reused = rows is not None and not failed
@@ -406,15 +253,6 @@ def run_align(config: AlignConfig, progress: Progress | None = None) -> AlignRes
     """Generate, classify, score likelihoods and write the scorecard (``scorecard.json`` / ``.html``) and the matrix
     (``align.json`` / ``.png``) to ``config.output``. The reference model runs first: its own English answers are
     the default retention set."""
-    from corpusforge.diagnostics.align_plot import plot_alignment
-    from corpusforge.diagnostics.align_retention import (
-        load_conversations,
-        load_heldout,
-        measure_likelihood,
-        own_answers,
-    )
-    from corpusforge.diagnostics.scorecard import build_scorecard, render_html
-
     output = Path(config.output).expanduser()
     if output.exists() and not output.is_dir():
         raise SourceError(f"output '{config.output}' exists and is not a folder")

@@ -37,6 +37,7 @@ from corpusforge.config.problems import lines_for, model_keys, pydantic_problems
 from corpusforge.config.yaml import read_yaml
 from corpusforge.errors import RecipeError, did_you_mean
 from corpusforge.kd.config import BackendConfig, Sampling, TransformersBackendConfig
+from corpusforge.steps.language import LANGUAGE_ALIASES, LID176_LABELS, SCRIPT_LABELS
 
 
 def _exists(raw: str) -> str:
@@ -179,8 +180,6 @@ class AlignConfig(StrictModel):
     @field_validator("language")
     @classmethod
     def _known_language(cls, code: str) -> str:
-
-        from corpusforge.steps.language import LANGUAGE_ALIASES, LID176_LABELS, SCRIPT_LABELS
 
         if code == "en":
             raise ValueError("the target language must not be English: the matrix compares English with it")

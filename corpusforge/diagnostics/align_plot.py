@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
-from corpusforge.diagnostics.align import CLASSES, PROMPT_SETS, AlignResult
+from corpusforge.diagnostics.align_results import CLASSES, PROMPT_SETS, AlignResult
+from corpusforge.kd.config import language_name
+from corpusforge.report import RC, _figure, _save, plot_label
 
 MODEL_COLORS = ("#3b6ea5", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
@@ -12,13 +15,9 @@ MODEL_COLORS = ("#3b6ea5", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"
 def plot_alignment(result: AlignResult, path: Path) -> None:
     """Two panels (English prompts, target prompts); in each, a group of bars per answer language with one bar
     per model, heights = share of the classified responses."""
-    import matplotlib
-
-    from corpusforge.kd.config import language_name
-    from corpusforge.report import RC, _figure, _save, plot_label
+    import matplotlib  # heavy: imported when a chart is drawn
 
     target = language_name(result.language)
-    import textwrap
 
     # tick labels under four bars: short, wrapped ("Traditional Chinese (Taiwan)" overlapped its neighbours)
     groups = {"en": "English", "target": textwrap.fill(target, 14), "other": "other", "degenerate": "degenerate"}

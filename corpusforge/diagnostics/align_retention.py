@@ -9,28 +9,29 @@ import json
 from pathlib import Path
 
 from corpusforge.atomic import write_json_atomic
-from corpusforge.diagnostics.align import (
+from corpusforge.diagnostics.align_config import AlignConfig, AlignModel
+from corpusforge.diagnostics.align_results import (
     RESPONSES_DIR,
     ModelResult,
     Progress,
-    _check_loadable,
-    _free_memory,
-    _model_fingerprint,
-    _slug,
+    check_loadable,
+    free_memory,
+    model_fingerprint,
+    slug,
 )
-from corpusforge.diagnostics.align_config import AlignConfig, AlignModel
+from corpusforge.diagnostics.corpus import corpus_files, iter_docs
+from corpusforge.diagnostics.likelihood import Scorer
+from corpusforge.diagnostics.scorecard import Likelihood
 from corpusforge.errors import SourceError
 
 
 def load_conversations(paths: list[str], limit: int | None) -> list[list[dict]]:
     """Conversations ending with an assistant answer, from KD output folders (``recovery`` rows when the set has a
     `kind` column) or jsonl files with a `messages` field."""
-    from corpusforge.diagnostics.corpus import corpus_files
-
     out: list[list[dict]] = []
     for path in corpus_files(paths):
         if path.is_dir():
-            from datasets import load_from_disk
+            from datasets import load_from_disk  # heavy: only a KD output folder needs it
 
             ds = load_from_disk(str(path))
             if "messages" not in ds.column_names:
@@ -64,8 +65,6 @@ def own_answers(reference: ModelResult, config: AlignConfig) -> list[list[dict]]
 
 
 def load_heldout(config: AlignConfig) -> dict[str, list[str]]:
-    from corpusforge.diagnostics.corpus import iter_docs
-
     ppl = config.perplexity
     if ppl is None:
         return {}
@@ -88,9 +87,6 @@ def measure_likelihood(
 ):
     """Retention NLL of ``answers`` and perplexity of ``heldout`` under the model's own weights; kept in
     ``OUT/responses`` keyed by the model's files and the texts, so a rerun loads no model."""
-    from corpusforge.diagnostics.likelihood import Scorer
-    from corpusforge.diagnostics.scorecard import Likelihood
-
     if not answers and not heldout:
         return None
     max_tokens = config.perplexity.max_tokens if config.perplexity else None
@@ -98,17 +94,17 @@ def measure_likelihood(
         return Likelihood(note="retention and perplexity not measured: the openai backend serves text, not weights")
     what = {
         "model": model.model,
-        "files": _model_fingerprint(model.model),
+        "files": model_fingerprint(model.model),
         "dtype": model.backend.dtype,
         "answers": answers,
         "heldout": heldout,
         "max_tokens": max_tokens,
     }
     key = hashlib.sha256(json.dumps(what, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
-    cache = output / RESPONSES_DIR / f"{_slug(model.name)}-likelihood-{key}.json"
+    cache = output / RESPONSES_DIR / f"{slug(model.name)}-likelihood-{key}.json"
     if cache.is_file():
         return Likelihood.from_cache(json.loads(cache.read_text(encoding="utf-8")))
-    _check_loadable(model)
+    check_loadable(model)
     device = getattr(model.backend, "device", "auto")
     scorer = Scorer.load(model.model, dtype=model.backend.dtype, device=device)
 
@@ -123,7 +119,7 @@ def measure_likelihood(
             result.perplexity[s] = scorer.text_nll(texts, max_tokens, step(f"perplexity {s}"))
     finally:
         del scorer
-        _free_memory()
+        free_memory()
     cache.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(cache, result.to_cache(), indent=None)
     return result

@@ -10,6 +10,7 @@ import inspect
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from corpusforge.kd import config as kd
 from corpusforge.recipe.executors import LocalExecutor, RayExecutor, SlurmExecutor
 from corpusforge.recipe.models import BudgetConfig, FilesSource, HFDataset, HFSource, OutputConfig, Recipe
 from corpusforge.steps.registry import builtin_specs
@@ -89,8 +90,6 @@ def model_table(model: type[BaseModel]) -> str:
 
 
 def _generate_section() -> str:
-    from corpusforge.kd import config as kd
-
     parts = [
         "## `generate` (KD datasets)\n\n"
         + inspect.cleandoc(kd.GenerateConfig.__doc__ or "")

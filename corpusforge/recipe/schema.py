@@ -6,14 +6,13 @@ an open alternative for `@corpusforge.filter` plugins; `generate.tasks` items ta
 
 from __future__ import annotations
 
+from corpusforge.kd.config import TASK_KINDS
 from corpusforge.recipe.models import Recipe
 from corpusforge.steps.registry import builtin_specs
 
 
 def _task_items(defs: dict) -> None:
     """`generate.tasks` items as written in YAML: `{recovery: {...}}`, `{kind: recovery, ...}` or `recovery`."""
-    from corpusforge.kd.config import TASK_KINDS
-
     generate = defs.get("GenerateConfig")
     if generate is None:
         return

@@ -19,7 +19,8 @@ from pydantic import Field, field_validator, model_validator
 
 from corpusforge.config import StrictModel
 from corpusforge.errors import SourceError
-from corpusforge.hub import endpoint, is_hub_id
+from corpusforge.hub import is_hub_id
+from corpusforge.storage import hub_endpoint
 
 
 def load_fast_tokenizer(spec: str, revision: str | None = None):
@@ -42,7 +43,7 @@ def load_fast_tokenizer(spec: str, revision: str | None = None):
     from huggingface_hub import hf_hub_download
 
     try:
-        file = hf_hub_download(spec, "tokenizer.json", revision=revision, endpoint=endpoint())
+        file = hf_hub_download(spec, "tokenizer.json", revision=revision, endpoint=hub_endpoint())
     except Exception as err:
         at = f"@{revision}" if revision else ""
         raise SourceError(

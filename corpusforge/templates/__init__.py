@@ -20,7 +20,12 @@ from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
+import jinja2
+from jinja2.ext import Extension
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
 from corpusforge.errors import CorpusforgeError
+from corpusforge.storage import hub_endpoint
 
 # name → special tokens the template refers to. The .jinja files beside this module are the templates exactly as
 # the models' tokenizer_config.json carries them (see SOURCES.md).
@@ -58,8 +63,6 @@ class ChatTemplate:
         return _environment(self.date).from_string(self.template)
 
     def render(self, messages: list[dict], add_generation_prompt: bool = False, **kwargs) -> str:
-        import jinja2
-
         try:
             return self._compiled.render(
                 messages=messages, add_generation_prompt=add_generation_prompt, **self.special_tokens, **kwargs
@@ -115,10 +118,6 @@ class ChatTemplate:
 
 
 def _environment(date: dt.date):
-    import jinja2
-    from jinja2.ext import Extension
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
     class GenerationBlock(Extension):
         """Accept ``{% generation %}…{% endgeneration %}`` (used for assistant masks) and render its body."""
 
@@ -199,16 +198,14 @@ def load_template(spec: str, revision: str | None = None, date: dt.date = DEFAUL
     if path.is_dir():
         return replace(from_model_dir(path), date=date)
     if "/" in spec and not spec.startswith((".", "/")):
-        from corpusforge.hub import endpoint
-
         at = f"@{revision}" if revision else ""
         try:
-            from huggingface_hub import snapshot_download
+            from huggingface_hub import snapshot_download  # heavy (about 0.5 s): only a Hub template needs it
 
             folder = snapshot_download(
                 spec,
                 revision=revision,
-                endpoint=endpoint(),
+                endpoint=hub_endpoint(),
                 allow_patterns=[
                     "tokenizer_config.json",
                     "special_tokens_map.json",

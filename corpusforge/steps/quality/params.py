@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from corpusforge.config import StrictModel
 from corpusforge.errors import did_you_mean
+from corpusforge.steps.language import LANGUAGE_ALIASES
 from corpusforge.steps.quality.presets import DEFAULTS, PRESET_ALIASES, PRESET_NAMES, PRESETS
 from corpusforge.steps.quality.rules import RULES
 
@@ -189,7 +190,6 @@ class QualityParams(StrictModel):
             return name
         if name in PRESETS or name in PRESET_ALIASES:
             return name
-        from corpusforge.steps.language import LANGUAGE_ALIASES
 
         choices = (["auto"] if info.field_name == "preset" else []) + PRESET_NAMES
         raise ValueError(

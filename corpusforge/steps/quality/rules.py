@@ -21,15 +21,12 @@ from collections import Counter
 from dataclasses import dataclass, fields
 from functools import cached_property
 from itertools import accumulate
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import regex
 
 from corpusforge.steps.quality.languages import _BULLETS, _CLOSERS, _ELLIPSES
 from corpusforge.steps.quality.ngrams import _word_sequence, repeated_ngram_chars
-
-if TYPE_CHECKING:
-    from corpusforge.steps.quality.params import QualityParams
 
 # The rules, in the order they are checked; each name is also the drop reason (`dropped_<name>`).
 RULES = (
@@ -124,6 +121,15 @@ def unwrap(lines: list[str], sentence_end: tuple[str, ...]) -> list[str]:
     return out
 
 
+class Thresholds(Protocol):
+    """What `Rules.from_params` reads of the step's parameters (`params.QualityParams`, which imports this module
+    for the rule names)."""
+
+    skip: list[str]
+
+    def thresholds(self, preset: str) -> dict[str, Any]: ...
+
+
 @dataclass
 class Rules:
     """One preset's resolved thresholds, with its regexes compiled; ``check(text)`` applies them."""
@@ -178,7 +184,7 @@ class Rules:
     }
 
     @classmethod
-    def from_params(cls, params: QualityParams, preset: str) -> Rules:
+    def from_params(cls, params: Thresholds, preset: str) -> Rules:
         t = params.thresholds(preset)
         rules = cls(**{f.name: t[f.name] for f in fields(cls) if f.name != "skip"}, skip=frozenset(params.skip))
         for rule, key in cls._THRESHOLD.items():
