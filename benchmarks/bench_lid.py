@@ -246,7 +246,7 @@ def main() -> None:
             f"no peer venv at {args.peer_venv}: python -m venv {args.peer_venv} && "
             f'{args.peer_venv}/bin/pip install "datatrove[io,processing]"'
         )
-    from corpusforge.steps.language import default_lid_model
+    from corpusforge.lang.lid import default_lid_model
 
     model = default_lid_model()
     versions = subprocess.run(

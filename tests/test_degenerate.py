@@ -12,7 +12,7 @@ from fake_openai import FakeChatServer
 
 from corpusforge.diagnostics.align import run_align
 from corpusforge.diagnostics.align_config import align_config_from_dict
-from corpusforge.diagnostics.degenerate import degeneration, units
+from corpusforge.lang.degeneration import degeneration, units
 
 
 def conversation_pairs(folder: str) -> list[tuple[str, str]]:

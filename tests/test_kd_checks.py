@@ -12,7 +12,7 @@ from test_degenerate import conversation_pairs
 from test_kd import endpoint_generate, kd_recipe, rows_of
 
 import corpusforge as cf
-from corpusforge.kd.step import other_script_chars
+from corpusforge.lang.scripts import other_script_chars
 
 
 def test_degenerate_and_wrong_script_answers_are_dropped_with_reasons(tmp_path):

@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 
 from conftest import package_messages, short_lines
+from corpusforge.lang.scripts import HAN, KANA, chinese_script, chinese_script_counts
 from corpusforge.steps.language import LanguageID, LanguageParams
-from corpusforge.steps.scripts import HAN, KANA, chinese_script, chinese_script_counts
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

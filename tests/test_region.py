@@ -9,7 +9,8 @@ import pytest
 
 import corpusforge as cf
 from conftest import corpus_texts, make_recipe, package_messages, write_jsonl
-from corpusforge.steps.region import RegionParams, ZhRegion, region_evidence, region_label
+from corpusforge.lang.region import region_evidence, region_label
+from corpusforge.steps.region import RegionParams, ZhRegion
 
 
 def documents(lines: list[str], n: int = 10) -> list[str]:

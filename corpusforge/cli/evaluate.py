@@ -88,7 +88,7 @@ def cmd_eval_align(args) -> int:
     from rich.table import Table
 
     from corpusforge.diagnostics.align import CLASSES, run_align
-    from corpusforge.kd.config import language_name
+    from corpusforge.lang.names import language_name
 
     config = _align_config(args)
     columns = (TextColumn("[bold]{task.description}[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())

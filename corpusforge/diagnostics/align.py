@@ -57,10 +57,12 @@ from corpusforge.diagnostics.align_retention import (
     own_answers,
 )
 from corpusforge.diagnostics.corpus import iter_docs
-from corpusforge.diagnostics.degenerate import degeneration
 from corpusforge.diagnostics.scorecard import build_scorecard, render_html
 from corpusforge.errors import SourceError
-from corpusforge.kd.step import languages_agree, letters, prose, request_seed
+from corpusforge.kd.step import request_seed
+from corpusforge.lang.degeneration import degeneration
+from corpusforge.lang.names import languages_agree
+from corpusforge.lang.prose import letters, prose
 from corpusforge.llm import backends
 from corpusforge.llm.backends import Request
 from corpusforge.steps.language import LanguageID, LanguageParams

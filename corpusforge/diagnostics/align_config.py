@@ -37,7 +37,7 @@ from corpusforge.config.problems import lines_for, model_keys, pydantic_problems
 from corpusforge.config.yaml import read_yaml
 from corpusforge.errors import RecipeError, did_you_mean
 from corpusforge.kd.config import BackendConfig, Sampling, TransformersBackendConfig
-from corpusforge.steps.language import LANGUAGE_ALIASES, LID176_LABELS, SCRIPT_LABELS
+from corpusforge.lang.names import LANGUAGE_ALIASES, LID176_LABELS, SCRIPT_LABELS
 
 
 def _exists(raw: str) -> str:

@@ -6,7 +6,7 @@ import textwrap
 from pathlib import Path
 
 from corpusforge.diagnostics.align_results import CLASSES, PROMPT_SETS, AlignResult
-from corpusforge.kd.config import language_name
+from corpusforge.lang.names import language_name
 from corpusforge.report import RC, _figure, _save, plot_label
 
 MODEL_COLORS = ("#3b6ea5", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")

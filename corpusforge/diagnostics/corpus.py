@@ -16,6 +16,7 @@ import orjson
 
 from corpusforge.corpus.layout import MANIFEST, STATE
 from corpusforge.errors import SourceError
+from corpusforge.lang.lid import LanguageIdentifier
 from corpusforge.sources.files import COMPRESSIONS, open_binary
 
 log = logging.getLogger("corpusforge.diagnostics")
@@ -172,7 +173,5 @@ def iter_docs(
 
 def lid_identifier() -> Callable[[str], str]:
     """fastText LID (the `language` step with its defaults: lid.176 + script-aware Chinese)."""
-    from corpusforge.steps.language import LanguageID, LanguageParams
-
-    lid = LanguageID(LanguageParams())
+    lid = LanguageIdentifier()
     return lambda text: lid.identify(text)[0]

@@ -24,36 +24,13 @@ from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator,
 
 from corpusforge.config import StrictModel
 from corpusforge.errors import did_you_mean
+from corpusforge.lang.names import base_language
 from corpusforge.redact import redact
-
-LANGUAGE_NAMES = {
-    "en": "English",
-    "th": "Thai",
-    "zh": "Chinese",
-    "zh_Hant": "Traditional Chinese (Taiwan)",
-    "zh_Hans": "Simplified Chinese",
-    "ja": "Japanese",
-    "ko": "Korean",
-    "vi": "Vietnamese",
-    "id": "Indonesian",
-    "ms": "Malay",
-    "fr": "French",
-    "de": "German",
-    "es": "Spanish",
-    "pt": "Portuguese",
-    "ru": "Russian",
-    "ar": "Arabic",
-    "hi": "Hindi",
-}
-
-
-def language_name(code: str) -> str:
-    return LANGUAGE_NAMES.get(code, code)
 
 
 def default_marker(code: str) -> str:
     """TransLLM's markers: `<EN>`, `<TH>`; for `zh_Hant` → `<ZH>`."""
-    return f"<{code.split('_')[0].upper()}>"
+    return f"<{base_language(code).upper()}>"
 
 
 # --------------------------------------------------------------------------------------------- sampling
@@ -284,7 +261,7 @@ class Checks(StrictModel):
     degenerate: Literal["drop", "keep"] = Field(
         "drop",
         description="Rows with a generated field that loops or echoes its prompt (counted as `loop_<field>`, "
-        "`echo_<field>`; the detector of `eval align`, diagnostics/degenerate.py), whatever its length.",
+        "`echo_<field>`; the detector of `eval align`, lang/degeneration.py), whatever its length.",
     )
     script: bool = Field(
         True,

@@ -16,7 +16,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import re
 import time
 from pathlib import Path
 
@@ -30,6 +29,11 @@ from corpusforge.errors import BuildFailed
 from corpusforge.kd.answers import get_backend, whole_answer
 from corpusforge.kd.config import GenerateConfig
 from corpusforge.kd.tasks import Call, Prompt, chat, start
+from corpusforge.lang.degeneration import degeneration
+from corpusforge.lang.lid import LanguageIdentifier
+from corpusforge.lang.names import SCRIPT_LABELS, languages_agree
+from corpusforge.lang.prose import letters, prose
+from corpusforge.lang.scripts import other_script_chars
 from corpusforge.llm.backends import BackendError, Completion, Request
 
 log = logging.getLogger("corpusforge.kd")
@@ -335,35 +339,6 @@ def raise_if_failed_requests(work: Path, tasks: list[int]) -> None:
         )
 
 
-def languages_agree(detected: str, expected: str) -> bool:
-    """`zh` (no script-distinguishing character) is acceptable for zh_Hant and zh_Hans, and either for `zh`."""
-    if detected == expected:
-        return True
-    family = {"zh", "zh_Hant", "zh_Hans"}
-    return detected in family and expected in family and "zh" in (detected, expected)
-
-
-def other_script_chars(text: str, script: str) -> list[str]:
-    """Characters of ``text`` that only the other Chinese script uses (Simplified-only ones in a zh_Hant text)."""
-    from corpusforge.steps.scripts import other_script_chars
-
-    return other_script_chars(text, script)
-
-
-def letters(text: str) -> int:
-    return sum(ch.isalpha() for ch in text)
-
-
-# A fenced code block (``` … ```, or ``` to the end when the answer was cut off inside one): code is in no
-# natural language, and LID reads identifiers as anything (SmolLM2's TypeScript answer came out Ukrainian).
-CODE_FENCE = re.compile(r"```.*?(?:```|\Z)", re.S)
-
-
-def prose(text: str) -> str:
-    """``text`` without its fenced code blocks: what language ID should read."""
-    return CODE_FENCE.sub(" ", text)
-
-
 class KDChecks(BaseFilter):
     """Output checks on each generated field: empty, truncated, degenerate (a loop, an echo of its prompt), in the
     expected script (any character of the other Chinese script), and in the expected language (script-aware LID)."""
@@ -372,10 +347,8 @@ class KDChecks(BaseFilter):
 
     def __init__(self, config: GenerateConfig):
         super().__init__()
-        from corpusforge.steps.language import LanguageID, LanguageParams
-
         self.checks = config.checks
-        self.lid = LanguageID(LanguageParams())
+        self.lid = LanguageIdentifier()  # the `language` step's defaults
 
     def filter(self, doc: Document) -> bool | tuple[bool, str]:
         checks = doc.metadata.pop("_checks")
@@ -384,15 +357,13 @@ class KDChecks(BaseFilter):
         if self.checks.truncated == "drop" and doc.metadata["finish_reason"] == "length":
             return False, "truncated"
         if self.checks.degenerate == "drop":
-            from corpusforge.diagnostics.degenerate import degeneration
-
             for c in checks:
                 reason = degeneration(c["text"], c.get("prompt"))
                 if reason in ("loop", "echo"):  # empty and cut-off answers have checks of their own
                     return False, f"{reason}_{c['field']}"
         if self.checks.script:
             for c in checks:
-                if c["language"] in ("zh_Hant", "zh_Hans") and other_script_chars(c["text"], c["language"]):
+                if c["language"] in SCRIPT_LABELS and other_script_chars(c["text"], c["language"]):
                     return False, f"wrong_script_{c['field']}"
         if self.checks.language:
             for c in checks:

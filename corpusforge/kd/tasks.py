@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass, field
 
-from corpusforge.kd.config import RecoveryTask, TCoTTask, TranslationTask, language_name
+from corpusforge.kd.config import RecoveryTask, TCoTTask, TranslationTask
+from corpusforge.lang.names import language_name
 from corpusforge.llm.backends import Completion
 
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from corpusforge.lang.names import base_language, bcp47
+
 if TYPE_CHECKING:
     from huggingface_hub import DatasetCardData
 
@@ -21,10 +23,6 @@ SIZE_CATEGORIES = [
     (100_000_000, "10M<n<100M"),
     (1_000_000_000, "100M<n<1B"),
 ]
-
-
-def _bcp47(label: str) -> str:
-    return label.replace("_", "-")
 
 
 def _size_category(rows: int) -> str:
@@ -43,7 +41,7 @@ def card_metadata(manifest: dict, license: str) -> DatasetCardData:
 
     output = manifest["languages"]["output"]
     languages = [lang for lang in output if lang not in ("unknown", "zh")]
-    base = sorted({lang.split("_")[0] for lang in languages} | ({"zh"} if "zh" in output else set()))
+    base = sorted({base_language(lang) for lang in languages} | ({"zh"} if "zh" in output else set()))
     if is_kd(manifest):
         tags = ["corpusforge", "kd", "synthetic"]
     else:
@@ -56,7 +54,7 @@ def card_metadata(manifest: dict, license: str) -> DatasetCardData:
         size_categories=[_size_category(manifest["rows"])],
         pretty_name=manifest["recipe"]["name"],
         language=base or None,
-        language_details=", ".join(_bcp47(lang) for lang in languages) or None,
+        language_details=", ".join(bcp47(lang) for lang in languages) or None,
         multilinguality=(["multilingual" if len(base) > 1 else "monolingual"] if base else None),
         tags=tags,
         configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data/train-*.parquet"}]}],

@@ -38,11 +38,9 @@ from datatrove.utils.word_tokenizers import WordTokenizer
 from pydantic import Field, model_validator
 
 from corpusforge.config import StrictModel
+from corpusforge.lang.scripts import unspaced
 from corpusforge.sources.records import ORDER_KEY
 
-_UNSPACED = re.compile(
-    r"[\u0e00-\u0e7f\u0e80-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]"
-)
 _NOT_WORD = re.compile(r"[\W_]+")
 EXACT_RECORD = struct.Struct("<QI")  # 64-bit text hash, document index in the task
 EXACT_DTYPE = np.dtype([("hash", "<u8"), ("index", "<u4")])  # the same record, for numpy
@@ -84,12 +82,6 @@ class DedupParams(StrictModel):
 def exact_key(text: str) -> str:
     """What two texts share when they are "the same": NFKC, case-folded, without spacing or punctuation."""
     return _NOT_WORD.sub("", unicodedata.normalize("NFKC", text).casefold())
-
-
-def unspaced(text: str) -> bool:
-    """Whether most letters of ``text`` are of a script written without spaces between words."""
-    letters = text.replace(" ", "")
-    return bool(letters) and len(_UNSPACED.findall(letters)) * 2 >= len(letters)
 
 
 def shingles(text: str, ngrams: int, ngrams_spaced: int) -> list[str]:

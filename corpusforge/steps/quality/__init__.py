@@ -18,15 +18,14 @@ the `language` step) and any of them can be overridden in the recipe; `skip` tur
 
 Where things are:
 
-* `languages` — stop words, boilerplate phrases, sentence-end marks, bullets: the per-language data.
-* `presets` — the thresholds of each preset (`DEFAULTS`, `PRESETS`) and the language codes that share one.
+* `presets` — the thresholds of each preset (`DEFAULTS`, `PRESETS`) and the language codes that share one; the
+  stop words, boilerplate phrases and sentence-end marks they hold are `corpusforge.lang.lexicon`'s.
 * `params` — `QualityParams`, the step's recipe schema (and the docs generated from it).
 * `rules` — `RULES` (the rule order) and `Rules`, one preset's thresholds applied to a text; `unwrap`.
 * `ngrams` — the repeated n-gram algorithm (`repeated_ngram_chars`) and the word → character encoding it reads.
 * `step` — `QualityFilter`, the datatrove filter, registered as the `quality` step.
 """
 
-from corpusforge.steps.quality.languages import BOILERPLATE, SENTENCE_END, STOP_WORDS
 from corpusforge.steps.quality.ngrams import _word_sequence, repeated_ngram_chars  # noqa: F401  (tests import _word_sequence)
 from corpusforge.steps.quality.params import QualityParams
 from corpusforge.steps.quality.presets import DEFAULTS, PRESET_ALIASES, PRESET_NAMES, PRESETS
@@ -34,14 +33,11 @@ from corpusforge.steps.quality.rules import RULES, WRAP_FILL, WRAP_MAX_WIDTH, WR
 from corpusforge.steps.quality.step import QualityFilter
 
 __all__ = [
-    "BOILERPLATE",
     "DEFAULTS",
     "PRESETS",
     "PRESET_ALIASES",
     "PRESET_NAMES",
     "RULES",
-    "SENTENCE_END",
-    "STOP_WORDS",
     "WRAP_FILL",
     "WRAP_MAX_WIDTH",
     "WRAP_MIN_WIDTH",

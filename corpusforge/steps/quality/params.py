@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from corpusforge.config import StrictModel
 from corpusforge.errors import did_you_mean
-from corpusforge.steps.language import LANGUAGE_ALIASES
+from corpusforge.lang.names import LANGUAGE_ALIASES
 from corpusforge.steps.quality.presets import DEFAULTS, PRESET_ALIASES, PRESET_NAMES, PRESETS
 from corpusforge.steps.quality.rules import RULES
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from corpusforge.steps.quality.languages import BOILERPLATE, SENTENCE_END, STOP_WORDS
+from corpusforge.lang.lexicon import BOILERPLATE, SENTENCE_END, STOP_WORDS
 
 # Gopher (Rae et al. 2021, table A1), C4 (Raffel et al. 2020) and FineWeb (Penedo et al. 2024) values for spaced
 # languages; for character units, the word-based numbers are rescaled (a Chinese word is 1-2 characters, a Thai word

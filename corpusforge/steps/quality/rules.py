@@ -25,7 +25,9 @@ from typing import Any, Protocol
 
 import regex
 
-from corpusforge.steps.quality.languages import _BULLETS, _CLOSERS, _ELLIPSES
+from corpusforge.lang.lexicon import BULLETS as _BULLETS
+from corpusforge.lang.lexicon import CLOSERS as _CLOSERS
+from corpusforge.lang.lexicon import ELLIPSES as _ELLIPSES
 from corpusforge.steps.quality.ngrams import _word_sequence, repeated_ngram_chars
 
 # The rules, in the order they are checked; each name is also the drop reason (`dropped_<name>`).

@@ -10,6 +10,9 @@ acronyms (`HTML`), paths, URLs, markup and anything with a digit are not prose, 
 Chinese is split by the characters only one script writes (CC-CEDICT character sets, via hanzidentifier), then,
 where none does, by OpenCC's phrase tables (`什么` is Simplified usage, `什麼` Traditional): `zh_Hant`, `zh_Hans`, or
 `zh` when the text is written identically in both.
+
+Also here: the scripts written without spaces between words (`unspaced`: Han, kana, Hangul, Thai, Lao, Khmer,
+Myanmar), and OpenCC's converters (`opencc_converter`, one per configuration and process).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
+
+from corpusforge.lang.prose import prose_words
 
 # code-point ranges of the scripts the census counts
 HAN_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
@@ -76,18 +81,33 @@ SCRIPT_NAMES = {
 }
 
 
+def char_ranges(*ranges: tuple[int, int]) -> str:
+    """The inside of a regex character class holding these code-point ranges (`lo-hi` each)."""
+    return "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in ranges)
+
+
 def char_class(*ranges: tuple[int, int]) -> re.Pattern:
-    return re.compile("[" + "".join(f"{re.escape(chr(lo))}-{re.escape(chr(hi))}" for lo, hi in ranges) + "]")
+    return re.compile(f"[{char_ranges(*ranges)}]")
 
 
 HAN, KANA = char_class(*HAN_RANGES), char_class(*KANA_RANGES)
 HANGUL, THAI = char_class(*HANGUL_RANGES), char_class(*THAI_RANGES)
 # any character of a script the census settles: the one search a document without any of them costs
 SETTLING = char_class(*HAN_RANGES, *KANA_RANGES, *HANGUL_RANGES, *(r for rs in ALPHABETS.values() for r in rs))
-# a word of Latin prose: a run of printable ASCII that is a lower-case or capitalised word, maybe quoted or followed
-# by punctuation. Runs with digits, `_ . / : = % { } < >`, inner capitals or all capitals are code, names or markup.
-ASCII_RUN = re.compile(r"[!-~]+")
-PROSE_WORD = re.compile(r"[\"'(\[]?[A-Z]?[a-z]+(?:'[a-z]+)?[\"'.,;:!?)\]]*")
+# scripts written without spaces between words, where a unit of text is a character: Thai, Lao, Khmer, Myanmar, kana,
+# Han (Extension A, the unified and the compatibility ideographs), Hangul syllables
+UNSPACED_RANGES = (
+    (0x0E00, 0x0E7F),
+    (0x0E80, 0x0EFF),
+    (0x1780, 0x17FF),
+    (0x1000, 0x109F),
+    (0x3040, 0x30FF),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0xAC00, 0xD7AF),
+)
+UNSPACED = char_class(*UNSPACED_RANGES)
 
 # languages the census alone can settle, and the script each needs
 SCRIPT_LANGUAGES = {"zh_Hant": "han", "zh_Hans": "han", "zh": "han", "ja": "han/kana", "ko": "hangul"}
@@ -122,6 +142,7 @@ EMPTY = Census()
 
 @cache
 def _table() -> np.ndarray:
+    # imported with the first table: a corpus without Han, kana, Hangul or Thai never needs its character sets
     from hanzidentifier import helpers
 
     table = np.zeros(_TABLE_SIZE + 1, dtype=np.uint8)
@@ -148,17 +169,6 @@ def _table() -> np.ndarray:
 def _class_counts(text: str) -> np.ndarray:
     points = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
     return np.bincount(_table()[np.minimum(points, _TABLE_SIZE)], minlength=N_CLASSES)
-
-
-def prose_words(text: str, cap: int | None = None) -> int:
-    """Words of Latin prose in ``text`` (see PROSE_WORD), counted up to ``cap``: past it the count decides nothing."""
-    n = 0
-    for run in ASCII_RUN.finditer(text):
-        if PROSE_WORD.fullmatch(run.group()):
-            n += 1
-            if n == cap:
-                break
-    return n
 
 
 def census(text: str) -> Census:
@@ -200,10 +210,31 @@ def other_script_chars(text: str, script: str) -> list[str]:
     return [chr(p) for p in points[_table()[np.minimum(points, _TABLE_SIZE)] == other]]
 
 
+# the OpenCC conversions a recipe may name (each `<name>.json` in OpenCC)
+OPENCC_CONFIGS = (
+    "s2t",
+    "s2tw",
+    "s2twp",
+    "s2hk",
+    "s2hkp",
+    "t2s",
+    "tw2s",
+    "tw2sp",
+    "hk2s",
+    "hk2sp",
+    "t2tw",
+    "t2hk",
+    "tw2t",
+    "hk2t",
+    "t2jp",
+    "jp2t",
+)
+
+
 @cache
 def opencc_converter(config: str):
     """One OpenCC converter per configuration (`s2t`, `tw2sp`, …), built once per process."""
-    import opencc
+    import opencc  # a native library, needed only where Chinese is converted or its usage counted
 
     return opencc.OpenCC(f"{config}.json")
 
@@ -221,10 +252,23 @@ def chinese_usage_counts(text: str) -> tuple[int, int]:
     return _changed(text, opencc_converter("t2s").convert(text)), _changed(text, opencc_converter("s2t").convert(text))
 
 
+def chinese_label(traditional_only: int, simplified_only: int) -> str:
+    """The label of Chinese text with these counts of Traditional-only and Simplified-only characters: the majority's
+    script, or `zh` on a tie (none of either, most often)."""
+    if traditional_only > simplified_only:
+        return "zh_Hant"
+    return "zh_Hans" if simplified_only > traditional_only else "zh"
+
+
 def chinese_script(text: str) -> str:
     """`zh_Hant`, `zh_Hans`, or `zh` when the text has no character that only one script uses."""
-    trad, simp = chinese_script_counts(text)
-    return "zh_Hant" if trad > simp else "zh_Hans" if simp > trad else "zh"
+    return chinese_label(*chinese_script_counts(text))
+
+
+def unspaced(text: str) -> bool:
+    """Whether most letters of ``text`` are of a script written without spaces between words."""
+    letters = text.replace(" ", "")
+    return bool(letters) and len(UNSPACED.findall(letters)) * 2 >= len(letters)
 
 
 def settle(text: str, counts: Census) -> tuple[str, float, str] | None:

@@ -1,5 +1,5 @@
-"""The language data of the `quality` rules: stop words, boilerplate phrases, the marks that end a sentence, bullets
-and ellipses."""
+"""Per-language words and marks, as the `quality` rules read them: stop words, boilerplate phrases, the marks that
+end a sentence, the quotes and brackets that may close one, bullets and ellipses."""
 
 STOP_WORDS = {
     # Gopher's list (Rae et al. 2021, appendix A1).
@@ -80,6 +80,9 @@ BOILERPLATE = {
 # Marks that end a sentence in most scripts: Latin, CJK full-width, Devanagari danda, Arabic, Armenian, Ethiopic,
 # Khmer, Myanmar, Tibetan, Thai angkhankhu / khomut and paiyannoi.
 SENTENCE_END = ".!?。！？…｡؟۔।॥։።។။།๚๛ฯ"
-_CLOSERS = "\"'”’」』）)]】》〉»›"
-_BULLETS = ("•", "-", "*", "·", "‧", "・", "●", "○", "◦", "▪", "■", "□", "►", "▶", "➢", "➤", "→", "–", "—", "◆", "◇")
-_ELLIPSES = ("...", "…", "⋯")
+# closing quotes and brackets, which may follow the mark that ends a sentence
+CLOSERS = "\"'”’」』）)]】》〉»›"
+# marks that open a list item
+BULLETS = ("•", "-", "*", "·", "‧", "・", "●", "○", "◦", "▪", "■", "□", "►", "▶", "➢", "➤", "→", "–", "—", "◆", "◇")
+# a line ending in one was cut short
+ELLIPSES = ("...", "…", "⋯")

@@ -15,11 +15,11 @@ import re
 from collections import Counter
 from difflib import SequenceMatcher
 
+from corpusforge.lang.prose import prose
+from corpusforge.lang.scripts import UNSPACED_RANGES, char_ranges
+
 # one unit per character of the scripts written without spaces; a word (letters and digits) elsewhere
-_UNSPACED = (
-    "\u0e00-\u0e7f\u0e80-\u0eff\u1780-\u17ff\u1000-\u109f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-    "\uf900-\ufaff\uac00-\ud7af"
-)
+_UNSPACED = char_ranges(*UNSPACED_RANGES)
 _UNIT = re.compile(f"[{_UNSPACED}]|[^\\W_{_UNSPACED}]+")
 
 LOOP_NGRAM = 5  # units per n-gram
@@ -30,7 +30,6 @@ ECHO_MIN_UNITS = 8  # a shorter prompt may be answered in its own words ("Hello"
 ECHO_EXACT_UNITS = 3  # … but not repeated back whole and alone ("你會死" → "你會死？"): that is an echo from 3 units
 ECHO_PROMPT_SHARE = 0.9  # the answer holds this much of the prompt in one piece (all of a short one) …
 ECHO_ANSWER_SHARE = 0.5  # … and that copy is at least this much of the answer
-_FENCED_CODE = re.compile(r"```.*?(```|$)", re.S)  # code repeats itself by nature: not measured for loops
 
 
 def units(text: str) -> list[str]:
@@ -71,7 +70,7 @@ def _character_run(text: str) -> bool:
 
 
 def is_loop(text: str) -> bool:
-    text = _FENCED_CODE.sub(" ", text)
+    text = prose(text)  # code repeats itself by nature: not measured for loops
     if _character_run(text):
         return True
     seq = units(text)
