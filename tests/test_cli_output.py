@@ -46,6 +46,54 @@ def test_verbose_shows_info_lines_and_default_does_not(tmp_path, recipe):
     assert "Launching pipeline for rank=0" in verbose.stderr and "Launching pipeline" not in default.stderr
 
 
+def test_progress_in_a_log_is_plain_lines(tmp_path, recipe):
+    # stderr is a pipe: no rich bar (it would draw nothing there) but plain lines, the last one when the build ends
+    default = cli("run", str(recipe), "--no-report", cwd=tmp_path)
+    lines = [line for line in default.stderr.splitlines() if line.startswith("building: ")]
+    assert len(lines) == 1 and lines[0].endswith(" · done"), default.stderr  # a 1-second build: under the interval
+    assert "5 docs" in lines[0] and "tasks 1/1" in lines[0] and "(100%)" in lines[0]
+    assert "\r" not in default.stderr and "\x1b[" not in default.stderr  # no bar redrawn, no terminal codes
+
+
+def test_plain_progress_lines(monkeypatch):
+    import io
+
+    from corpusforge import progress
+
+    now = [100.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    stream = io.StringIO()
+    display = progress.PlainProgress(stream=stream, every=30)
+    with display:
+        task = display.add_task("base en", total=100)
+        now[0] += 10
+        display.update(task, completed=25)  # under the interval: no line
+        now[0] += 20
+        display.update(task, completed=40)
+        resumed = display.add_task("training steps", total=50, completed=20)  # 20 done by an earlier run
+        now[0] += 10
+        display.update(resumed, completed=30)
+        display.update(resumed, completed=50)
+    assert stream.getvalue().splitlines() == [
+        "base en: 40 / 100 (40%) · 1.3/s · 0:30 elapsed · ETA 0:45",
+        "training steps: 50 / 50 (100%) · 3/s · 0:10 elapsed · done",
+        "base en: 40 / 100 (40%) · 1/s · 0:40 elapsed · done",
+    ]
+    stopped = io.StringIO()
+    with pytest.raises(KeyboardInterrupt), progress.PlainProgress(stream=stopped, every=30) as display:
+        quick, slow = display.add_task("quick", total=10), display.add_task("building", total=10)
+        now[0] += 40
+        display.update(slow, completed=4)
+        raise KeyboardInterrupt
+    # the task that had lines in the log gets its last one; one stopped before its first line adds none (an error
+    # message after it stays the one line)
+    assert stopped.getvalue().splitlines() == [
+        "building: 4 / 10 (40%) · 0.1/s · 0:40 elapsed · ETA 1:00",
+        "building: 4 / 10 (40%) · 0.1/s · 0:40 elapsed · stopped",
+    ]
+    assert quick == 0
+
+
 def test_quiet_prints_nothing_but_errors(tmp_path, recipe):
     done = cli("run", str(recipe), "--quiet", cwd=tmp_path)
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")

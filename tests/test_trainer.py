@@ -422,16 +422,20 @@ def test_pad_packing_reports_its_padding(world, tmp_path):
     assert stats["loss_tokens"] < stats["real_tokens"]  # sft: prompts carry no loss
 
 
-def test_resume_continues_the_step_count(world, tmp_path):
+def test_resume_continues_the_step_count(world, tmp_path, capfd):
     overrides = {"train": {"max_steps": 4, "save_steps": 2}}
     first = train(config_from_dict(_config(world, tmp_path, **overrides)))
     assert first.global_step == 4
+    # stderr is not a terminal here: the run ends with a plain progress line, not a tqdm bar
+    last = [line for line in capfd.readouterr().err.splitlines() if line.startswith("training steps: ")][-1]
+    assert last.startswith("training steps: 4 / 4 (100%)") and " · loss " in last and last.endswith(" · done")
     with pytest.raises(ConfigError, match=r"train\.resume.*checkpoint-4"):
         train(config_from_dict(_config(world, tmp_path, train={"max_steps": 6})))
     second = train(config_from_dict(_config(world, tmp_path, train={"max_steps": 6, "save_steps": 2, "resume": True})))
     assert second.global_step == 6 and second.train_stats["resumed_from"].endswith("checkpoint-4")
     steps = [h["step"] for h in _history(second.output_dir / "checkpoint-6") if "loss" in h]
     assert steps == [1, 2, 3, 4, 5, 6]  # continued: steps 1-4 were not run again
+    assert "training steps: 6 / 6 (100%)" in capfd.readouterr().err
     assert second.train_stats["real_tokens"] < first.train_stats["real_tokens"]  # two steps of work, not six
 
 

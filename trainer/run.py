@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,11 +105,46 @@ def training_arguments(config: TrainConfig, precision: str):
             seed=t.seed,
             report_to=t.report_to,
             remove_unused_columns=False,
-            **{**_device_defaults(), **t.trainer_args},
+            # in a log tqdm's bar is one endless line of carriage returns: plain lines instead
+            # (_plain_progress_callback); trainer_args may still say otherwise
+            **{**_device_defaults(), "disable_tqdm": not sys.stderr.isatty(), **t.trainer_args},
         )
     except (ValueError, ImportError) as err:
         loc = ("train", "precision") if any(p in str(err) for p in ("bf16", "fp16")) else ("train",)
         raise config.error(loc, f"transformers rejects these training arguments: {err}") from None
+
+
+def _plain_progress_callback():
+    """When stderr is not a terminal (a log, a Slurm job), one line every CORPUSFORGE_PROGRESS_SECONDS from the main
+    process: steps done / total, steps/s, the last logged loss, ETA."""
+    from transformers import TrainerCallback
+
+    from corpusforge.progress import PlainProgress
+
+    def detail(fields: dict) -> str:
+        return f"loss {fields['loss']:.4g}" if fields.get("loss") is not None else ""
+
+    class PlainLines(TrainerCallback):
+        display: PlainProgress | None = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                self.display = PlainProgress(detail=detail)
+                self.task = self.display.add_task("training steps", total=state.max_steps, completed=state.global_step)
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.display and logs and "loss" in logs:
+                self.display.update(self.task, loss=logs["loss"])
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.display:
+                self.display.update(self.task, completed=state.global_step)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.display:
+                self.display.__exit__(None)
+
+    return PlainLines()
 
 
 def resolve_resume(config: TrainConfig) -> str | None:
@@ -306,6 +342,7 @@ def train(config: TrainConfig, prepare_only: bool = False) -> TrainResult:
         train_dataset=PackedDataset(tokens, plan),
         data_collator=collator,
         processing_class=tokenizer,
+        callbacks=None if sys.stderr.isatty() else [_plain_progress_callback()],
     )
     result = trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out))

@@ -83,17 +83,10 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
-def _progress_display():
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+def _build_columns() -> tuple:
+    from rich.progress import BarColumn, DownloadColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    return Progress(
+    return (
         TextColumn("[bold]building[/bold]"),
         BarColumn(),
         DownloadColumn(),
@@ -103,9 +96,22 @@ def _progress_display():
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),  # from the share of the input read (KD reads its prompts as it generates)
-        console=make_console(stderr=True),
-        transient=True,
     )
+
+
+def _build_detail(fields: dict) -> str:
+    """The build's own figures in a plain progress line (a log): docs, tasks, and what a KD model is doing."""
+    return " · ".join(
+        part
+        for part in (f"{fields['docs']:,} docs", fields["kd"], f"tasks {fields['done']}/{fields['tasks']}")
+        if part
+    )
+
+
+def _progress_display():
+    from corpusforge.progress import progress, size
+
+    return progress(_build_columns, unit=size, detail=_build_detail)
 
 
 def cmd_run(args) -> int:
@@ -126,7 +132,7 @@ def cmd_run(args) -> int:
         bar = (
             None
             if quiet
-            else display.add_task("build", total=None, docs=0, done=0, tasks=recipe.executor.tasks, kd="")
+            else display.add_task("building", total=None, docs=0, done=0, tasks=recipe.executor.tasks, kd="")
         )
         started = time.monotonic()
 

@@ -83,16 +83,21 @@ def _align_config(args):
     return align_config_from_dict(data, args.set)
 
 
+def _eval_columns() -> tuple:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    return (TextColumn("[bold]{task.description}[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+
+
 def cmd_eval_align(args) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from corpusforge.diagnostics.align import CLASSES, run_align
     from corpusforge.lang.names import language_name
+    from corpusforge.progress import progress
 
     config = _align_config(args)
-    columns = (TextColumn("[bold]{task.description}[/bold]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=make_console(stderr=True), transient=True) as display:
+    with progress(_eval_columns) as display:
         bars: dict[str, int] = {}
 
         def on_progress(name: str, done: int, total: int) -> None:
