@@ -20,8 +20,8 @@ __version__ = "0.1.0"
 # datatrove, pyarrow and the build machinery it never touches.
 _LAZY = {
     "Recipe": "corpusforge.recipe.models",
-    "Result": "corpusforge.build.run",
-    "run": "corpusforge.build.run",
+    "Result": "corpusforge.runner.run",
+    "run": "corpusforge.runner.run",
     "filter": "corpusforge.steps.registry",
     "step": "corpusforge.steps.registry",
     "CorpusforgeError": "corpusforge.errors",
@@ -37,7 +37,7 @@ def __getattr__(name: str):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
-    try:  # a subpackage (`cf.build.plan`), as after an eager import
+    try:  # a subpackage (`cf.runner.plan`), as after an eager import
         return importlib.import_module(f"{__name__}.{name}")
     except ModuleNotFoundError as err:
         if err.name != f"{__name__}.{name}":

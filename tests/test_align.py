@@ -14,9 +14,9 @@ import pytest
 from fake_openai import FakeChatServer
 
 from conftest import REAL_CODE_ANSWER, REPO, corpus_texts, gettext_messages
-from corpusforge.diagnostics.align import run_align
-from corpusforge.diagnostics.align_config import align_config_from_dict, load_align_config
 from corpusforge.errors import RecipeError
+from corpusforge.eval.scorecard.config import load_scorecard_config, scorecard_config_from_dict
+from corpusforge.eval.scorecard.evaluate import run_scorecard
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -92,8 +92,10 @@ def endpoint_config(prompt_files, servers, output, **extra) -> dict:
 def test_exact_matrix_for_two_scripted_models(tmp_path, prompt_files):
     with FakeChatServer(english_only) as a, FakeChatServer(aligned) as b:
         b.always_fail.add(english(5)[3])
-        config = align_config_from_dict(endpoint_config(prompt_files, {"en-only": a, "aligned": b}, tmp_path / "out"))
-        result = run_align(config)
+        config = scorecard_config_from_dict(
+            endpoint_config(prompt_files, {"en-only": a, "aligned": b}, tmp_path / "out")
+        )
+        result = run_scorecard(config)
         assert len(b.requests) == 10 + config.max_retries  # the failing request was retried, the others sent once
 
     a_res, b_res = result.models
@@ -141,10 +143,10 @@ def test_rerun_resends_only_failed_requests_and_reclassifies(tmp_path, prompt_fi
     with FakeChatServer(aligned) as b:
         b.always_fail.add(thai(5)[1])
         data = endpoint_config(prompt_files, {"aligned": b}, tmp_path / "out", max_retries=0)
-        first = run_align(align_config_from_dict(data))
+        first = run_scorecard(scorecard_config_from_dict(data))
         assert first.models[0].cells["target"].counts["failed"] == 1 and len(b.requests) == 10
         b.always_fail.clear()
-        second = run_align(align_config_from_dict(data))
+        second = run_scorecard(scorecard_config_from_dict(data))
         assert len(b.requests) == 11 and b.requests[-1]["body"]["messages"][-1]["content"] == thai(5)[1]
         assert second.models[0].cells["target"].counts == {
             **first.models[0].cells["target"].counts,
@@ -153,7 +155,7 @@ def test_rerun_resends_only_failed_requests_and_reclassifies(tmp_path, prompt_fi
         }
         assert not second.models[0].reused
         # A threshold above every response: nothing is generated again, everything becomes undetermined.
-        result = run_align(align_config_from_dict({**data, "min_letters": 1000}))
+        result = run_scorecard(scorecard_config_from_dict({**data, "min_letters": 1000}))
         assert len(b.requests) == 11
     assert result.models[0].reused
     assert result.models[0].cells["target"].counts["undetermined"] == 5
@@ -180,7 +182,7 @@ def test_target_script_counts_other_script_as_other(tmp_path):
             "prompts": {"target": target, "en": en},
             "output": str(tmp_path / "out"),
         }
-        result = run_align(align_config_from_dict(data))
+        result = run_scorecard(scorecard_config_from_dict(data))
     rows = {r.prompt: r for r in result.models[0].responses}
     assert (rows[prompts["trad"]].detected, rows[prompts["trad"]].answered_in) == ("zh_Hant", "target")
     assert (rows[prompts["simp"]].detected, rows[prompts["simp"]].answered_in) == ("zh_Hans", "other")
@@ -188,7 +190,7 @@ def test_target_script_counts_other_script_as_other(tmp_path):
 
 
 def test_code_blocks_are_left_out_of_the_language_an_answer_is_in():
-    from corpusforge.diagnostics.align import Classifier
+    from corpusforge.eval.scorecard.evaluate import Classifier
     from corpusforge.steps.language import LanguageID, LanguageParams
 
     assert LanguageID(LanguageParams()).identify(REAL_CODE_ANSWER)[0] not in ("en", "zh_Hant")  # why the rule
@@ -233,7 +235,9 @@ def local_config(model_dirs: dict, prompt_files, output, max_tokens=24) -> dict:
 
 @torch_needed
 def test_transformers_backend_end_to_end(tmp_path, tiny_chat, prompt_files):
-    result = run_align(align_config_from_dict(local_config({"tiny": tiny_chat}, prompt_files, tmp_path / "out")))
+    result = run_scorecard(
+        scorecard_config_from_dict(local_config({"tiny": tiny_chat}, prompt_files, tmp_path / "out"))
+    )
     (model,) = result.models
     for prompt_set in ("en", "target"):
         cell = model.cells[prompt_set]
@@ -241,7 +245,9 @@ def test_transformers_backend_end_to_end(tmp_path, tiny_chat, prompt_files):
         assert cell.determined > 0 and sum(cell.shares.values()) == pytest.approx(1.0)
     assert all(r.n_tokens > 0 and r.finish_reason in ("stop", "length") for r in model.responses)
     # Greedy and seeded: a second model entry with the same weights gives the same responses.
-    again = run_align(align_config_from_dict(local_config({"tiny": tiny_chat}, prompt_files, tmp_path / "out2")))
+    again = run_scorecard(
+        scorecard_config_from_dict(local_config({"tiny": tiny_chat}, prompt_files, tmp_path / "out2"))
+    )
     assert [r.response for r in again.models[0].responses] == [r.response for r in model.responses]
     assert json.loads(result.json_path.read_text(encoding="utf-8"))["models"][0]["backend"]["type"] == "transformers"
 
@@ -250,7 +256,7 @@ def test_transformers_backend_end_to_end(tmp_path, tiny_chat, prompt_files):
 def test_each_model_is_released_before_the_next_loads(tmp_path, tiny_chat, prompt_files, monkeypatch):
     import weakref
 
-    from corpusforge.diagnostics import align
+    from corpusforge.eval.scorecard import evaluate as align
 
     opened = []
     alive_at_open = []
@@ -264,7 +270,9 @@ def test_each_model_is_released_before_the_next_loads(tmp_path, tiny_chat, promp
 
     monkeypatch.setattr(align, "_open_backend", tracking_open)
     models = {"first": tiny_chat, "second": tiny_chat}
-    result = run_align(align_config_from_dict(local_config(models, prompt_files, tmp_path / "out", max_tokens=4)))
+    result = run_scorecard(
+        scorecard_config_from_dict(local_config(models, prompt_files, tmp_path / "out", max_tokens=4))
+    )
     assert [m.name for m in result.models] == ["first", "second"]
     assert alive_at_open == [[], [False]]
     assert opened[1]() is None
@@ -291,7 +299,9 @@ def test_lora_adapter_folder_loads_base_plus_adapter(tmp_path, tiny_chat, prompt
         "zero-lora": adapter(tmp_path / "zero", zero=True),  # B = 0: the base model's answers exactly
         "lora": adapter(tmp_path / "random", zero=False),
     }
-    result = run_align(align_config_from_dict(local_config(models, prompt_files, tmp_path / "out", max_tokens=8)))
+    result = run_scorecard(
+        scorecard_config_from_dict(local_config(models, prompt_files, tmp_path / "out", max_tokens=8))
+    )
     answers = {m.name: [r.response for r in m.responses] for m in result.models}
     assert answers["zero-lora"] == answers["base"]
     assert answers["lora"] != answers["base"]
@@ -307,10 +317,10 @@ def test_adapter_without_tokenizer_or_with_vllm_is_refused(tmp_path, tiny_chat, 
     data = local_config({"ad": folder}, prompt_files, tmp_path / "out")
     if __import__("importlib").util.find_spec("peft"):
         with pytest.raises(SourceError, match="without a tokenizer"):
-            run_align(align_config_from_dict(data))
+            run_scorecard(scorecard_config_from_dict(data))
     data["models"][0]["backend"] = {"type": "vllm"}
     with pytest.raises(SourceError, match="corpusforge train merge"):
-        run_align(align_config_from_dict(data))
+        run_scorecard(scorecard_config_from_dict(data))
 
 
 # --------------------------------------------------------------------------------------------- CLI, config
@@ -386,7 +396,7 @@ def test_config_errors_name_the_key_path(tmp_path, prompt_files, change, message
     }
     change(data)
     with pytest.raises(RecipeError) as err:
-        align_config_from_dict(data)
+        scorecard_config_from_dict(data)
     assert message in str(err.value)
 
 
@@ -394,7 +404,7 @@ def test_yaml_errors_carry_file_and_line(tmp_path):
     path = tmp_path / "align.yaml"
     path.write_text("language: th\nmodels:\n  - model: m\n    temprature: 0\nprompts: {target: [x], en: [y]}\n")
     with pytest.raises(RecipeError) as err:
-        load_align_config(path)
+        load_scorecard_config(path)
     text = str(err.value)
     assert f"{path}:4: models[0].temprature: unknown key 'temprature'" in text
     assert f"{path}:5: prompts.target[0]: 'x' does not exist" in text
@@ -403,7 +413,7 @@ def test_yaml_errors_carry_file_and_line(tmp_path):
 
 def test_docs_example_loads(monkeypatch):
     monkeypatch.chdir(REPO)
-    config = load_align_config("docs/examples/align-th.yaml")
+    config = load_scorecard_config("docs/examples/align-th.yaml")
     assert config.language == "th" and [m.name for m in config.models] == ["base", "cp-raw", "inscp-lora"]
     assert [m.backend.type for m in config.models] == ["vllm", "vllm", "transformers"]
     assert config.sampling.temperature == 0.0 and config.sampling.max_tokens == 256
@@ -415,7 +425,7 @@ def test_vllm_models_run_one_after_another(tmp_path, tiny_chat, prompt_files, mo
     pytest.importorskip("vllm")
     import weakref
 
-    from corpusforge.diagnostics import align
+    from corpusforge.eval.scorecard import evaluate as align
 
     opened, alive_at_open = [], []
     real_open = align._open_backend
@@ -433,7 +443,7 @@ def test_vllm_models_run_one_after_another(tmp_path, tiny_chat, prompt_files, mo
     backend = {"type": "vllm", "dtype": "float32", "gpu_memory_utilization": 0.2, "max_model_len": 512}
     for model in data["models"]:
         model["backend"] = {**backend, "enforce_eager": True}
-    result = run_align(align_config_from_dict(data))
+    result = run_scorecard(scorecard_config_from_dict(data))
     assert alive_at_open == [[], [False]]
     first, second = ([r.response for r in m.responses] for m in result.models)
     assert first == second and len(first) == 10  # greedy: the same weights give the same answers

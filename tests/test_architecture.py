@@ -101,3 +101,29 @@ def test_no_import_circle_beyond_the_known_ones():
 def test_the_scan_sees_a_circle():
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == {frozenset("abc")}
     assert circles({"a": {"b"}, "b": set()}) == set()
+
+
+def test_code_left_out_of_the_build_fingerprint_is_not_imported_by_a_build():
+    """The code fingerprint (a resume refuses other code) leaves out what never shapes rows (NOT_OUTPUT_CODE). That
+    holds only while no module that builds imports one of them; the two that do run after the rows are final."""
+    from corpusforge.runner.plan import NOT_OUTPUT_CODE
+
+    def left_out(name: str) -> bool:
+        if not name.startswith("corpusforge.") or name.startswith("corpusforge_trainer"):
+            return True  # the trainer is not part of a build
+        path = modules()[name].relative_to(ROOTS["corpusforge"]).as_posix()
+        return path.startswith(NOT_OUTPUT_CODE)
+
+    after_the_rows = {
+        ("corpusforge.runner.finalize", "corpusforge.report"),
+        ("corpusforge.runner.run", "corpusforge.publish"),
+    }
+    graph = import_graph()
+    crossings = {
+        (name, target)
+        for name, targets in graph.items()
+        if not left_out(name) and name != "corpusforge"
+        for target in targets
+        if left_out(target) and target.startswith("corpusforge.")
+    }
+    assert crossings == after_the_rows

@@ -155,9 +155,9 @@ def _load_train_config(path):
 
 
 def _load_eval_config(path):
-    from corpusforge.diagnostics.align_config import load_align_config
+    from corpusforge.eval.scorecard.config import load_scorecard_config
 
-    return load_align_config(path)
+    return load_scorecard_config(path)
 
 
 @pytest.mark.parametrize("load", [_load_recipe, _load_train_config, _load_eval_config])

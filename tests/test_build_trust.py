@@ -203,7 +203,7 @@ def test_a_build_by_other_corpusforge_code_is_not_resumed(tmp_path):
     (seen when the language step changed). The plan now records the code; other code is refused like another recipe."""
     import json
 
-    from corpusforge.build.plan import code_fingerprint, plan_path
+    from corpusforge.runner.plan import code_fingerprint, plan_path
 
     path = tmp_path / "in.jsonl"
     write_jsonl(path, _rows(20, "t"))
@@ -234,7 +234,7 @@ def test_a_step_that_drops_every_row_shows_zero_out(tmp_path):
 
 
 def test_the_code_fingerprint_covers_the_code_that_makes_rows_and_only_that(tmp_path):
-    from corpusforge.build.plan import output_code_digest
+    from corpusforge.runner.plan import output_code_digest
 
     files = {
         "cli/app.py": "HELP = 'old help text'",

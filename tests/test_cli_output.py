@@ -41,7 +41,7 @@ def test_verbose_shows_info_lines_and_default_does_not(tmp_path, recipe):
     assert "5 rows" in default.stdout  # the summary
     verbose = cli("-v", "run", str(recipe), "--no-report", "-o", str(tmp_path / "v"), cwd=tmp_path)
     assert verbose.returncode == 0
-    assert "INFO corpusforge.build: stages done" in verbose.stderr
+    assert "INFO corpusforge.runner: stages done" in verbose.stderr
     # datatrove's per-task log on the console only with -v (carried to the tasks by the executor, no environment)
     assert "Launching pipeline for rank=0" in verbose.stderr and "Launching pipeline" not in default.stderr
 
@@ -104,7 +104,7 @@ def test_quiet_prints_nothing_but_errors(tmp_path, recipe):
 
 def test_log_level_and_help_name_the_exit_codes(tmp_path, recipe):
     done = cli("run", str(recipe), "--log-level", "info", "--no-report", cwd=tmp_path)
-    assert "INFO corpusforge.build" in done.stderr
+    assert "INFO corpusforge.runner" in done.stderr
     usage = cli("--help", cwd=tmp_path).stdout
     assert "exit status: 0 done; 1 the build or a model failed; 2 bad input" in usage
     assert cli("run", str(recipe), "--log-level", "loud", cwd=tmp_path).returncode == 2  # argparse's own error

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from fake_openai import FakeChatServer
 
-from corpusforge.diagnostics.align import run_align
-from corpusforge.diagnostics.align_config import align_config_from_dict
+from corpusforge.eval.scorecard.config import scorecard_config_from_dict
+from corpusforge.eval.scorecard.evaluate import run_scorecard
 from corpusforge.lang.degeneration import degeneration, units
 
 
@@ -96,7 +96,7 @@ def test_scorecard_counts_loops_and_echoes_as_degenerate(tmp_path):
             "output": str(tmp_path / "out"),
             "min_letters": 2,
         }
-        result = run_align(align_config_from_dict(config))
+        result = run_scorecard(scorecard_config_from_dict(config))
     cell = result.models[0].cells["target"]
     assert cell.counts["degenerate"] == 4 and cell.degenerations == {"echo": 2, "loop": 2}
     assert cell.shares["target"] == pytest.approx(2 / 6)  # not 6/6: the bytes were Chinese, the answers were not

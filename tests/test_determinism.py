@@ -9,7 +9,7 @@ from pathlib import Path
 
 import corpusforge as cf
 from conftest import make_recipe
-from corpusforge.build import finalize_build
+from corpusforge.runner import finalize_build
 
 STABLE_FILES = ("state.json", "dataset_info.json")
 

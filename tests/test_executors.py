@@ -13,9 +13,9 @@ import pytest
 
 import corpusforge as cf
 from conftest import make_recipe
-from corpusforge.build import Submitted, build_status, finalize_build, plan_build
-from corpusforge.build.executors import ExecutorError
 from corpusforge.cli import main
+from corpusforge.runner import Submitted, build_status, finalize_build, plan_build
+from corpusforge.runner.executors import ExecutorError
 
 SAMPLE = "builtin:multilingual-sample.jsonl"
 

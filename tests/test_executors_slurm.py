@@ -12,7 +12,7 @@ import pytest
 
 import corpusforge as cf
 from conftest import dedup_recipe, shard_hashes
-from corpusforge.build import Submitted, build_status
+from corpusforge.runner import Submitted, build_status
 
 pytestmark = pytest.mark.slurm
 

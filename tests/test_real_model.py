@@ -66,8 +66,8 @@ def _repeats_a_sentence(text: str) -> bool:
 
 def test_scorecard_on_the_real_model_counts_its_loops(smollm2, tmp_path):
     from conftest import corpus_texts
-    from corpusforge.diagnostics.align import run_align
-    from corpusforge.diagnostics.align_config import align_config_from_dict
+    from corpusforge.eval.scorecard.config import scorecard_config_from_dict
+    from corpusforge.eval.scorecard.evaluate import run_scorecard
 
     english = [t for t in dict.fromkeys(corpus_texts("english")) if len(t.split()) >= 5][:8]
     chinese = [t for t in dict.fromkeys(corpus_texts("traditionalchinese")) if len(t) >= 8][:2]
@@ -80,7 +80,7 @@ def test_scorecard_on_the_real_model_counts_its_loops(smollm2, tmp_path):
         "sampling": {"temperature": 0.0, "max_tokens": 128},
         "output": str(tmp_path / "out"),
     }
-    result = run_align(align_config_from_dict(config))
+    result = run_scorecard(scorecard_config_from_dict(config))
     responses = [r for r in result.models[0].responses if r.prompt_set == "en"]
     # every answer is either a real English answer or degenerate for a reason that can be checked
     for r in responses:
@@ -100,8 +100,8 @@ def test_retention_and_perplexity_tell_a_damaged_copy_from_the_model(smollm2, tm
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from conftest import corpus_texts
-    from corpusforge.diagnostics.align import run_align
-    from corpusforge.diagnostics.align_config import align_config_from_dict
+    from corpusforge.eval.scorecard.config import scorecard_config_from_dict
+    from corpusforge.eval.scorecard.evaluate import run_scorecard
 
     damaged = AutoModelForCausalLM.from_pretrained(smollm2)
     generator = torch.Generator().manual_seed(0)
@@ -130,7 +130,7 @@ def test_retention_and_perplexity_tell_a_damaged_copy_from_the_model(smollm2, tm
         "perplexity": {"target": [str(tmp_path / "heldout.txt")]},
         "output": str(tmp_path / "out"),
     }
-    result = run_align(align_config_from_dict(config))
+    result = run_scorecard(scorecard_config_from_dict(config))
     base, hurt = (m["measures"] for m in result.scorecard["models"])
     assert base["retention"]["answers"] >= 2  # the base's English, non-degenerate answers
     assert base["retention"]["nll_per_token"] < 1.5  # its own greedy answers are likely under it

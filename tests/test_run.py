@@ -15,8 +15,8 @@ import pytest
 
 import corpusforge as cf
 from conftest import REPO, assert_run_left_nothing, make_recipe, write_jsonl
-from corpusforge.build.plan import compile_plan
 from corpusforge.corpus.ledger import Ledger
+from corpusforge.runner.plan import compile_plan
 
 
 def mixed_rows(real_texts, n=60):

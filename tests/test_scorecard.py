@@ -12,9 +12,9 @@ import pytest
 from fake_openai import FakeChatServer
 from test_degenerate import conversation_pairs
 
-from corpusforge.diagnostics.align import run_align
-from corpusforge.diagnostics.align_config import align_config_from_dict
-from corpusforge.diagnostics.scorecard import paired_p, two_proportion_p
+from corpusforge.eval.scorecard.config import scorecard_config_from_dict
+from corpusforge.eval.scorecard.evaluate import run_scorecard
+from corpusforge.eval.scorecard.verdicts import paired_p, two_proportion_p
 
 N = 12
 
@@ -65,10 +65,10 @@ def config_for(real, tmp_path, servers: dict) -> dict:
 
 
 def run_scripted(real, tmp_path, models: dict):
-    """``run_align`` over scripted models, each behind its own fake endpoint, the first the reference."""
+    """``run_scorecard`` over scripted models, each behind its own fake endpoint, the first the reference."""
     with contextlib.ExitStack() as stack:
         servers = {name: stack.enter_context(FakeChatServer(reply)) for name, reply in models.items()}
-        return run_align(align_config_from_dict(config_for(real, tmp_path, servers)))
+        return run_scorecard(scorecard_config_from_dict(config_for(real, tmp_path, servers)))
 
 
 def test_verdicts_against_the_reference(real, tmp_path):
@@ -164,7 +164,7 @@ def test_answer_nll_is_transformers_loss_over_the_answer_tokens(tiny, real):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from corpusforge.diagnostics.likelihood import Scorer
+    from corpusforge.eval.scorecard.likelihood import Scorer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny)
     model = AutoModelForCausalLM.from_pretrained(tiny).eval()
@@ -199,7 +199,7 @@ def test_a_repeated_prompt_is_asked_once(real, tmp_path, caplog):
         zh = (tmp_path / "zh.txt").read_text(encoding="utf-8").splitlines()
         (tmp_path / "zh.txt").write_text("\n".join(zh[:3] * 3) + "\n", encoding="utf-8")
         config["prompts"]["limit"] = 2
-        result = run_align(align_config_from_dict(config))
+        result = run_scorecard(scorecard_config_from_dict(config))
         asked = [r["body"]["messages"][-1]["content"] for r in server.requests]
     assert result.models[0].cells["target"].prompts == 2 and sorted(set(asked) & set(zh)) == sorted(zh[:2])
     assert len(asked) == 4  # 2 distinct target prompts + the first 2 English ones
@@ -218,7 +218,7 @@ def test_retention_on_a_given_recovery_set(tiny, real, tmp_path):
     config["prompts"]["limit"] = 2
     config["sampling"] = {"max_tokens": 8}
     config["retention"] = {"answers": str(tmp_path / "recovery.jsonl"), "limit": 5}
-    result = run_align(align_config_from_dict(config))
+    result = run_scorecard(scorecard_config_from_dict(config))
     a, b = (m["measures"]["retention"] for m in result.scorecard["models"])
     assert a["answers"] == b["answers"] == 5 and a["nll_per_token"] == pytest.approx(b["nll_per_token"])
     assert result.scorecard["models"][1]["measures"]["retention"]["delta_per_token"] == pytest.approx(0.0, abs=1e-6)
@@ -226,4 +226,4 @@ def test_retention_on_a_given_recovery_set(tiny, real, tmp_path):
     (tmp_path / "recovery.jsonl").write_text(json.dumps({"messages": [{"role": "user", "content": "x"}]}) + "\n")
     config["output"] = str(tmp_path / "out2")
     with pytest.raises(SourceError, match="row 0 has no `messages` ending with an assistant turn"):
-        run_align(align_config_from_dict(config))
+        run_scorecard(scorecard_config_from_dict(config))

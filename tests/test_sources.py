@@ -255,7 +255,7 @@ def opened_specs(monkeypatch) -> list[dict]:
     """Record what the plan's check opens instead of asking the (fake) Hub for rows."""
     import datasets
 
-    import corpusforge.build.inputs as inputs
+    import corpusforge.runner.inputs as inputs
 
     specs = []
     monkeypatch.setattr(
@@ -265,7 +265,7 @@ def opened_specs(monkeypatch) -> list[dict]:
 
 
 def test_a_hub_dataset_is_pinned_to_its_commit_and_the_readers_load_it(fake_hub, monkeypatch):
-    from corpusforge.build.plan import compile_plan
+    from corpusforge.runner.plan import compile_plan
 
     specs = opened_specs(monkeypatch)
     recipe = cf.Recipe.from_dict(
@@ -289,7 +289,7 @@ def test_a_hub_dataset_is_pinned_to_its_commit_and_the_readers_load_it(fake_hub,
 def test_a_hub_that_does_not_answer_is_said_at_plan_time_and_not_resumed(monkeypatch, caplog):
     import socket
 
-    from corpusforge.build.plan import compile_plan, resume_problems
+    from corpusforge.runner.plan import compile_plan, resume_problems
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -354,7 +354,7 @@ def test_the_output_folder_inside_the_source_glob_is_never_an_input(tmp_path, mo
 def test_a_url_output_inside_a_url_glob_is_left_out(tmp_path):
     import fsspec
 
-    from corpusforge.build.inputs import resolve_inputs
+    from corpusforge.runner.inputs import resolve_inputs
 
     fs = fsspec.filesystem("memory")
     fs.pipe("/own-output/in/a.jsonl", b'{"text": "kept"}\n')

@@ -190,9 +190,9 @@ def test_url_output_on_slurm_needs_a_shared_staging_folder(tmp_path):
     raw = _recipe(tmp_path, "builtin:multilingual-sample.jsonl")
     raw["executor"] = {"type": "slurm", "partition": "debug"}
     with pytest.raises(cf.RecipeError, match="output.staging"):
-        cf.build.plan.with_output(cf.Recipe.model_validate(raw), "s3://bucket/x")
+        cf.runner.plan.with_output(cf.Recipe.model_validate(raw), "s3://bucket/x")
     raw["output"]["staging"] = str(tmp_path / "shared")
-    _, out = cf.build.plan.with_output(cf.Recipe.model_validate(raw), "s3://bucket/x")
+    _, out = cf.runner.plan.with_output(cf.Recipe.model_validate(raw), "s3://bucket/x")
     assert out == tmp_path / "shared"
 
 
@@ -203,7 +203,8 @@ def test_an_upload_never_replaces_a_build_another_machine_put_there_meanwhile(tm
 
     import corpusforge as cf
 
-    build_run = importlib.import_module("corpusforge.build.run")  # the module; `corpusforge.build.run` is the function
+    # the module: the attribute `corpusforge.runner.run` is the function
+    build_run = importlib.import_module("corpusforge.runner.run")
     fs = fsspec.filesystem("memory")
     fs.pipe("/race/a.jsonl", _jsonl([{"id": f"a{i}", "text": t} for i, t in enumerate(paragraphs[:40])]))
     fs.pipe("/race/b.jsonl", _jsonl([{"id": f"b{i}", "text": t} for i, t in enumerate(paragraphs[40:70])]))
@@ -245,7 +246,7 @@ def test_an_upload_never_replaces_a_build_another_machine_put_there_meanwhile(tm
     assert ids_there() == {f"b{i}" for i in range(30)}
 
     # this build's own upload is not "another build": finalizing it again uploads again
-    from corpusforge.build import finalize_build
+    from corpusforge.runner import finalize_build
 
     finalize_build(tmp_path / "staging-b", report=False)
     assert ids_there() == {f"b{i}" for i in range(30)}
@@ -272,8 +273,8 @@ def test_a_long_lived_process_sees_what_changed_in_the_store(s3, monkeypatch):
 
 
 def test_an_unreachable_store_is_not_called_a_missing_bucket(monkeypatch):
-    from corpusforge.build.remote import check_remote
     from corpusforge.errors import OutputError
+    from corpusforge.runner.remote import check_remote
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -330,7 +331,7 @@ def test_a_kill_at_any_point_of_an_upload_leaves_one_whole_build_and_a_plain_rer
     """An --overwrite upload killed before each of its store operations in turn: the URL serves the old build
     whole, the new one whole, or nothing — never a mix — and a rerun without --overwrite completes the upload."""
     import corpusforge as cf
-    from corpusforge.build import remote
+    from corpusforge.runner import remote
 
     fs, env = s3
     url, prefix = "s3://corpora/built/flip", "corpora/built/flip"

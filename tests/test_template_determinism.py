@@ -1,5 +1,5 @@
 """Reruns render the same bytes: `strftime_now` formats the recipe's fixed date, never the clock; Hub templates,
-tokenizers and models are pinned to a commit (`corpusforge.hub.pin_step_revisions`) and loaded at it. The Hub is a
+tokenizers and models are pinned to a commit (`corpusforge.pinning.pin_step_revisions`) and loaded at it. The Hub is a
 local stand-in server that serves a few repos at a known sha."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from fake_hub import JSONHandler
 
 from corpusforge.errors import RecipeError, SourceError
-from corpusforge.hub import pin_step_revisions
+from corpusforge.pinning import pin_step_revisions
 from corpusforge.steps.perplexity import PerplexityParams
 from corpusforge.steps.tagging import InsCPTag, TagParams
 from corpusforge.steps.tokens import TokenCounter, TokensParams

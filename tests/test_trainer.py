@@ -531,7 +531,7 @@ def test_pieces_of_a_vocab_extend_tokenizer(world, tmp_path):
     mean of the base pieces the original BPE model splits the piece string into."""
     from transformers import AutoTokenizer
 
-    from corpusforge.diagnostics import extend_tokenizer as grow_tokenizer
+    from corpusforge.eval import extend_tokenizer as grow_tokenizer
 
     corpus = tmp_path / "th.txt"
     corpus.write_text("\n".join(corpus_texts("thai") * 3), encoding="utf-8")

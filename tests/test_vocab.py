@@ -17,10 +17,10 @@ import regex
 from conftest import corpus_texts, gettext_messages, write_jsonl
 from corpusforge.cli import main
 from corpusforge.corpus.ledger import Ledger
-from corpusforge.diagnostics import Doc, extend_tokenizer, iter_docs, measure_fertility, tokenizer_view
-from corpusforge.diagnostics.fertility import NO_THAI_SEGMENTER, WordCount
-from corpusforge.diagnostics.vocab import is_heldout
 from corpusforge.errors import CorpusforgeError, OutputError, SourceError
+from corpusforge.eval import Doc, extend_tokenizer, iter_docs, measure_fertility, tokenizer_view
+from corpusforge.eval.vocab.extend import is_heldout
+from corpusforge.eval.vocab.fertility import NO_THAI_SEGMENTER, WordCount
 
 HELDOUT = 0.2
 ADD = 8000
@@ -116,7 +116,7 @@ def test_word_units_by_script():
 
 
 def test_fertility_without_thai_segmenter(monkeypatch):
-    from corpusforge.diagnostics import fertility
+    from corpusforge.eval.vocab import fertility
 
     monkeypatch.setattr(fertility, "thai_segmenter", lambda: None)
     th = measure_fertility(str(mistral_model_file()), [Doc("ภาษาไทยเป็นภาษาที่ไม่มีการเว้นวรรค", "th")]).languages["th"]

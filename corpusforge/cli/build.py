@@ -65,8 +65,8 @@ def _recipe_args(p):
 
 
 def cmd_validate(args) -> int:
-    from corpusforge.build.inputs import preflight
     from corpusforge.recipe import Recipe
+    from corpusforge.runner.inputs import preflight
 
     recipe = Recipe.from_yaml(args.recipe, args.set)
     preflight(recipe)
@@ -120,7 +120,7 @@ def cmd_run(args) -> int:
 
     recipe = Recipe.from_yaml(args.recipe, args.set)
     if args.dry_run:
-        from corpusforge.build import plan_build
+        from corpusforge.runner import plan_build
 
         print_plan(plan_build(recipe, output=args.output))
         return EXIT_OK
@@ -153,7 +153,7 @@ def cmd_run(args) -> int:
             report=not args.no_report,
             verbose=getattr(args, "verbose", False),  # datatrove's per-task logs on the console too
         )
-    from corpusforge.build import Submitted
+    from corpusforge.runner import Submitted
 
     if isinstance(result, Submitted):
         console = make_console()
@@ -186,8 +186,8 @@ def print_plan(plan) -> None:
 
 
 def cmd_status(args) -> int:
-    from corpusforge.build import build_status
-    from corpusforge.build.remote import build_folder
+    from corpusforge.runner import build_status
+    from corpusforge.runner.remote import build_folder
 
     status = build_status(build_folder(args.output_dir))
     console = make_console()
@@ -211,8 +211,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_finalize(args) -> int:
-    from corpusforge.build import finalize_build
-    from corpusforge.build.remote import build_folder
+    from corpusforge.runner import finalize_build
+    from corpusforge.runner.remote import build_folder
 
     with writing(args.output_dir):
         manifest = finalize_build(build_folder(args.output_dir), report=not args.no_report)
@@ -286,9 +286,9 @@ def _head(out: Path | str, manifest: dict, n: int) -> list[dict]:
 
 
 def cmd_report(args) -> int:
-    from corpusforge.build.output import BuildLock
     from corpusforge.corpus.finished import Corpus
     from corpusforge.report import write_report
+    from corpusforge.runner.output import BuildLock
 
     Corpus.open(args.output_dir)  # a CorpusError (exit 2) says what is missing, before a lock file is made
     with BuildLock(Path(args.output_dir), what="report"):  # the report edits the ledger: not while a build runs

@@ -39,8 +39,8 @@ def add_commands(sub, common) -> None:
 
 
 def _align_config(args):
-    from corpusforge.diagnostics.align_config import align_config_from_dict, load_align_config
     from corpusforge.errors import CorpusforgeError
+    from corpusforge.eval.scorecard.config import load_scorecard_config, scorecard_config_from_dict
 
     flags = {"--model": args.model, "--prompts": args.prompts, "--prompts-en": args.prompts_en}
     flags["--language"] = args.language
@@ -53,7 +53,7 @@ def _align_config(args):
                 f"{', '.join(given)}: with --config, models, prompts and language come from the file "
                 "(change them with --set key=value)"
             )
-        return load_align_config(args.config, args.set, output=args.output)
+        return load_scorecard_config(args.config, args.set, output=args.output)
     required = ("--model", "--prompts", "--prompts-en", "--language")
     missing = [flag for flag in (*required, "--output") if not {**flags, "--output": args.output}[flag]]
     if missing:
@@ -80,7 +80,7 @@ def _align_config(args):
     }
     if args.heldout or args.heldout_en:
         data["perplexity"] = {"target": args.heldout or [], "en": args.heldout_en or []}
-    return align_config_from_dict(data, args.set)
+    return scorecard_config_from_dict(data, args.set)
 
 
 def _eval_columns() -> tuple:
@@ -92,7 +92,7 @@ def _eval_columns() -> tuple:
 def cmd_eval_align(args) -> int:
     from rich.table import Table
 
-    from corpusforge.diagnostics.align import CLASSES, run_align
+    from corpusforge.eval.scorecard.evaluate import CLASSES, run_scorecard
     from corpusforge.lang.names import language_name
     from corpusforge.progress import progress
 
@@ -105,7 +105,7 @@ def cmd_eval_align(args) -> int:
                 bars[name] = display.add_task(name, total=total)
             display.update(bars[name], completed=done)
 
-        result = run_align(config, progress=on_progress)
+        result = run_scorecard(config, progress=on_progress)
     target = language_name(result.language)
     table = Table(title=f"response language ({result.language}; shares of classified responses)", title_justify="left")
     for col in ("model", "prompts", "n", "→ English", f"→ {target}", "→ other", "degenerate", "undet.", "failed"):
@@ -149,7 +149,7 @@ def _print_scorecard(console, card: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from corpusforge.diagnostics.scorecard import _pct
+    from corpusforge.eval.scorecard.verdicts import _pct
 
     lang = card["language"]
     table = Table(title=f"transfer scorecard (reference: {card['reference']})", title_justify="left")

@@ -40,7 +40,7 @@ def _corpus_args(p):
 
 
 def _corpus_docs(args):
-    from corpusforge.diagnostics.corpus import iter_docs, lid_identifier
+    from corpusforge.eval.documents import iter_docs, lid_identifier
 
     identify = lid_identifier() if args.lid and not args.language else None
     return iter_docs(args.corpus, args.max_docs or None, args.language, args.text_field, identify, not args.keep_tags)
@@ -65,7 +65,7 @@ def print_fertility(report, title: str) -> None:
 
 
 def cmd_vocab_fertility(args) -> int:
-    from corpusforge.diagnostics import measure_fertility
+    from corpusforge.eval import measure_fertility
 
     report = measure_fertility(args.tokenizer, _corpus_docs(args), segment_words=not args.no_words)
     if args.json:
@@ -78,7 +78,7 @@ def cmd_vocab_fertility(args) -> int:
 def cmd_vocab_extend(args) -> int:
     from rich.table import Table
 
-    from corpusforge.diagnostics import extend_tokenizer
+    from corpusforge.eval import extend_tokenizer
 
     ext = extend_tokenizer(
         args.tokenizer, args.corpus, args.add, args.output, languages=args.languages, language=args.language,

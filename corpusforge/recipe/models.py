@@ -29,7 +29,7 @@ from corpusforge.config import StrictModel
 from corpusforge.config.problems import lines_for, model_keys, pydantic_problems
 from corpusforge.errors import RecipeError, did_you_mean
 from corpusforge.kd.config import GenerateConfig
-from corpusforge.recipe.executors import EXECUTORS, Executor, LocalExecutor
+from corpusforge.recipe.executor_config import EXECUTORS, Executor, LocalExecutor
 from corpusforge.recipe.loader import prepare, read_recipe
 from corpusforge.steps.registry import StepImportError, builtin_specs, get_step, known_step_names
 

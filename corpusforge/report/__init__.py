@@ -45,7 +45,7 @@ from corpusforge.report.plots import (
     plot_token_funnel,
 )
 
-# the figure helpers corpusforge.diagnostics.align draws its own plots with
+# the figure helpers corpusforge.eval.scorecard.evaluate draws its own plots with
 from corpusforge.report.plots import _figure as _figure
 from corpusforge.report.plots import _save as _save
 from corpusforge.report.svg import compact

@@ -187,7 +187,7 @@ def draw_plots(manifest: dict, stats: CorpusStats) -> dict[str, str]:
     return plots
 
 
-# The scorecard's chart (corpusforge.diagnostics.align_plot) is drawn with matplotlib, on bare Agg figures.
+# The scorecard's chart (corpusforge.eval.scorecard.plot) is drawn with matplotlib, on bare Agg figures.
 
 
 def _matplotlib():

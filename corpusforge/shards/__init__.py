@@ -1,6 +1,6 @@
 """Arrow shards in the `datasets` save_to_disk layout, their finalize step and the manifest."""
 
-from corpusforge.shards.finalize import finalize, recipe_fingerprint
+from corpusforge.shards.dataset import finalize, recipe_fingerprint
 from corpusforge.shards.writer import CP_SCHEMA, ArrowShardWriter, shard_name
 
 __all__ = ["ArrowShardWriter", "CP_SCHEMA", "finalize", "recipe_fingerprint", "shard_name", "scan"]

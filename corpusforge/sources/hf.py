@@ -1,6 +1,6 @@
 """Hugging Face `datasets` sources: a Hub id (online) or a local path, optionally streamed. How a spec is opened
 (``open_dataset``) and which files it reads (``saved_folder``/``saved_files``, ``data_files``) live side by side: the
-input layer (``build/inputs.py``) fingerprints what the reader will open."""
+input layer (``runner/inputs.py``) fingerprints what the reader will open."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ inside a window of ``batch_size × SORT_WINDOW`` documents so each batch pads li
 vllm_engine``: the worker's GPU group taken first, chunked prefill off on vLLM's CPU platform).
 
 A Hub model is loaded at ``revision`` (both backends, model and tokenizer), which the build pins to a commit sha
-(``corpusforge.hub.pin_step_revisions``) so every worker scores with the same weights.
+(``corpusforge.pinning.pin_step_revisions``) so every worker scores with the same weights.
 
 Needs ``torch`` and ``transformers``: ``pip install 'corpusforge[ppl]'``.
 """
@@ -31,9 +31,9 @@ from pydantic import Field, field_validator, model_validator
 
 from corpusforge.config import StrictModel
 from corpusforge.errors import CorpusforgeError
-from corpusforge.hub import is_hub_id
 from corpusforge.llm import compute_dtype, load_causal_lm, load_tokenizer, resolve_device
 from corpusforge.llm.backends import vllm_engine
+from corpusforge.pinning import is_hub_id
 
 INSTALL_HINT = "pip install 'corpusforge[ppl]'"
 # Documents are read this many forward batches at a time and sorted by token length, so each batch holds documents

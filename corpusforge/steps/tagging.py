@@ -6,7 +6,7 @@ tokenize=False)`` renders it — BOS and the closing end-of-turn token included.
 ``add_special_tokens=False`` so BOS is not doubled.
 
 Deterministic by construction: a template's ``strftime_now`` formats the step's fixed ``date``, never the clock,
-and a Hub template is fetched at ``revision`` (``corpusforge.hub.pin_step_revisions`` pins it to a commit sha).
+and a Hub template is fetched at ``revision`` (``corpusforge.pinning.pin_step_revisions`` pins it to a commit sha).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pydantic import Field, field_validator, model_validator
 
 from corpusforge.config import StrictModel
 from corpusforge.errors import did_you_mean
-from corpusforge.hub import is_hub_id
+from corpusforge.pinning import is_hub_id
 from corpusforge.templates import DEFAULT_DATE, PRESETS, ChatTemplate, load_template
 
 

@@ -5,7 +5,7 @@ Counting uses the `tokenizers` library directly (the model folder's `tokenizer.j
 carries BOS and the chat tags, so special tokens are not added by default: the count is what the trainer will see.
 The recipe-level `budget:` uses these counts to stop the corpus at a token total and to mix sources by ratio.
 A Hub tokenizer is downloaded (``tokenizer.json`` only) at ``revision``, which the build pins to a commit sha
-(``corpusforge.hub.pin_step_revisions``) so every worker counts with the same file.
+(``corpusforge.pinning.pin_step_revisions``) so every worker counts with the same file.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pydantic import Field, field_validator, model_validator
 
 from corpusforge.config import StrictModel
 from corpusforge.errors import SourceError
-from corpusforge.hub import is_hub_id
+from corpusforge.pinning import is_hub_id
 from corpusforge.storage import hub_endpoint
 
 

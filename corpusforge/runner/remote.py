@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 
 from corpusforge import storage
-from corpusforge.build.plan import resume_problems
 from corpusforge.corpus.layout import MANIFEST, PLAN, STATE, UPLOADS_DIR, WORK_DIR, default_staging
 from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import OutputError
+from corpusforge.runner.plan import resume_problems
 
-log = logging.getLogger("corpusforge.build")
+log = logging.getLogger("corpusforge.runner")
 
 BUCKET_STORES = {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "oss", "r2"}
 

@@ -77,7 +77,7 @@ class AlignSampling(StrictModel):
         )
 
 
-class AlignModel(StrictModel):
+class ScorecardModel(StrictModel):
     name: str | None = Field(None, description="Label in the table, JSON and chart; default: the model folder's name.")
     model: str = Field(
         ...,
@@ -147,11 +147,11 @@ class VerdictConfig(StrictModel):
     )
 
 
-class AlignConfig(StrictModel):
+class ScorecardConfig(StrictModel):
     """Which models answer which prompts, and how the answers are classified."""
 
     language: str = Field(..., description="Target language: a lid.176 code (`th`, `vi`…) or `zh_Hant` / `zh_Hans`.")
-    models: list[AlignModel] = Field(..., min_length=1, description="Models compared side by side, in this order.")
+    models: list[ScorecardModel] = Field(..., min_length=1, description="Models compared side by side, in this order.")
     prompts: PromptSets
     sampling: AlignSampling = Field(default_factory=AlignSampling)
     system: str | None = Field(None, description="System prompt for every request (none by default).")
@@ -190,7 +190,7 @@ class AlignConfig(StrictModel):
 
     @field_validator("models")
     @classmethod
-    def _unique_names(cls, models: list[AlignModel]) -> list[AlignModel]:
+    def _unique_names(cls, models: list[ScorecardModel]) -> list[ScorecardModel]:
         seen: dict[str, int] = {}
         for i, m in enumerate(models):
             if m.name in seen:
@@ -208,24 +208,26 @@ class AlignConfig(StrictModel):
         return path
 
 
-def align_config_from_dict(
+def scorecard_config_from_dict(
     data, overrides: list[str] | None = None, source: str | None = None, lines: dict | None = None
-) -> AlignConfig:
+) -> ScorecardConfig:
     """Validate; every problem is reported with its key path (and YAML line when ``lines`` has it)."""
     if not isinstance(data, dict):
         raise RecipeError([((), f"an align config is a mapping (language, models, prompts, output), got {data!r}")])
     if overrides:
         data = apply_overrides(data, overrides)
     try:
-        return AlignConfig.model_validate(data)
+        return ScorecardConfig.model_validate(data)
     except ValidationError as err:
-        problems = pydantic_problems(err, partial(model_keys, AlignConfig))
+        problems = pydantic_problems(err, partial(model_keys, ScorecardConfig))
     raise RecipeError(problems, source, lines_for(problems, lines or {}))
 
 
-def load_align_config(path: str | Path, overrides: list[str] | None = None, output: str | None = None) -> AlignConfig:
+def load_scorecard_config(
+    path: str | Path, overrides: list[str] | None = None, output: str | None = None
+) -> ScorecardConfig:
     """Load and validate a config file; ``output`` replaces its `output` key."""
     data, lines = read_yaml(path, what="config file")
     if output is not None and isinstance(data, dict):
         data["output"] = output
-    return align_config_from_dict(data, overrides, str(path), lines)
+    return scorecard_config_from_dict(data, overrides, str(path), lines)

@@ -1,9 +1,9 @@
 """Language alignment (InsCP, Table 1): in which language does each model answer English prompts and
 target-language prompts?
 
-    from corpusforge.diagnostics.align import run_align
-    from corpusforge.diagnostics.align_config import load_align_config
-    result = run_align(load_align_config("docs/examples/align-th.yaml"))
+    from corpusforge.eval.scorecard.evaluate import run_scorecard
+    from corpusforge.eval.scorecard.config import load_scorecard_config
+    result = run_scorecard(load_scorecard_config("docs/examples/align-th.yaml"))
     result.models[0].cells["target"].shares      # {"en": 0.12, "target": 0.55, "other": 0.03, "degenerate": 0.30}
 
 Each model (any KD backend: transformers, vllm, an OpenAI-compatible endpoint; a LoRA adapter folder with
@@ -19,7 +19,7 @@ Models run one after another and each is released before the next loads. Each mo
 sampling, system prompt, prompts): a rerun after a crash, or with another ``min_letters``, regenerates nothing
 but the requests that failed.
 
-Here: prompts, generation and classification, and `run_align`, which drives the whole comparison. The result
+Here: prompts, generation and classification, and `run_scorecard`, which drives the whole comparison. The result
 types are in `align_results`, the retention set and the likelihood scores in `align_retention`, the chart in
 `align_plot`, the scorecard and its verdicts in `scorecard`.
 """
@@ -33,32 +33,32 @@ from collections import Counter
 from pathlib import Path
 
 from corpusforge.atomic import write_atomic, write_json_atomic
-from corpusforge.diagnostics.align_config import AlignConfig, AlignModel
-from corpusforge.diagnostics.align_plot import plot_alignment
-from corpusforge.diagnostics.align_results import (
+from corpusforge.errors import SourceError
+from corpusforge.eval.documents import iter_docs
+from corpusforge.eval.scorecard.config import ScorecardConfig, ScorecardModel
+from corpusforge.eval.scorecard.plot import plot_alignment
+from corpusforge.eval.scorecard.results import (
     APART,
     CLASSES,
     PROMPT_SETS,
     RESPONSES_DIR,
-    AlignResult,
     Cell,
     ModelResult,
     Progress,
     Response,
+    ScorecardResult,
     check_loadable,
     free_memory,
     model_fingerprint,
     slug,
 )
-from corpusforge.diagnostics.align_retention import (
+from corpusforge.eval.scorecard.retention import (
     load_conversations,
     load_heldout,
     measure_likelihood,
     own_answers,
 )
-from corpusforge.diagnostics.corpus import iter_docs
-from corpusforge.diagnostics.scorecard import build_scorecard, render_html
-from corpusforge.errors import SourceError
+from corpusforge.eval.scorecard.verdicts import build_scorecard, render_html
 from corpusforge.kd.step import request_seed
 from corpusforge.lang.degeneration import degeneration
 from corpusforge.lang.names import languages_agree
@@ -67,7 +67,7 @@ from corpusforge.llm import backends
 from corpusforge.llm.backends import Request
 from corpusforge.steps.language import LanguageID, LanguageParams
 
-log = logging.getLogger("corpusforge.diagnostics")
+log = logging.getLogger("corpusforge.eval")
 
 
 # --------------------------------------------------------------------------------------------- prompts
@@ -127,7 +127,7 @@ def tabulate(prompt_set: str, responses: list[Response]) -> Cell:
 
 
 # --------------------------------------------------------------------------------------------- generation
-def responses_key(model: AlignModel, config: AlignConfig, prompts: dict[str, list[str]]) -> str:
+def responses_key(model: ScorecardModel, config: ScorecardConfig, prompts: dict[str, list[str]]) -> str:
     what = {
         "model": model.model,
         "files": model_fingerprint(model.model),
@@ -139,7 +139,7 @@ def responses_key(model: AlignModel, config: AlignConfig, prompts: dict[str, lis
     return hashlib.sha256(json.dumps(what, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def _open_backend(model: AlignModel):
+def _open_backend(model: ScorecardModel):
     # Not kd.backends.get_backend: it keeps every engine for the life of the process, and a comparison of several
     # models must free one before the next loads.
     if model.backend.type == "vllm":
@@ -153,7 +153,7 @@ def _open_backend(model: AlignModel):
 
 
 def generate_responses(
-    model: AlignModel, config: AlignConfig, prompts: dict[str, list[str]], progress: Progress | None = None
+    model: ScorecardModel, config: ScorecardConfig, prompts: dict[str, list[str]], progress: Progress | None = None
 ) -> list[tuple[str, str, str, str, int]]:
     """(prompt set, prompt, response, finish reason, tokens) for every prompt, in order; a request that fails
     ``max_retries + 1`` times has finish reason ``error`` and the error text as its response."""
@@ -201,8 +201,8 @@ def generate_responses(
 
 
 def evaluate_model(
-    model: AlignModel,
-    config: AlignConfig,
+    model: ScorecardModel,
+    config: ScorecardConfig,
     prompts: dict[str, list[str]],
     classify: Classifier,
     output: Path,
@@ -251,7 +251,7 @@ def evaluate_model(
     )
 
 
-def run_align(config: AlignConfig, progress: Progress | None = None) -> AlignResult:
+def run_scorecard(config: ScorecardConfig, progress: Progress | None = None) -> ScorecardResult:
     """Generate, classify, score likelihoods and write the scorecard (``scorecard.json`` / ``.html``) and the matrix
     (``align.json`` / ``.png``) to ``config.output``. The reference model runs first: its own English answers are
     the default retention set."""
@@ -280,7 +280,7 @@ def run_align(config: AlignConfig, progress: Progress | None = None) -> AlignRes
         likelihoods[m.name] = measure_likelihood(
             m, config, answers if retention.enabled else None, heldout, output, progress
         )
-    result = AlignResult(config.language, config, [done[m.name] for m in config.models], output, likelihoods)
+    result = ScorecardResult(config.language, config, [done[m.name] for m in config.models], output, likelihoods)
     write_json_atomic(result.json_path, result.to_dict(), indent=1)
     plot_alignment(result, result.png_path)
     result.scorecard = build_scorecard(result, likelihoods)

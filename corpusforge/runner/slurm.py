@@ -8,7 +8,10 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from corpusforge.build.executors import (
+from corpusforge.corpus.layout import WORK_DIR
+from corpusforge.recipe.executor_config import SlurmExecutor
+from corpusforge.recipe.models import Recipe
+from corpusforge.runner.executors import (
     ExecutorError,
     SubmittedJob,
     active_slurm_jobs,
@@ -20,11 +23,8 @@ from corpusforge.build.executors import (
     slurm_chain,
     submit_slurm,
 )
-from corpusforge.build.output import previous_plan
-from corpusforge.build.plan import compile_plan, write_plan
-from corpusforge.corpus.layout import WORK_DIR
-from corpusforge.recipe.executors import SlurmExecutor
-from corpusforge.recipe.models import Recipe
+from corpusforge.runner.output import previous_plan
+from corpusforge.runner.plan import compile_plan, write_plan
 
 
 def slurm_logs_dir(config: SlurmExecutor, out: Path) -> Path:

@@ -20,7 +20,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corpusforge.diagnostics.likelihood import Scored, mean_per_char, mean_per_token, perplexity
+from corpusforge.eval.scorecard.likelihood import Scored, mean_per_char, mean_per_token, perplexity
 from corpusforge.lang.names import language_name
 
 SEVERITY = ("broken", "english_degraded", "target_fell", "transferred", "no_change")
@@ -248,7 +248,7 @@ def verdict_line(name: str, kind: str, findings: list[Finding], measures_: dict,
 
 
 def build_scorecard(result, likelihoods: dict[str, Likelihood | None]) -> dict:
-    """The scorecard of an AlignResult: measures, findings and a verdict per model, in config order."""
+    """The scorecard of an ScorecardResult: measures, findings and a verdict per model, in config order."""
     config = result.config
     target_name = language_name(result.language)
     by_name = {m.name: m for m in result.models}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from corpusforge.diagnostics.align_results import CLASSES, PROMPT_SETS, AlignResult
+from corpusforge.eval.scorecard.results import CLASSES, PROMPT_SETS, ScorecardResult
 from corpusforge.lang.names import language_name
 from corpusforge.report import RC, _figure, _save, plot_label
 
 MODEL_COLORS = ("#3b6ea5", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
-def plot_alignment(result: AlignResult, path: Path) -> None:
+def plot_alignment(result: ScorecardResult, path: Path) -> None:
     """Two panels (English prompts, target prompts); in each, a group of bars per answer language with one bar
     per model, heights = share of the classified responses."""
     import matplotlib  # heavy: imported when a chart is drawn

@@ -8,7 +8,7 @@ downloads that commit. Steps pass their ``revision`` to ``hf_hub_download`` / ``
 ``from_pretrained``, and ``storage.hub_endpoint()`` to the ``huggingface_hub`` calls, so pinning and downloading ask the
 same Hub.
 An `hf:` source that names a Hub dataset is pinned the same way (``resolve_revision(..., repo_type="dataset")``, called
-by the input layer, ``build/inputs.py``).
+by the input layer, ``runner/inputs.py``).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from corpusforge.errors import SourceError
 from corpusforge.lang.lid import LanguageIdentifier
 from corpusforge.sources.files import COMPRESSIONS, open_binary
 
-log = logging.getLogger("corpusforge.diagnostics")
+log = logging.getLogger("corpusforge.eval")
 
 DEFAULT_MAX_DOCS = 20_000
 _SENTINEL = "\x00corpusforge-document\x00"

@@ -9,11 +9,11 @@ fingerprints, readers; ``steps.registry``: the steps) → ``build.run`` (lock, c
 (``shards``: datasets layout, manifest; ``report``).
 """
 
-from corpusforge.build.finalize import finalize_build
-from corpusforge.build.plan import BuildPlan, compile_plan
-from corpusforge.build.run import Progress, Result, Submitted, run
-from corpusforge.build.slurm import DryRun, plan_build
-from corpusforge.build.status import BuildStatus, build_status
+from corpusforge.runner.finalize import finalize_build
+from corpusforge.runner.plan import BuildPlan, compile_plan
+from corpusforge.runner.run import Progress, Result, Submitted, run
+from corpusforge.runner.slurm import DryRun, plan_build
+from corpusforge.runner.status import BuildStatus, build_status
 
 __all__ = [
     "BuildPlan",

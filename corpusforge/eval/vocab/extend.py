@@ -31,9 +31,10 @@ import regex
 
 from corpusforge.corpus.layout import WORK_DIR
 from corpusforge.corpus.ledger import Ledger
-from corpusforge.diagnostics.corpus import DEFAULT_MAX_DOCS, Doc, iter_docs, lid_identifier
-from corpusforge.diagnostics.fertility import FertilityReport, measure_fertility
-from corpusforge.diagnostics.tokenizer import (
+from corpusforge.errors import CorpusforgeError, OutputError, SourceError
+from corpusforge.eval.documents import DEFAULT_MAX_DOCS, Doc, iter_docs, lid_identifier
+from corpusforge.eval.vocab.fertility import FertilityReport, measure_fertility
+from corpusforge.eval.vocab.tokenizer import (
     HFView,
     auto_tokenizer,
     byte_level_decoder,
@@ -41,9 +42,8 @@ from corpusforge.diagnostics.tokenizer import (
     is_whole_utf8,
     uses_byte_level,
 )
-from corpusforge.errors import CorpusforgeError, OutputError, SourceError
 
-log = logging.getLogger("corpusforge.diagnostics")
+log = logging.getLogger("corpusforge.eval")
 
 REPORT_NAME = "vocab_extension.json"
 ENGLISH = "en"

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from corpusforge.build.output import BuildLock, remove_superseded
-from corpusforge.build.plan import read_plan
-from corpusforge.build.status import build_status
 from corpusforge.corpus.layout import DATASET_INFO, MANIFEST, REPORT_DIR, REPORT_HTML, STATE, WORK_DIR, shard_name
 from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import OutputError
+from corpusforge.runner.output import BuildLock, remove_superseded
+from corpusforge.runner.plan import read_plan
+from corpusforge.runner.status import build_status
 
-log = logging.getLogger("corpusforge.build")
+log = logging.getLogger("corpusforge.runner")
 
 
 def write_report_quietly(out: Path) -> set[str]:
@@ -91,7 +91,7 @@ def finalize_build(
         written |= write_report_quietly(out)
     remove_superseded(out, written)  # the previous build's shards and report, now that nothing points at them
     if plan.get("remote"):
-        from corpusforge.build.remote import upload
+        from corpusforge.runner.remote import upload
 
         upload(out, plan)
     return manifest

@@ -1,5 +1,5 @@
 """What `corpusforge eval align` produces, and what its stages share: the classes of the matrix, the result types
-(`Response`, `Cell`, `ModelResult`, `AlignResult`), and the per-model helpers that generation (`align`) and likelihood
+(`Response`, `Cell`, `ModelResult`, `ScorecardResult`), and the per-model helpers that generation (`align`) and likelihood
 scoring (`align_retention`) both use — the fingerprint of a model's files and the slug of its name that key the
 caches in ``OUT/responses/``, the check that a LoRA adapter folder can load, and freeing memory between models."""
 
@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from corpusforge.diagnostics.align_config import AlignConfig, AlignModel
 from corpusforge.errors import SourceError
+from corpusforge.eval.scorecard.config import ScorecardConfig, ScorecardModel
 
 PROMPT_SETS = ("en", "target")  # English prompts, target-language prompts
 # the matrix columns; shares are over these. `degenerate`: a loop, an echo of the prompt, empty or cut off at the
@@ -88,9 +88,9 @@ class ModelResult:
 
 
 @dataclass
-class AlignResult:
+class ScorecardResult:
     language: str
-    config: AlignConfig
+    config: ScorecardConfig
     models: list[ModelResult]
     output: Path
     likelihoods: dict = field(default_factory=dict)  # model name → scorecard.Likelihood (None: not measured)
@@ -149,7 +149,7 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "model"
 
 
-def check_loadable(model: AlignModel) -> None:
+def check_loadable(model: ScorecardModel) -> None:
     """Fail before loading anything when a LoRA adapter folder cannot work with the chosen backend."""
     folder = Path(model.model).expanduser()
     if not (folder / "adapter_config.json").is_file():

@@ -9,8 +9,11 @@ import json
 from pathlib import Path
 
 from corpusforge.atomic import write_json_atomic
-from corpusforge.diagnostics.align_config import AlignConfig, AlignModel
-from corpusforge.diagnostics.align_results import (
+from corpusforge.errors import SourceError
+from corpusforge.eval.documents import corpus_files, iter_docs
+from corpusforge.eval.scorecard.config import ScorecardConfig, ScorecardModel
+from corpusforge.eval.scorecard.likelihood import Scorer
+from corpusforge.eval.scorecard.results import (
     RESPONSES_DIR,
     ModelResult,
     Progress,
@@ -19,10 +22,7 @@ from corpusforge.diagnostics.align_results import (
     model_fingerprint,
     slug,
 )
-from corpusforge.diagnostics.corpus import corpus_files, iter_docs
-from corpusforge.diagnostics.likelihood import Scorer
-from corpusforge.diagnostics.scorecard import Likelihood
-from corpusforge.errors import SourceError
+from corpusforge.eval.scorecard.verdicts import Likelihood
 
 
 def load_conversations(paths: list[str], limit: int | None) -> list[list[dict]]:
@@ -51,7 +51,7 @@ def load_conversations(paths: list[str], limit: int | None) -> list[list[dict]]:
     return out
 
 
-def own_answers(reference: ModelResult, config: AlignConfig) -> list[list[dict]] | None:
+def own_answers(reference: ModelResult, config: ScorecardConfig) -> list[list[dict]] | None:
     """The reference's answers to the English prompts that are English and not degenerate: a recovery-KD set."""
     system = [{"role": "system", "content": config.system}] if config.system else []
     kept = [
@@ -64,7 +64,7 @@ def own_answers(reference: ModelResult, config: AlignConfig) -> list[list[dict]]
     return kept or None
 
 
-def load_heldout(config: AlignConfig) -> dict[str, list[str]]:
+def load_heldout(config: ScorecardConfig) -> dict[str, list[str]]:
     ppl = config.perplexity
     if ppl is None:
         return {}
@@ -78,8 +78,8 @@ def load_heldout(config: AlignConfig) -> dict[str, list[str]]:
 
 
 def measure_likelihood(
-    model: AlignModel,
-    config: AlignConfig,
+    model: ScorecardModel,
+    config: ScorecardConfig,
     answers: list[list[dict]] | None,
     heldout: dict[str, list[str]],
     output: Path,

@@ -19,8 +19,8 @@ from functools import cache
 import numpy as np
 import regex
 
-from corpusforge.diagnostics.corpus import Doc
-from corpusforge.diagnostics.tokenizer import BYTES, N_KINDS, UNK, TokenizerView, tokenizer_view
+from corpusforge.eval.documents import Doc
+from corpusforge.eval.vocab.tokenizer import BYTES, N_KINDS, UNK, TokenizerView, tokenizer_view
 
 # One match per CJK character, per Thai run, per run of another unsegmented script.
 _RUNS = regex.compile(

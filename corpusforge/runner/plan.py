@@ -19,13 +19,13 @@ from pathlib import Path
 from datatrove.pipeline.base import PipelineStep
 
 from corpusforge import storage
-from corpusforge.build.inputs import fingerprint_inputs, make_readers, resolve_inputs
-from corpusforge.build.output import previous_plan
 from corpusforge.corpus.layout import LEDGER_DIR, PLAN, WORK_DIR, default_staging
 from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import OutputError, RecipeError
 from corpusforge.recipe.models import LocalExecutor, Recipe, source_name
 from corpusforge.redact import redact_values
+from corpusforge.runner.inputs import fingerprint_inputs, make_readers, resolve_inputs
+from corpusforge.runner.output import previous_plan
 from corpusforge.shards import ArrowShardWriter, recipe_fingerprint
 from corpusforge.steps.registry import get_step
 
@@ -134,7 +134,7 @@ def compile_plan(recipe: Recipe, output: str | Path | None = None, progress: boo
 def pin_revisions(recipe: Recipe) -> Recipe:
     """Every Hub id a step loads (template, tokenizer, model) pinned to its commit once, here: the sha is then in the
     recipe fingerprint, and every worker loads the same files. Local paths and presets come back unchanged."""
-    from corpusforge.hub import pin_step_revisions
+    from corpusforge.pinning import pin_step_revisions
     from corpusforge.recipe.models import StepCall
 
     steps = [StepCall(name=c.name, params=pin_step_revisions(c.name, c.params)) for c in recipe.steps]
@@ -152,9 +152,20 @@ def fingerprint_plugins(plugins: list[str]) -> list[dict]:
     return out
 
 
-# Code that never shapes a build's rows: the command line, what reads a finished build (report, publish), test
-# helpers and the docs generator. Everything else is hashed — when in doubt, a module counts.
-NOT_OUTPUT_CODE = ("cli/", "report/", "publish/", "testing.py", "recipe/docs.py", "data/build_sample.py")
+# Code that never shapes a build's rows: the command line and its progress lines, what reads a finished build
+# (report, publish, eval), test helpers, the docs generator and the scripts that made the bundled data. Everything
+# else is hashed — when in doubt, a module counts.
+NOT_OUTPUT_CODE = (
+    "cli/",
+    "progress.py",
+    "report/",
+    "publish/",
+    "eval/",
+    "testing.py",
+    "recipe/docs.py",
+    "data/build_sample.py",
+    "data/build_prompts.py",
+)
 
 
 @functools.cache
@@ -263,7 +274,7 @@ def compile_stages(recipe: Recipe, out: Path, readers: list[PipelineStep], build
 def resume_problems(previous: dict, record: dict) -> list[str]:
     """Why the build whose plan is ``previous`` is not the build ``record`` plans (empty: it is, and resuming it is
     safe)."""
-    from corpusforge.build.inputs import changed_inputs, unfingerprinted_inputs
+    from corpusforge.runner.inputs import changed_inputs, unfingerprinted_inputs
 
     problems = []
     before = previous.get("recipe_fingerprint") or recipe_fingerprint(previous.get("recipe") or {})

@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corpusforge.build.executors import active_slurm_jobs, completed_tasks
-from corpusforge.build.plan import read_plan
 from corpusforge.corpus.layout import MANIFEST
+from corpusforge.runner.executors import active_slurm_jobs, completed_tasks
+from corpusforge.runner.plan import read_plan
 
 
 @dataclass

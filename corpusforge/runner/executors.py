@@ -32,11 +32,11 @@ from datatrove.executor.base import PipelineExecutor
 from datatrove.executor.local import LocalPipelineExecutor
 from datatrove.executor.slurm import SlurmPipelineExecutor, launch_slurm_job
 
-from corpusforge.build import workers
 from corpusforge.corpus.layout import WORK_DIR
 from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import BuildFailed, CorpusforgeError
-from corpusforge.recipe.executors import LocalExecutor, RayExecutor, SlurmExecutor
+from corpusforge.recipe.executor_config import LocalExecutor, RayExecutor, SlurmExecutor
+from corpusforge.runner import workers
 
 ExecutorConfig = LocalExecutor | SlurmExecutor | RayExecutor
 
@@ -135,7 +135,7 @@ def _preload_forkserver() -> None:
 
     # workers: each worker ends with the run (it must be imported where they are forked); datasets: the shard writer
     # imports it for the schema's features metadata
-    preload = [workers.__name__, "corpusforge.build.run", "datasets"]
+    preload = [workers.__name__, "corpusforge.runner.run", "datasets"]
     multiprocess.get_context("forkserver").set_forkserver_preload(preload)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from corpusforge import storage
 from corpusforge.errors import RecipeError, SourceError
-from corpusforge.hub import HubUnreachable, is_hub_id, pin_dataset_revision
+from corpusforge.pinning import HubUnreachable, is_hub_id, pin_dataset_revision
 from corpusforge.recipe.models import FilesSource, HFSource, Recipe, source_name
 from corpusforge.sources.files import (
     FileReader,
@@ -38,7 +38,7 @@ from corpusforge.sources.hf import (
     saved_folder,
 )
 
-log = logging.getLogger("corpusforge.build")
+log = logging.getLogger("corpusforge.runner")
 
 
 @dataclass
