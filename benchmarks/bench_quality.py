@@ -25,7 +25,7 @@ Two corpora, both real Chinese text found on this machine (gettext catalogs, /us
           with option lists and usage lines, as text extracted from documentation pages is. The catalogs give
           1,084 such documents (a document ends with the message that reaches its target, so a few are longer).
   prose   the prose paragraphs only (multi-sentence, mostly Han, no option listing: the rule of
-          tests/test_quality.py), 3-6 consecutive ones joined into a document with blank lines.
+          tests/steps/test_quality.py), 3-6 consecutive ones joined into a document with blank lines.
 
 datatrove's Chinese word tokenizer needs spaCy and jieba, which are not corpusforge dependencies. Install them
 into the virtual environment for this benchmark only (measured with spacy 3.8.18, jieba 0.42.1):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from conftest import REPO
+from tests.support import REPO
 
 ROOTS = {"corpusforge": REPO / "corpusforge", "corpusforge_trainer": REPO / "trainer"}
 # circles that remain (each a strongly connected component of the graph); see docs/architecture.md

@@ -8,7 +8,7 @@ from corpusforge.lang.lexicon import BOILERPLATE, SENTENCE_END, STOP_WORDS
 
 # Gopher (Rae et al. 2021, table A1), C4 (Raffel et al. 2020) and FineWeb (Penedo et al. 2024) values for spaced
 # languages; for character units, the word-based numbers are rescaled (a Chinese word is 1-2 characters, a Thai word
-# about 4 code points) and checked on real translated prose (tests/test_quality.py).
+# about 4 code points) and checked on real translated prose (tests/steps/test_quality.py).
 DEFAULTS: dict[str, Any] = {
     "unit": "word",
     "min_units": 50,
