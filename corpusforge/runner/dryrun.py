@@ -1,65 +1,27 @@
-"""Slurm: queue a build's stages as dependent job arrays plus a finalize job; refuse a rerun while they are queued;
-and the dry run (`corpusforge run --dry-run`) that shows the stages and job scripts without running anything."""
+"""The dry run (`corpusforge run --dry-run`), for every executor: the stages, their tasks and logs, and on Slurm the
+job scripts that would be submitted, without running anything or writing into the output folder."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from corpusforge.corpus.layout import WORK_DIR
 from corpusforge.recipe.executor_config import SlurmExecutor
 from corpusforge.recipe.models import Recipe
-from corpusforge.runner.executors import (
-    ExecutorError,
-    SubmittedJob,
-    active_slurm_jobs,
+from corpusforge.runner.executors import completed_tasks
+from corpusforge.runner.executors.slurm import (
     array_script,
-    completed_tasks,
     finalize_command,
     finalize_script,
-    quiet_console,
+    job_prefix,
     slurm_chain,
-    submit_slurm,
+    slurm_logs_dir,
 )
-from corpusforge.runner.output import previous_plan
-from corpusforge.runner.plan import compile_plan, write_plan
+from corpusforge.runner.plan import compile_plan
 
 
-def slurm_logs_dir(config: SlurmExecutor, out: Path) -> Path:
-    return Path(config.logs).absolute() if config.logs else out / WORK_DIR / "slurm"
-
-
-def job_prefix(recipe: Recipe) -> str:
-    return recipe.executor.job_name or f"cf-{recipe.name}"
-
-
-def guard_active_jobs(out: Path) -> None:
-    """Raise while Slurm jobs of an earlier `corpusforge run` of this folder are queued or running."""
-    jobs = (previous_plan(out) or {}).get("jobs") or []
-    active = active_slurm_jobs([job["job_id"] for job in jobs if job.get("job_id")])
-    if active:
-        raise ExecutorError(
-            f"{out}: Slurm jobs {', '.join(active)} of this build are still queued or running; follow them with "
-            f"`corpusforge status {out}`, or cancel them (`scancel {' '.join(active)}`) before running it again"
-        )
-
-
-def submit(plan, verbose: bool = False) -> list[SubmittedJob] | None:
-    """Queue the stages' incomplete tasks and a finalize job on Slurm; None when every task already completed."""
-    stages, out = plan.stages, plan.out
-    if all(set(range(stage.tasks)) <= completed_tasks(stage.logs) for stage in stages):
-        return None
-    config = plan.recipe.executor
-    with quiet_console(verbose):  # datatrove's "launching job" lines; the CLI prints the job ids
-        jobs = submit_slurm(config, stages, out, slurm_logs_dir(config, out), job_prefix(plan.recipe), verbose)
-    plan.record["jobs"] = [asdict(job) for job in jobs]
-    write_plan(out, plan.record)
-    return jobs
-
-
-# ------------------------------------------------------------------------------------------------ dry run
 @dataclass
 class PlannedStage:
     name: str

@@ -20,13 +20,20 @@ from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import OutputError, RecipeError
 from corpusforge.recipe.executor_config import LocalExecutor, SlurmExecutor
 from corpusforge.recipe.models import Recipe
-from corpusforge.runner.executors import SubmittedJob, completed_tasks, quiet_console, run_stage, start_engine
+from corpusforge.runner.executors import (
+    SubmittedJob,
+    completed_tasks,
+    guard_active_jobs,
+    quiet_console,
+    run_stage,
+    start_engine,
+    submit,
+)
 from corpusforge.runner.finalize import finalize_build
 from corpusforge.runner.inputs import input_bytes
 from corpusforge.runner.output import BuildLock, check_output, previous_plan, remove_build
 from corpusforge.runner.plan import BuildPlan, compile_plan, resume_problems, write_plan
 from corpusforge.runner.remote import check_remote, upload_id
-from corpusforge.runner.slurm import guard_active_jobs, submit
 from corpusforge.shards.writer import CP_SCHEMA, KD_SCHEMA
 
 log = logging.getLogger("corpusforge.runner")
