@@ -11,7 +11,7 @@ seed, so a sample does not depend on which batch it landed in. KD (``kd/answers.
 - `openai`: any OpenAI-compatible ``/chat/completions`` endpoint, concurrent, with timeouts.
 
 A backend's settings are the recipe's ``generate.backend`` models (``VLLMBackendConfig``, ``TransformersBackendConfig``,
-``OpenAIBackendConfig``, in ``kd/config.py``); ``open_backend`` picks the class by their ``type``.
+``OpenAIBackendConfig``, in ``llm/config.py``); ``open_backend`` picks the class by their ``type``.
 """
 
 from __future__ import annotations
@@ -25,14 +25,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from corpusforge.llm.config import OpenAIBackendConfig, Sampling, TransformersBackendConfig, VLLMBackendConfig
 from corpusforge.llm.loading import load_causal_lm, load_tokenizer, resolve_device
 from corpusforge.redact import redact
-
-if TYPE_CHECKING:  # names for annotations only: kd imports this module, so it is never imported from here at run time
-    from corpusforge.kd.config import OpenAIBackendConfig, Sampling, TransformersBackendConfig, VLLMBackendConfig
 
 log = logging.getLogger("corpusforge.llm")
 

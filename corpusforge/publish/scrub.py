@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from corpusforge.llm.config import is_loopback
 from corpusforge.redact import map_strings, redact
 
 # An absolute path inside a string (POSIX, `~/…`, Windows): its folders are dropped, its last part kept. Not
@@ -59,8 +60,6 @@ def _scrub_glob(pattern: str) -> str:
 
 def _scrub_url(url: str) -> str:
     """An endpoint keeps its scheme and path; its host is kept only when it is loopback (not a machine)."""
-    from corpusforge.kd.config import is_loopback
-
     try:
         parts = urlsplit(url)
         host = parts.hostname

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from corpusforge.kd import config as kd
+from corpusforge.llm import config as llm
 from corpusforge.recipe.executor_config import LocalExecutor, RayExecutor, SlurmExecutor
 from corpusforge.recipe.models import BudgetConfig, FilesSource, HFDataset, HFSource, OutputConfig, Recipe
 from corpusforge.steps.registry import builtin_specs
@@ -96,11 +97,11 @@ def _generate_section() -> str:
         + " Guide: [kd.md](kd.md).\n\n"
         + model_table(kd.GenerateConfig),
         "### `generate.sampling`\n\n"
-        + inspect.cleandoc(kd.Sampling.__doc__ or "")
+        + inspect.cleandoc(llm.Sampling.__doc__ or "")
         + "\n\n"
-        + model_table(kd.Sampling),
+        + model_table(llm.Sampling),
     ]
-    for model in (kd.VLLMBackendConfig, kd.TransformersBackendConfig, kd.OpenAIBackendConfig):
+    for model in (llm.VLLMBackendConfig, llm.TransformersBackendConfig, llm.OpenAIBackendConfig):
         kind = model.model_fields["type"].default
         parts.append(
             f"### `generate.backend` — `type: {kind}`\n\n{inspect.cleandoc(model.__doc__ or '')}\n\n{model_table(model)}"

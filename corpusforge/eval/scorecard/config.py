@@ -36,8 +36,8 @@ from corpusforge.config.overrides import apply_overrides
 from corpusforge.config.problems import lines_for, model_keys, pydantic_problems
 from corpusforge.config.yaml import read_yaml
 from corpusforge.errors import RecipeError, did_you_mean
-from corpusforge.kd.config import BackendConfig, Sampling, TransformersBackendConfig
 from corpusforge.lang.names import LANGUAGE_ALIASES, LID176_LABELS, SCRIPT_LABELS
+from corpusforge.llm.config import BackendConfig, Sampling, TransformersBackendConfig
 
 
 def _exists(raw: str) -> str:
