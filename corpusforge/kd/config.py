@@ -153,6 +153,11 @@ class Checks(StrictModel):
         description="A zh_Hant field with any Simplified-only character (zh_Hans: Traditional-only) is "
         "`wrong_script_<field>`, whatever its length (the language check skips short fields).",
     )
+    lines: bool = Field(
+        False,
+        description="Opt-in: LID on each line of each generated field; a field with a line of 5+ words (characters "
+        "in Chinese, Thai…) in another language is `switched_language_<field>` (lang/fidelity.py, as the scorecard).",
+    )
 
 
 class GenerateConfig(StrictModel):

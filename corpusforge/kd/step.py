@@ -30,10 +30,9 @@ from corpusforge.kd.answers import get_backend, whole_answer
 from corpusforge.kd.config import GenerateConfig
 from corpusforge.kd.tasks import Call, Prompt, chat, start
 from corpusforge.lang.degeneration import degeneration
+from corpusforge.lang.fidelity import answer_language, line_languages, line_pass, other_script_count
 from corpusforge.lang.lid import LanguageIdentifier
 from corpusforge.lang.names import SCRIPT_LABELS, languages_agree
-from corpusforge.lang.prose import letters, prose
-from corpusforge.lang.scripts import other_script_chars
 from corpusforge.llm.backends import BackendError, Completion, Request
 
 log = logging.getLogger("corpusforge.kd")
@@ -341,7 +340,9 @@ def raise_if_failed_requests(work: Path, tasks: list[int]) -> None:
 
 class KDChecks(BaseFilter):
     """Output checks on each generated field: empty, truncated, degenerate (a loop, an echo of its prompt), in the
-    expected script (any character of the other Chinese script), and in the expected language (script-aware LID)."""
+    expected script (any character of the other Chinese script), in the expected language (script-aware LID), and
+    (opt-in, ``checks.lines``) every line in it. Script and language are read by lang/fidelity.py, the functions the
+    scorecard measures answers with."""
 
     name = "checks"
 
@@ -363,14 +364,20 @@ class KDChecks(BaseFilter):
                     return False, f"{reason}_{c['field']}"
         if self.checks.script:
             for c in checks:
-                if c["language"] in SCRIPT_LABELS and other_script_chars(c["text"], c["language"]):
+                if c["language"] in SCRIPT_LABELS and other_script_count(c["text"], c["language"]):
                     return False, f"wrong_script_{c['field']}"
         if self.checks.language:
             for c in checks:
-                text = prose(c["text"])
-                if c["language"] is None or letters(text) < self.checks.min_language_chars:
+                if c["language"] is None:
                     continue
-                detected, _ = self.lid.identify(text)
-                if not languages_agree(detected, c["language"]):
+                detected = answer_language(c["text"], self.lid, self.checks.min_language_chars)
+                if detected is not None and not languages_agree(detected[0], c["language"]):
                     return False, f"wrong_language_{c['field']}"
+        if self.checks.lines:  # after the whole-field check: a field wrong as a whole keeps that reason
+            for c in checks:
+                if (
+                    c["language"] is not None
+                    and line_pass(line_languages(c["text"], c["language"], self.lid)) is False
+                ):
+                    return False, f"switched_language_{c['field']}"
         return True
