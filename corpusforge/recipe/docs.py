@@ -68,7 +68,7 @@ def _type_name(name: str, annotation) -> str:
     text = str(annotation).replace("typing.", "")
     for prefix in ("<class '", "'>"):
         text = text.replace(prefix, "")
-    for module in ("models", "executors"):
+    for module in ("models", "executor_config"):
         text = text.replace(f"corpusforge.recipe.{module}.", "")
     return text.replace("|", "\\|")
 

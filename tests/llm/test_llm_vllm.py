@@ -10,8 +10,8 @@ import types
 
 import pytest
 
-from corpusforge.kd.config import VLLMBackendConfig
 from corpusforge.llm import backends
+from corpusforge.llm.config import VLLMBackendConfig
 from corpusforge.steps.perplexity import PerplexityParams, VLLMScorer
 from tests.kd.test_trust_kd import two_gpu_groups  # noqa: F401 — a fixture: a node with two GPUs
 
