@@ -23,11 +23,7 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 from corpusforge.config import StrictModel
 from corpusforge.errors import did_you_mean
 from corpusforge.lang.names import base_language
-from corpusforge.llm.config import (
-    BackendConfig,
-    Sampling,
-    VLLMBackendConfig,  # noqa: F401  (imported from here by tests/llm/test_llm_vllm.py)
-)
+from corpusforge.llm.config import BackendConfig, Sampling
 
 
 def default_marker(code: str) -> str:
