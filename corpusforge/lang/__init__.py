@@ -9,6 +9,9 @@
 * `degeneration` — whether an answer loops, echoes its prompt, is empty or was cut off.
 * `region` — whose vocabulary (Taiwan, Hong Kong, mainland) a Chinese text uses.
 * `lexicon` — per-language words and marks: stop words, boilerplate phrases, sentence ends, bullets.
+* `fidelity` — how faithfully an answer keeps to its language: per line (LCB's line-level pass), English words in a
+  non-Latin answer, the other Chinese script's characters, foreign regional vocabulary, Thai letters; KD's checks
+  and the scorecard both measure with it.
 
 It sits low: it imports only the base modules and third-party libraries, never steps, KD, recipe, build or
 diagnostics, which import it. Nothing is imported here, so ``import corpusforge.lang.names`` stays cheap.
