@@ -5,6 +5,10 @@ after all tasks finished: rows are ordered by a keyed hash of their id (independ
 into tasks), each source gets a token quota, and rows are taken in that order until the next one would exceed the
 quota. Kept rows are then rewritten shard by shard (same file names, atomic replace), in their original order.
 
+The copies a dedup step's `rehydrate` wrote are rows like any other (ids `<id>#2`, …): their tokens count toward the
+budget, and each is kept or not by its own id's hash, so a budget smaller than the corpus keeps on average the same
+share of every document's copies: the upsampling survives the trim.
+
 Memory does not grow with the corpus: the kept rows of a source are a prefix of its hash order, so the selection
 is one cutoff per source. Pass 1 counts tokens in 65,536 bins of the hash (its top 16 bits); the bin where a quota
 runs out is the only one whose rows are sorted (pass 2, ~1/65,536 of the rows); pass 3 rewrites each shard batch

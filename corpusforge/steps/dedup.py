@@ -3,10 +3,17 @@
 A dedup step splits the build into stages (see `run.compile_stages`): the steps before it run once and write an
 intermediate shard per task together with signatures; datatrove's `MinhashDedupBuckets` finds candidate pairs;
 `DedupCluster` (one task) joins exact and near pairs into clusters; the final stage reads the intermediate shards,
-drops every document that is not its cluster's survivor (datatrove's `MinhashDedupFilter`) and runs the remaining
-steps. The survivor of a cluster is its first document in recipe order: the first source listed, then file, then
-row — whatever the task split or worker count (the readers tag each document with its place, `OrderSignature` writes
-it down and takes the tag off).
+drops every document that is not its cluster's survivor (`DedupFilter`) and runs the remaining steps. The survivor of
+a cluster is its first document in recipe order: the first source listed, then file, then row — whatever the task
+split or worker count (the readers tag each document with its place, `OrderSignature` writes it down and takes the
+tag off).
+
+Every survivor carries `dup_count` in its metadata: the size of its cluster (1 for a document without duplicates),
+FineWeb-2's `minhash_cluster_size`. With `rehydrate`, the shard writer writes a survivor as many times as the table
+gives for its cluster size (FineWeb-2's "re-hydration": upsampling by cluster size improved its ablations for some
+languages, high-resource ones most; the largest clusters count once, taken to be low quality). The copies are rows of
+their own, ids `<id>#2`, `<id>#3`, …, right after the original in the same shard: the token budget counts them like
+any row.
 
 Shingles are character n-grams: `ngrams` characters for text that is mostly Han, kana, Hangul or Thai (no spaces
 between words), `ngrams_spaced` characters (spaces included) for other text. Word n-grams, datatrove's default, break
@@ -30,26 +37,66 @@ from datatrove.pipeline.dedup.minhash import (
     SENTINEL,
     MinhashConfig,
     MinhashDedupBuckets,
-    MinhashDedupFilter,
     MinhashDedupSignature,
 )
 from datatrove.utils.text import TextNormConfig
 from datatrove.utils.word_tokenizers import WordTokenizer
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from corpusforge.config import StrictModel
+from corpusforge.errors import did_you_mean
 from corpusforge.lang.scripts import unspaced
+from corpusforge.shards.writer import REPEAT_KEY
 from corpusforge.sources.records import ORDER_KEY
 
 _NOT_WORD = re.compile(r"[\W_]+")
 EXACT_RECORD = struct.Struct("<QI")  # 64-bit text hash, document index in the task
 EXACT_DTYPE = np.dtype([("hash", "<u8"), ("index", "<u4")])  # the same record, for numpy
 READ_CHUNK = 1 << 16  # records read at a time from signature and pair files
+DUP_COUNT = "dup_count"  # metadata key of a survivor's cluster size
+SIZE_RECORD = struct.Struct("<2I")  # document index in the task, cluster size: datatrove's `.sizes` format
+
+# FineWeb-2's re-hydration weights (github.com/huggingface/fineweb-2, README, "Deduplication"): cluster size → times
+# the survivor is written. 1 → 1, 2 → 2, 3 → 3, 4 → 3, 5–99 → 5, 100–999 → 8, 1000 and more → 1 ("very large clusters
+# are lower quality"); their example block: `{1: 1, 2: 2, 3: 3, 5: 5, 100: 8, 1000: 1}` read with bisect.
+FINEWEB2_REHYDRATION = {"1": 1, "2": 2, "3": 3, "4": 3, "5-99": 5, "100-999": 8, "1000+": 1}
+REHYDRATION_TABLES = {"fineweb2": FINEWEB2_REHYDRATION}
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:(-)\s*(\d+)|(\+))?\s*$")
+
+
+def rehydration_table(table: dict[str, int]) -> list[tuple[int, int | None, int]]:
+    """``{"2-3": 2, "5": 4, "100+": 8}`` as sorted ``(low, high or None, times)``; raises ValueError naming the key."""
+    ranges = []
+    for key, times in table.items():
+        m = _RANGE.match(str(key))
+        if not m:
+            raise ValueError(f"key {key!r} is not a cluster size range: write `3`, `5-99` or `1000+`")
+        low = int(m.group(1))
+        high = None if m.group(4) else int(m.group(3)) if m.group(2) else low
+        if low < 1 or (high is not None and high < low):
+            raise ValueError(f"key {key!r} is an empty range (cluster sizes start at 1)")
+        if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+            raise ValueError(f"{key!r}: the number of times must be an integer ≥ 1, got {times!r}")
+        ranges.append((low, high, times))
+    ranges.sort(key=lambda r: r[0])
+    for (lo1, hi1, _), (lo2, _, _) in zip(ranges, ranges[1:]):
+        if hi1 is None or hi1 >= lo2:
+            raise ValueError(f"the ranges starting at {lo1} and {lo2} overlap")
+    return ranges
+
+
+def times_written(ranges: list[tuple[int, int | None, int]], size: int) -> int:
+    """How many times a survivor of a cluster of ``size`` is written (1 where no range covers it)."""
+    for low, high, times in ranges:
+        if low <= size and (high is None or size <= high):
+            return times
+    return 1
 
 
 class DedupParams(StrictModel):
     """Exact and near-duplicate removal across all sources (MinHash-LSH on character shingles); of each cluster,
-    the document of the first source in recipe order survives."""
+    the document of the first source in recipe order survives, with the cluster's size in its metadata (`dup_count`,
+    1 for a document without duplicates)."""
 
     exact: bool = Field(
         True, description="Remove documents whose normalized text (case, width, spacing, punctuation) is identical."
@@ -62,12 +109,37 @@ class DedupParams(StrictModel):
     num_buckets: int = Field(14, ge=1, description="LSH bands. With 8 hashes per band: ~0.72 Jaccard threshold.")
     hashes_per_bucket: int = Field(8, ge=1, description="MinHash values per band.")
     seed: int = Field(1, description="Seed of the MinHash permutations.")
+    rehydrate: str | dict[str, int] | None = Field(
+        None,
+        description="Write each kept document as many times as its cluster size says (its `dup_count`): "
+        "`fineweb2` is FineWeb-2's table (size 1 → 1, 2 → 2, 3 → 3, 4 → 3, 5–99 → 5, 100–999 → 8, 1000+ → 1); or "
+        'a table of your own, `{"2-3": 2, "5-99": 5, "100+": 8}` (sizes no range covers: once). Copies are rows '
+        "`<id>#2`, `<id>#3`, … beside the original; the funnel's `rehydrate` row counts them and the token budget "
+        "counts their tokens. Without it every document is written once; `dup_count` is in the metadata either way.",
+    )
+
+    @field_validator("rehydrate", mode="before")
+    @classmethod
+    def _table(cls, value):
+        if isinstance(value, str) and value not in REHYDRATION_TABLES:
+            hint = did_you_mean(value, REHYDRATION_TABLES, otherwise=' (or a table of your own: {"2-3": 2, ...})')
+            raise ValueError(f"unknown rehydration table '{value}'{hint}")
+        if isinstance(value, dict):  # YAML reads `4: 3` as an int key
+            value = {str(k): v for k, v in value.items()}
+            rehydration_table(value)
+        return value
 
     @model_validator(mode="after")
     def _something(self):
         if not (self.exact or self.near):
             raise ValueError("set `exact`, `near`, or both (otherwise remove the dedup step)")
         return self
+
+    def rehydration(self) -> list[tuple[int, int | None, int]] | None:
+        if self.rehydrate is None:
+            return None
+        table = REHYDRATION_TABLES[self.rehydrate] if isinstance(self.rehydrate, str) else self.rehydrate
+        return rehydration_table(table)
 
     def minhash_config(self) -> MinhashConfig:
         return MinhashConfig(
@@ -210,7 +282,8 @@ class DedupCluster(PipelineStep):
     """One task: union exact and near-duplicate pairs; write which documents each task must drop.
 
     The survivor of every cluster is its first document in recipe order (the smallest `OrderSignature` key).
-    Output: ``{rank:06d}.remove`` (sorted uint32 indices, datatrove's format) for every task, and summary.json.
+    Output, for every task: ``{rank:06d}.remove`` (sorted uint32 indices) and ``{rank:06d}.sizes`` (each survivor
+    of a cluster of two or more: uint32 index and cluster size, sorted by index), datatrove's formats; summary.json.
     """
 
     type = "🫂 - DEDUP"
@@ -270,13 +343,27 @@ class DedupCluster(PipelineStep):
                         union((f1, d1), (f2, d2))
                         near_pairs += 1
         remove: list[list[int]] = [[] for _ in range(self.tasks)]
+        sizes: dict[tuple[int, int], int] = {}
         for node in list(parent):
-            if find(node) != node:
+            root = find(node)
+            sizes[root] = sizes.get(root, 0) + 1
+            if root != node:
                 remove[node[0]].append(node[1])
+        survivors: list[list[tuple[int, int]]] = [[] for _ in range(self.tasks)]
+        for (task, idx), size in sizes.items():
+            survivors[task].append((idx, size))
         for task, indices in enumerate(remove):
             with self.output_folder.open(f"{task:06d}.remove", "wb") as f:
                 f.write(np.asarray(sorted(indices), dtype="<u4").tobytes())
-        summary = {"exact_pairs": exact_pairs, "near_pairs": near_pairs, "removed": sum(map(len, remove))}
+            with self.output_folder.open(f"{task:06d}.sizes", "wb") as f:
+                f.write(b"".join(SIZE_RECORD.pack(idx, size) for idx, size in sorted(survivors[task])))
+        summary = {
+            "exact_pairs": exact_pairs,
+            "near_pairs": near_pairs,
+            "removed": sum(map(len, remove)),
+            "clusters": len(sizes),
+            "largest_cluster": max(sizes.values(), default=1),
+        }
         with self.output_folder.open("summary.json", "w") as f:
             f.write(json.dumps(summary))
         self.stat_update("removed", value=summary["removed"])
@@ -297,6 +384,49 @@ class DedupCluster(PipelineStep):
             return np.frombuffer(f.read(), dtype="<u8")
 
 
+class DedupFilter(PipelineStep):
+    """Drops each task's `.remove` indices (counted as `dropped`, the funnel's `duplicate`); every survivor gets
+    `dup_count` from the `.sizes` file, and with a rehydration table the number of times the shard writer writes it.
+    (datatrove's `MinhashDedupFilter` reads the same files, but names the size `minhash_cluster_size` and writes it
+    over the field of that name a FineWeb-2 source carries.)"""
+
+    type = "🫂 - DEDUP"
+    name = "dedup filter"
+
+    def __init__(self, input_folder: str, rehydration: list[tuple[int, int | None, int]] | None = None):
+        super().__init__()
+        from datatrove.io import get_datafolder
+
+        self.folder = get_datafolder(input_folder)
+        self.rehydration = rehydration
+
+    def _records(self, name: str, record: struct.Struct):
+        with self.folder.open(name, "rb") as f:
+            yield from _iter_records(f, record)
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for name in (f"{rank:06d}.remove", f"{rank:06d}.sizes"):
+            if not self.folder.exists(name):
+                raise RuntimeError(f"{self.folder.path}/{name} is missing: rerun the build with --overwrite")
+        removals = (idx for (idx,) in self._records(f"{rank:06d}.remove", struct.Struct("<I")))
+        sizes = self._records(f"{rank:06d}.sizes", SIZE_RECORD)
+        next_removal, next_size = next(removals, None), next(sizes, None)
+        for idx, doc in enumerate(data):
+            self.stat_update("total")
+            if idx == next_removal:
+                self.stat_update("dropped")
+                next_removal = next(removals, None)
+                continue
+            size = 1
+            if next_size is not None and next_size[0] == idx:
+                size, next_size = next_size[1], next(sizes, None)
+            doc.metadata[DUP_COUNT] = size
+            if self.rehydration is not None and (times := times_written(self.rehydration, size)) > 1:
+                doc.metadata[REPEAT_KEY] = times
+            self.stat_update("forwarded")
+            yield doc
+
+
 def dedup_stages(params: DedupParams, work: str, tasks: int, folder: Callable = str) -> dict:
     """The pieces a recipe's dedup step compiles to (folders under ``work``; ``folder(path)`` makes each one's
     datatrove folder: a build passes its ledger's, so that every file they write is recorded)."""
@@ -309,7 +439,7 @@ def dedup_stages(params: DedupParams, work: str, tasks: int, folder: Callable = 
         "signature_steps": signature_steps,
         "buckets": MinhashDedupBuckets(sigs, pairs, config=params.minhash_config()) if params.near else None,
         "cluster": DedupCluster(sigs, pairs if params.near else None, removals, tasks, params.exact),
-        "filter": MinhashDedupFilter(removals),
+        "filter": DedupFilter(removals, params.rehydration()),
         "summary_file": f"{work}/remove/summary.json",
     }
 

@@ -135,3 +135,40 @@ def test_crash_while_trimming_resumes_the_same_selection(tmp_path, inputs, token
     monkeypatch.setattr(budget_mod, "_rewrite", real_rewrite)
     resumed = cf.run(recipe(tmp_path / "crash", inputs, tokenizer_file, budget)).load()
     assert resumed.to_list() == clean.to_list()
+
+
+def test_rehydrated_copies_count_toward_the_budget(tmp_path, real_texts, tokenizer_file):
+    """A cluster of 3 copies, FineWeb-2's rehydration: the survivor is written 3 times and the budget counts its
+    tokens 3 times (available, kept); a budget the plain build fits in trims the rehydrated one."""
+    docs = [{"id": f"zh{i}", "text": "\n".join(real_texts["zh_Hant"][i * 4 : i * 4 + 4])} for i in range(120)]
+    docs += [{"id": f"again{k}", "text": docs[7]["text"]} for k in range(2)]  # zh7 has two copies: a cluster of 3
+    path = write_jsonl(tmp_path / "in" / "zh.jsonl", docs)
+
+    def build(name, rehydrate=None, budget=None):
+        dedup = {"num_buckets": 4} | ({"rehydrate": rehydrate} if rehydrate else {})
+        r = make_recipe(
+            tmp_path / name,
+            str(path),
+            steps=[{"dedup": dedup}, {"tokens": {"tokenizer": str(tokenizer_file)}}],
+            source={"name": "zh", "id_field": "id"},
+            executor={"tasks": 2, "workers": 1},
+        )
+        return cf.run(cf.Recipe.from_dict({**r, **({"budget": budget} if budget else {})}), report=False)
+
+    plain = build("plain").load()
+    assert "zh7" in plain["id"] and not any(i.startswith("again") for i in plain["id"])
+    per_doc = dict(zip(plain["id"], plain["n_tokens"]))
+    plain_tokens = sum(per_doc.values())
+
+    roomy = build("roomy", "fineweb2", {"tokens": 10 * plain_tokens})
+    rows = roomy.load()
+    assert [i for i in rows["id"] if i.split("#")[0] == "zh7"] == ["zh7", "zh7#2", "zh7#3"]
+    budget = roomy.manifest["budget"]
+    assert budget["available_tokens"] == {"all": plain_tokens + 2 * per_doc["zh7"]}
+    assert budget["tokens"] == sum(rows["n_tokens"]) == roomy.manifest["tokens"] == plain_tokens + 2 * per_doc["zh7"]
+    assert budget["rows_in"] == budget["rows_out"] == len(plain) + 2
+
+    tight = build("tight", "fineweb2", {"tokens": plain_tokens})
+    assert tight.manifest["budget"]["rows_in"] == len(plain) + 2
+    assert tight.manifest["budget"]["rows_out"] < len(plain) + 2  # the copies' tokens do not fit
+    assert sum(tight.load()["n_tokens"]) <= plain_tokens

@@ -188,3 +188,114 @@ def test_shingles_are_character_ngrams_without_spaces_only_for_unspaced_scripts(
 def test_one_dedup_step_only(tmp_path):
     with pytest.raises(cf.RecipeError, match=r"steps\[1\]: only one `dedup` step"):
         cf.Recipe.from_dict(make_recipe(tmp_path, "x", steps=[{"dedup": {}}, {"dedup": {}}]))
+
+
+# -- cluster sizes and FineWeb-2's rehydration --------------------------------------------------------------------
+
+
+def fineweb2_bisect(size: int) -> int:
+    """FineWeb-2's own re-hydration block (github.com/huggingface/fineweb-2, README), as published."""
+    import bisect
+
+    weights = {1: 1, 2: 2, 3: 3, 5: 5, 100: 8, 1000: 1}
+    limits = sorted(weights)
+    return weights[limits[bisect.bisect_right(limits, size) - 1]]
+
+
+def test_the_fineweb2_table_is_fineweb2s_rule():
+    from corpusforge.steps.dedup import DedupParams, times_written
+
+    table = DedupParams(rehydrate="fineweb2").rehydration()
+    assert [times_written(table, n) for n in range(1, 3001)] == [fineweb2_bisect(n) for n in range(1, 3001)]
+    assert times_written(table, 3) == 3  # a cluster of three copies is written three times
+
+
+def test_a_custom_table_and_its_errors(tmp_path):
+    from corpusforge.steps.dedup import DedupParams, times_written
+
+    table = DedupParams.model_validate({"rehydrate": {2: 2, "3-9": 4, "50+": 6}}).rehydration()  # YAML: `2: 2`
+    assert [times_written(table, n) for n in (1, 2, 3, 9, 10, 49, 50, 10**6)] == [1, 2, 4, 4, 1, 1, 6, 6]
+    for bad, message in [
+        ({"2-": 2}, r"steps\[0\]\.dedup\.rehydrate.*'2-' is not a cluster size range"),
+        ({"2-9": 2, "5-20": 3}, r"the ranges starting at 2 and 5 overlap"),
+        ({"3": 0}, r"'3': the number of times must be an integer ≥ 1, got 0"),
+        ({"9-3": 2}, r"'9-3' is an empty range"),
+    ]:
+        with pytest.raises(cf.RecipeError, match=message):
+            cf.Recipe.from_dict(make_recipe(tmp_path, "x", steps=[{"dedup": {"rehydrate": bad}}]))
+    with pytest.raises(cf.RecipeError, match=r"steps\[0\]\.dedup\.rehydrate: .*'fineweb' — did you mean 'fineweb2'"):
+        cf.Recipe.from_dict(make_recipe(tmp_path, "x", steps=[{"dedup": {"rehydrate": "fineweb"}}]))
+
+
+@pytest.fixture(scope="module")
+def clusters(tmp_path_factory, real_texts):
+    """Real documents, all distinct, in three files; one has 2 exact copies (a cluster of 3), one 1 (of 2) and one 5
+    (of 6), in a fourth file read last (each cluster spans tasks; the originals, read first, survive)."""
+    base = base_documents(real_texts)[:90]
+    three, two, six = base[0], base[40], base[80]
+    copies = [
+        {"id": f"{d['id']}-copy{k}", "text": d["text"]} for d, n in ((three, 2), (two, 1), (six, 5)) for k in range(n)
+    ]
+    random.Random(2).shuffle(copies)
+    folder = tmp_path_factory.mktemp("clusters")
+    for i in range(3):
+        write_jsonl(folder / f"part-{i}.jsonl", base[i * 30 : i * 30 + 30])
+    write_jsonl(folder / "part-3.jsonl", copies)
+    return folder, base, {"three": three["id"], "two": two["id"], "six": six["id"]}
+
+
+def build_clusters(tmp_path, folder, rehydrate=None, tasks=3, workers=1):
+    dedup = {"num_buckets": 4} | ({"rehydrate": rehydrate} if rehydrate else {})
+    recipe = make_recipe(
+        tmp_path,
+        str(folder / "*.jsonl"),
+        steps=[{"normalize": {}}, {"dedup": dedup}, {"length": {"min_chars": 1}}],
+        source={"id_field": "id"},
+        executor={"tasks": tasks, "workers": workers},
+    )
+    return cf.run(cf.Recipe.from_dict(recipe), report=False)
+
+
+def rows_of(result) -> dict[str, dict]:
+    import json
+
+    return {r["id"]: {**r, "metadata": json.loads(r["metadata"] or "{}")} for r in result.load().to_list()}
+
+
+def test_a_cluster_of_three_is_written_three_times_with_fineweb2_and_once_without(tmp_path, clusters):
+    folder, base, survivor = clusters
+    plain = rows_of(build_clusters(tmp_path / "plain", folder))
+    assert set(plain) == {d["id"] for d in base}  # every copy found, one document kept per cluster
+    sizes = {key: plain[doc_id]["metadata"]["dup_count"] for key, doc_id in survivor.items()}
+    assert sizes == {"three": 3, "two": 2, "six": 6}
+    assert sum(r["metadata"]["dup_count"] == 1 for r in plain.values()) == len(base) - 3
+
+    result = build_clusters(tmp_path / "fw2", folder, rehydrate="fineweb2")
+    rows = rows_of(result)
+    three = survivor["three"]
+    assert [i for i in rows if i.split("#")[0] == three] == [three, f"{three}#2", f"{three}#3"]
+    assert {rows[i]["text"] for i in (three, f"{three}#2", f"{three}#3")} == {plain[three]["text"]}
+    assert f"{survivor['two']}#2" in rows and f"{survivor['two']}#3" not in rows
+    assert f"{survivor['six']}#5" in rows and f"{survivor['six']}#6" not in rows  # 5–99 copies → 5 times
+    assert len(rows) == len(plain) + 2 + 1 + 4 and all(rows[i]["metadata"] == plain[i]["metadata"] for i in plain)
+    steps = {s["step"]: s for s in result.manifest["steps"]}
+    assert steps["rehydrate"] == {
+        "step": "rehydrate",
+        "in": len(plain),
+        "out": len(rows),
+        "dropped": {},
+        "rehydrate": {"documents": 3, "copies": 7},
+    }
+    assert [s["step"] for s in result.manifest["steps"]][-3:] == ["length", "rehydrate", "write"]
+    assert steps["write"]["out"] == result.manifest["rows"] == len(rows)
+    assert "rehydrate" not in {s["step"] for s in build_clusters(tmp_path / "again", folder).manifest["steps"]}
+
+
+def test_rehydrated_builds_are_byte_identical_whatever_the_workers(tmp_path, clusters):
+    from tests.support import shard_hashes
+
+    folder, _, _ = clusters
+    one = build_clusters(tmp_path / "one", folder, rehydrate={"2+": 2}, workers=1)
+    three = build_clusters(tmp_path / "three", folder, rehydrate={"2+": 2}, workers=3)
+    assert shard_hashes(one.path) == shard_hashes(three.path) and len(shard_hashes(one.path)) == 3
+    assert one.manifest["rows"] == three.manifest["rows"] == len(rows_of(one))
