@@ -51,6 +51,10 @@ def _funnel_rows(steps: list[dict]) -> list[list[str]]:
     for s in steps:
         reasons = ", ".join(f"{r}: {n:,}" for r, n in sorted(s["dropped"].items(), key=lambda kv: (-kv[1], kv[0])))
         dropped = f"{s['in'] - s['out']:,}"
+        if s.get("counts"):  # a step's own tallies (the pii step's identifiers per kind)
+            reasons = "; ".join(
+                filter(None, [reasons, "counted " + ", ".join(f"{k}: {n:,}" for k, n in s["counts"].items())])
+            )
         rows.append([s["step"], f"{s['in']:,}", f"{s['out']:,}", dropped, _pct(s["out"], s["in"]), reasons or "—"])
     return rows
 

@@ -95,6 +95,7 @@ BUILTIN_STEPS = {
     "length": ("corpusforge.steps.length", "LengthParams", "Length"),
     "normalize": ("corpusforge.steps.normalize", "NormalizeParams", "Normalize"),
     "perplexity": ("corpusforge.steps.perplexity", "PerplexityParams", "Perplexity"),
+    "pii": ("corpusforge.steps.pii", "PIIParams", "PII"),
     "quality": ("corpusforge.steps.quality.step", "QualityParams", "QualityFilter"),
     "zh_region": ("corpusforge.steps.region", "RegionParams", "ZhRegion"),
     "tag": ("corpusforge.steps.tagging", "TagParams", "InsCPTag"),
