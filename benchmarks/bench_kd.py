@@ -28,11 +28,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # the tests.support helpers (real text, JSONL)
 
 
 def prompts(n: int) -> list[str]:
-    from conftest import corpus_texts
+    from tests.support import corpus_texts
 
     seen: dict[str, str] = {}
     for text in corpus_texts("english") + corpus_texts("traditionalchinese") + corpus_texts("thai"):
@@ -46,15 +46,15 @@ def build_model(folder: Path, which: str = "tiny") -> Path:
         from corpusforge.testing import smollm2_instruct
 
         return smollm2_instruct()
-    from conftest import corpus_texts
     from corpusforge.testing import tiny_chat_model
+    from tests.support import corpus_texts
 
     texts = corpus_texts("english") + corpus_texts("traditionalchinese") + corpus_texts("thai")
     return tiny_chat_model(folder, texts, vocab_size=2048, hidden_size=256, layers=4)
 
 
 def recipe(tmp: Path, model: Path, texts: list[str], backend: dict, sampling: dict, out: str) -> dict:
-    from conftest import write_jsonl
+    from tests.support import write_jsonl
 
     path = write_jsonl(tmp / "prompts.jsonl", [{"text": t} for t in texts])
     return {

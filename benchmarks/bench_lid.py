@@ -119,8 +119,8 @@ def units() -> dict[tuple[str, str], list[str]]:
             for conv in (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("conversations") or []:
                 turns = [t.strip() for t in conv if isinstance(t, str) and t.strip()]
                 found.setdefault(("chatterbot", folder.name), []).extend(turns)
-    sys.path.insert(0, str(REPO / "tests"))
-    from conftest import stdlib_paragraphs
+    sys.path.insert(0, str(REPO))  # the tests.support helpers (real text, JSONL)
+    from tests.support import stdlib_paragraphs
 
     found[("python", "en")] = stdlib_paragraphs(40, 3000)
     return {key: msgs for key, msgs in found.items() if len(msgs) >= 50}  # a few catalogs hold one message
