@@ -1,9 +1,14 @@
-"""Is a generated answer degenerate? A loop, an echo of the prompt, empty, or cut off at the token limit.
+"""Is a generated answer degenerate? A loop, an echo of the prompt, or empty.
 
 A transfer is judged by what the model does, not by which language its bytes are in: a model broken by continual
 pretraining often writes the target language fluently — in a loop, or by repeating the question. The scorecard
-(`eval align`) and the KD output checks both ask ``degeneration(answer, prompt, finish_reason)`` and count a
-degenerate answer as such, never as an answer in some language.
+(`eval scorecard`) and the KD output checks both ask ``degeneration(answer, prompt)`` and count a degenerate answer
+as such, never as an answer in some language.
+
+Length is not degeneration: an answer cut off at the token limit is measured like one that ended (it may loop —
+a loop is most often what runs into the limit — or it may be a long, genuine answer). Whether a turn ended is a fact
+of its own, which each caller reports or filters on by the finish reason (the scorecard's `cut_off` share, KD's
+``checks.truncated``).
 
 Units: words in space-separated scripts, single characters in Han, kana, Hangul syllables, Thai, Lao, Khmer,
 Myanmar (scripts written without spaces between words), so one measure serves English, Chinese and Thai.
@@ -92,17 +97,16 @@ def is_echo(answer: str, prompt: str) -> bool:
     return whole and block.size >= ECHO_ANSWER_SHARE * len(a)
 
 
-def degeneration(answer: str, prompt: str | None = None, finish_reason: str | None = None) -> str | None:
-    """The reason an answer is degenerate — ``empty``, ``loop``, ``echo``, ``cut_off`` — or None for a real answer.
+DEGENERATIONS = ("loop", "echo", "empty")
 
-    A loop is reported before a cut-off (a looping model usually also runs into the token limit, and the loop is
-    the finding); ``cut_off`` is an answer that stopped at the token limit (finish reason ``length``)."""
+
+def degeneration(answer: str, prompt: str | None = None) -> str | None:
+    """The reason an answer is degenerate — ``empty``, ``loop``, ``echo`` — or None for a real answer, whether it
+    ended or was cut off at the token limit (the same text is judged the same either way)."""
     if not units(answer):
         return "empty"
     if is_loop(answer):
         return "loop"
     if prompt and is_echo(answer, prompt):
         return "echo"
-    if finish_reason == "length":
-        return "cut_off"
     return None

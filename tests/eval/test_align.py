@@ -356,6 +356,26 @@ def test_cli_flag_form_prints_the_matrix(tmp_path, prompt_files):
     assert not (tmp_path / "x").exists()
 
 
+def test_without_an_english_prompt_file_the_shipped_set_is_used(tmp_path, prompt_files):
+    """`eval scorecard` with no --prompts-en asks the English prompts corpusforge ships (data/prompts/en.jsonl)."""
+    shipped = REPO / "corpusforge" / "data" / "prompts" / "en.jsonl"
+    first = [json.loads(line)["prompt"] for line in shipped.read_text(encoding="utf-8").splitlines()[:3]]
+    target, _ = prompt_files
+    with FakeChatServer(english_only) as server:
+        env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
+        run = subprocess.run(
+            [sys.executable, "-m", "corpusforge.cli", "eval", "scorecard", "--model", "m", "--prompts", target,
+             "--language", "th", "--backend", "openai", "--base-url", server.url, "--limit", "3",
+             "--output", str(tmp_path / "out")],
+            capture_output=True, text=True, env=env, timeout=300,
+        )  # fmt: skip
+        asked = [r["body"]["messages"][-1]["content"] for r in server.requests]
+    assert run.returncode == 0, run.stderr
+    assert sorted(set(asked) - set(thai(5))) == sorted(first)
+    saved = json.loads((tmp_path / "out" / "align.json").read_text(encoding="utf-8"))
+    assert saved["prompts"]["en"] == [str(shipped)] and saved["models"][0]["matrix"]["en"]["counts"]["en"] == 3
+
+
 def test_cli_bad_input_exits_2_with_the_reason(tmp_path, prompt_files):
     target, en = prompt_files
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -227,3 +227,201 @@ def test_retention_on_a_given_recovery_set(tiny, real, tmp_path):
     config["output"] = str(tmp_path / "out2")
     with pytest.raises(SourceError, match="row 0 has no `messages` ending with an assistant turn"):
         run_scorecard(scorecard_config_from_dict(config))
+
+
+# --------------------------------------------------------------------------------------------- length
+def long_english(n: int = 40) -> list[tuple[str, str]]:
+    """Real English prompts with their real replies of 12 words or more (chatterbot-corpus)."""
+    pairs = [(p, a) for p, a in conversation_pairs("english") if len(p.split()) >= 4 and len(a.split()) >= 12]
+    pairs = list(dict(pairs).items())[:n]
+    assert len(pairs) == n
+    return pairs
+
+
+def test_fluent_answers_cut_at_max_tokens_are_english_not_degenerate(real, tmp_path):
+    """An endpoint that answers every English prompt in fluent English, half of them cut at max_tokens (finish
+    `length`): en→en is ≥ 0.95 (it was 0.5 while a cut-off answer counted as degenerate), and the cut-off share is
+    reported apart, with what the cut-off answers were."""
+    en = long_english()
+    replies = {}
+    for i, (p, a) in enumerate(en):
+        words = a.split()
+        replies[p] = (" ".join(words[: len(words) // 2]), "length") if i % 2 else (a, "stop")
+    replies.update({p: (a, "stop") for p, a in real["zh"]})
+    with FakeChatServer(lambda messages: replies[messages[-1]["content"]]) as server:
+        config = config_for(real, tmp_path, {"long": server})
+        (tmp_path / "en-long.txt").write_text("\n".join(p for p, _ in en) + "\n", encoding="utf-8")
+        config["prompts"]["en"] = [str(tmp_path / "en-long.txt")]
+        result = run_scorecard(scorecard_config_from_dict(config))
+    cell = result.models[0].cells["en"]
+    assert cell.shares["en"] >= 0.95 and cell.counts["degenerate"] == 0
+    assert (cell.cut_off.k, cell.cut_off.n) == (20, 40) and cell.cut_off_by_class == {"en": 20}
+    x = result.scorecard["models"][0]["measures"]
+    assert x["language"]["en"]["en"] >= 0.95 and x["degenerate"]["en"] == 0.0
+    assert x["cut_off"]["en"] == 0.5 and x["chat_format"]["en"] == 0.5
+    lo, hi = x["ci95"]["cut_off"]["en"]
+    assert lo < 0.5 < hi and hi - lo < 0.35  # Wilson 95% on 40 answers
+    saved = json.loads(result.json_path.read_text(encoding="utf-8"))["models"][0]["matrix"]["en"]
+    assert saved["cut_off"]["k"] == 20 and saved["cut_off"]["by_class"] == {"en": 20}
+    assert saved["degenerations"] == {} and saved["ci95"]["en"][1] == 1.0
+    html = result.scorecard_html.read_text(encoding="utf-8")
+    assert "cut off (EN / zh_Hant)" in html and "[" in html
+
+
+def test_a_cut_off_loop_is_still_a_loop_and_the_length_finding_says_so(real, tmp_path):
+    """Cut-off answers keep their class: a loop cut at the limit is degenerate, a long genuine answer is English.
+    The finding on turns ended names max_tokens and how many cut-off answers were not degenerate."""
+    english = [p for p, _ in real["en"]]
+
+    def long(messages):
+        prompt = messages[-1]["content"]
+        if prompt not in english:
+            return scripted(real, "en")(messages)
+        i, answer = english.index(prompt), real["en"][english.index(prompt)][1]
+        if i < 4:  # the first 4 loop until the limit
+            return (answer + "\n") * 12, "length"
+        if i < 8:  # 4 more are genuine answers, cut off
+            return " ".join(answer.split()[: len(answer.split()) // 2]), "length"
+        return answer, "stop"
+
+    result = run_scripted(real, tmp_path, {"base": scripted(real, "en"), "long": long})
+    by = {m["name"]: m for m in result.scorecard["models"]}
+    cell = result.models[1].cells["en"]
+    assert cell.counts["degenerate"] == 4 and cell.degenerations == {"loop": 4}
+    assert cell.cut_off_by_class == {"en": 4, "degenerate": 4} and cell.counts["en"] == 8
+    turns = next(f for f in by["long"]["findings"] if "turns ended" in f["text"])
+    assert "at max_tokens 256, 4 of its 8 cut-off answers are not loops or echoes" in turns["text"]
+    assert "cut off at max_tokens 256 0% en / 0% zh_Hant" in by["base"]["verdict_line"]
+
+
+# --------------------------------------------------------------------------------------------- samples
+def test_wilson_interval_and_the_design_effect_of_several_answers_per_prompt():
+    from corpusforge.eval.scorecard.results import Response, proportion, wilson
+    from corpusforge.eval.scorecard.verdicts import proportions_p
+
+    assert wilson(5, 10) == pytest.approx((0.2366, 0.7634), abs=1e-4)
+    assert wilson(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4) and wilson(0, 0) is None
+
+    def answers(kinds_per_prompt):
+        return [
+            [Response("en", f"p{i}", "", "stop", 1, "en", 1.0, kind, None, k) for k, kind in enumerate(kinds)]
+            for i, kinds in enumerate(kinds_per_prompt)
+        ]
+
+    def hit(r):
+        return r.answered_in == "en"
+
+    # the same answer K times per prompt: as informative as one answer per prompt, not K
+    same = proportion(answers([["en"] * 3] * 6 + [["degenerate"] * 3] * 6), hit, lambda r: True)
+    assert (same.k, same.n, same.prompts) == (18, 36, 12) and same.design_effect == pytest.approx(3.0)
+    assert same.effective == pytest.approx((6, 12)) and same.interval == pytest.approx(wilson(6, 12))
+    one = proportion(answers([["en"]] * 6 + [["degenerate"]] * 6), hit, lambda r: True)
+    assert one.design_effect == 1.0 and proportions_p(same, one) == pytest.approx(1.0)
+    # samples that vary within each prompt as much as across: independent answers, the plain binomial figures
+    mixed = proportion(answers([["en", "degenerate"]] * 12), hit, lambda r: True)
+    assert mixed.design_effect == 1.0 and mixed.interval == pytest.approx(wilson(12, 24))
+    a, b = proportion(answers([["en"]] * 9 + [["x"]] * 3), hit, lambda r: True), one
+    assert proportions_p(a, b) == two_proportion_p(9, 12, 6, 12)  # one answer per prompt: the usual test
+
+
+def test_samples_draw_k_seeded_answers_per_prompt_and_the_cache_tells_them_from_greedy(real, tmp_path):
+    with FakeChatServer(scripted(real, "zh")) as server:
+        config = config_for(real, tmp_path, {"m": server})
+        config["prompts"]["limit"] = 3
+        greedy = run_scorecard(scorecard_config_from_dict(config))
+        assert len(server.requests) == 6 and {r["body"]["temperature"] for r in server.requests} == {0.0}
+        sampled_config = {**config, "sampling": {"temperature": 0.7, "top_p": 0.9}, "samples": 3}
+        sampled = run_scorecard(scorecard_config_from_dict(sampled_config))  # same output folder: not reused
+        bodies = [r["body"] for r in server.requests[6:]]
+        assert len(bodies) == 18 and {(b["temperature"], b["top_p"]) for b in bodies} == {(0.7, 0.9)}
+        seeds: dict[str, set] = {}
+        for b in bodies:
+            seeds.setdefault(b["messages"][-1]["content"], set()).add(b["seed"])
+        assert len(seeds) == 6 and all(len(s) == 3 for s in seeds.values())  # one seed per sample
+        greedy_seeds = {r["body"]["messages"][-1]["content"]: r["body"]["seed"] for r in server.requests[:6]}
+        assert all(greedy_seeds[p] in s for p, s in seeds.items())  # sample 0 has the seed one answer had
+        again = run_scorecard(scorecard_config_from_dict(sampled_config))
+        assert len(server.requests) == 24 and again.models[0].reused
+        elsewhere = run_scorecard(scorecard_config_from_dict({**sampled_config, "output": str(tmp_path / "o2")}))
+        later = {(b["messages"][-1]["content"], b["seed"]) for b in (r["body"] for r in server.requests[24:])}
+        assert later == {(b["messages"][-1]["content"], b["seed"]) for b in bodies}  # deterministic seeds
+    assert [r.response for r in elsewhere.models[0].responses] == [r.response for r in sampled.models[0].responses]
+    assert not greedy.models[0].reused
+    cell = sampled.models[0].cells["target"]
+    assert (cell.prompts, cell.answers) == (3, 9) and sorted({r.sample for r in cell.responses}) == [0, 1, 2]
+    x = sampled.scorecard["models"][0]["measures"]
+    assert x["answers"]["target"] == {"prompts": 3, "answers": 9, "classified": 9}
+    assert x["sampling"]["samples"] == 3 and x["sampling"]["source"] == "config"
+    assert sampled.scorecard["samples"] == 3
+
+
+def test_sampling_auto_reads_the_model_generation_config(real, tmp_path):
+    """`sampling: auto`: an endpoint model sampled as its folder's generation_config.json says (top_k noted as not
+    applied); an endpoint with no local folder says it is greedy, and one answer per prompt."""
+    folder = tmp_path / "served-model"
+    folder.mkdir()
+    (folder / "generation_config.json").write_text(json.dumps({"do_sample": True, "temperature": 0.6, "top_p": 0.9,
+                                                              "top_k": 20, "eos_token_id": 2}))  # fmt: skip
+    with FakeChatServer(scripted(real, "zh")) as known, FakeChatServer(scripted(real, "zh")) as unknown:
+        config = config_for(real, tmp_path, {"known": known, "unknown": unknown})
+        config["models"][0]["backend"]["tokenizer"] = str(folder)
+        config.update(sampling="auto", samples=2)
+        config["prompts"]["limit"] = 2
+        result = run_scorecard(scorecard_config_from_dict(config))
+        k_bodies, u_bodies = [r["body"] for r in known.requests], [r["body"] for r in unknown.requests]
+    assert len(k_bodies) == 8 and {(b["temperature"], b["top_p"]) for b in k_bodies} == {(0.6, 0.9)}
+    assert len(u_bodies) == 4 and {b["temperature"] for b in u_bodies} == {0.0}
+    k, u = (m.sampling for m in result.models)
+    assert k["source"] == str(folder / "generation_config.json") and k["samples"] == 2
+    assert k["not_applied"] == {"top_k": 20} and "top_k 20 not applied" in k["notes"][0]
+    assert "has no local folder" in u["source"] and u["samples"] == 1
+    assert any("greedy" in n for n in u["notes"]) and any("not 2: greedy answers do not vary" in n for n in u["notes"])
+    html = result.scorecard_html.read_text(encoding="utf-8")
+    assert "temperature 0.6, top_p 0.9" in html and "has no local folder" in html
+
+
+def test_sampling_auto_on_local_folders(tmp_path):
+    from corpusforge.eval.scorecard.config import AlignSampling, ScorecardModel
+
+    auto = AlignSampling(auto=True, max_tokens=64)
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "generation_config.json").write_text(json.dumps({"bos_token_id": 1, "eos_token_id": 2}))
+    greedy = auto.for_model(ScorecardModel(model=str(base)), samples=4)
+    assert (greedy.temperature, greedy.samples, greedy.max_tokens) == (0.0, 1, 64)
+    assert "sets no temperature, top_p or top_k" in greedy.notes[0]
+    (base / "generation_config.json").write_text(json.dumps({"temperature": 0.2, "top_p": 0.9}))
+    adapter = tmp_path / "adapter"  # a LoRA adapter is sampled as its base model is
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
+    sampled = auto.for_model(ScorecardModel(model=str(adapter)), samples=4)
+    assert (sampled.temperature, sampled.top_p, sampled.samples, sampled.notes) == (0.2, 0.9, 4, [])
+    assert sampled.source == str(base / "generation_config.json")
+    plain = AlignSampling(temperature=0.7).for_model(ScorecardModel(model=str(adapter)), samples=2)
+    assert (plain.temperature, plain.source) == (0.7, "config")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d.update(sampling={"auto": True, "temperature": 0.7}),
+            "sampling: temperature set with `auto`, which takes them from each model's generation_config.json",
+        ),
+        (lambda d: d.update(sampling="greedy"), "sampling: give `auto` or a mapping"),
+        (lambda d: d.update(samples=3), "samples: 3 with greedy decoding (sampling.temperature 0) would ask"),
+        (
+            lambda d: d["prompts"].pop("target"),
+            "prompts.target: no prompt file given, and corpusforge ships no prompt set for 'zh_Hant' (it ships: en)",
+        ),
+    ],
+)
+def test_sampling_and_prompt_errors_name_the_key(real, tmp_path, change, message):
+    from corpusforge.errors import RecipeError
+
+    data = config_for(real, tmp_path, {})
+    data["models"] = [{"name": "m", "model": "m"}]
+    change(data)
+    with pytest.raises(RecipeError) as err:
+        scorecard_config_from_dict(data)
+    assert message in str(err.value)

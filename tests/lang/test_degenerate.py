@@ -1,6 +1,7 @@
 """The degeneration detector on real text: real conversational answers (chatterbot-corpus, in five languages) are
-not flagged; the corpus's own looping answers are; loops, echoes and cut-offs built from real answers are named by
-reason; and the scorecard counts them as degenerate, never as answers in their language."""
+not flagged; the corpus's own looping answers are; loops and echoes built from real answers are named by reason, and
+a real answer cut off at the token limit is not degenerate; the scorecard counts loops and echoes as degenerate,
+never as answers in their language."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def conversation_pairs(folder: str) -> list[tuple[str, str]]:
 def test_real_answers_are_not_degenerate(folder):
     pairs = [(p, a) for p, a in conversation_pairs(folder) if any(ch.isalpha() for ch in a)]
     assert len(pairs) > 10
-    flagged = [(p, a, degeneration(a, p, "stop")) for p, a in pairs if degeneration(a, p, "stop")]
+    flagged = [(p, a, degeneration(a, p)) for p, a in pairs if degeneration(a, p)]
     # The only ones flagged are the corpus's mirrored lines, the prompt repeated word for word ("you are immature"
     # → "you are immature", "你不誠實" → "你不誠實"): echoes by any reading. Nothing else.
     assert all(why == "echo" and units(a) == units(p) for p, a, why in flagged), flagged
@@ -54,7 +55,7 @@ def test_loops_echoes_cut_offs_built_from_real_answers():
     th = [(p, a) for p, a in conversation_pairs("thai") if len(a) >= 8]
     prompt, answer = next((p, a) for p, a in en if len(a.split()) >= 8 and len(p.split()) >= 8)
     # a genuine answer, then its last sentence over and over (how a broken model ends)
-    assert degeneration(answer + (" " + answer.split(".")[0] + ".") * 6, prompt, "length") == "loop"
+    assert degeneration(answer + (" " + answer.split(".")[0] + ".") * 6, prompt) == "loop"
     assert degeneration("\n".join([zh[0][1]] * 4), zh[0][0]) == "loop"  # the same line again and again
     assert degeneration(th[0][1] * 6, th[0][0]) == "loop"  # Thai has no spaces: measured in characters
     assert degeneration(prompt, prompt) == "echo"
@@ -62,15 +63,16 @@ def test_loops_echoes_cut_offs_built_from_real_answers():
     # a short prompt repeated back whole and alone (SmolLM2 after a brief InsCP run: "你會死" → "你會死？")
     assert degeneration("你會死？", "你會死") == "echo" and degeneration("Hello!", "Hello") is None
     assert degeneration("我沒有意義。", "你沒有意義") is None  # an answer in the prompt's words is not a copy
-    assert degeneration(answer, prompt, "length") == "cut_off"
-    assert degeneration(answer, prompt, "stop") is None
+    # a real answer is not degenerate, whether it ended or was cut off: length is reported apart (`cut_off`)
+    assert degeneration(answer, prompt) is None
+    assert degeneration(answer[: len(answer) // 2], prompt) is None  # cut mid-sentence
     assert degeneration("  \n", prompt) == "empty"
     # SmolLM2-135M-Instruct's own failure on zh_Hant prompts (greedy): the question, then one full-width mark until
     # the token limit; punctuation has no words, so this is measured on characters
-    assert degeneration(zh[0][0] + "－" * 300, zh[0][0], "length") == "loop"
-    assert degeneration(zh[1][0] + "？" * 300, zh[1][0], "length") == "loop"
+    assert degeneration(zh[0][0] + "－" * 300, zh[0][0]) == "loop"
+    assert degeneration(zh[1][0] + "？" * 300, zh[1][0]) == "loop"
     table = "| option | meaning |\n|---|---|\n| -v | verbose |\n| -q | quiet |"  # a Markdown table is not a loop
-    assert degeneration(f"{answer}\n\n{table}", prompt, "stop") is None
+    assert degeneration(f"{answer}\n\n{table}", prompt) is None
 
 
 def test_scorecard_counts_loops_and_echoes_as_degenerate(tmp_path):

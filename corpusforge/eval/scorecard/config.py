@@ -1,12 +1,15 @@
-"""The `corpusforge eval align` configuration: one pydantic model for the YAML file and the command-line flags.
+"""The `corpusforge eval scorecard` configuration: one pydantic model for the YAML file and the command-line flags,
+and how each model is sampled (`ModelSampling`: the config's values, or with ``sampling: auto`` the model's own
+generation_config.json).
 
 ```yaml
 language: th                                   # target language (lid.176 code, or zh_Hant / zh_Hans)
 prompts:
   target: [data/prompts-th.jsonl]              # jsonl (`text` field), txt (a prompt per line), corpusforge outputs
-  en: [data/prompts-en.jsonl]
+  en: [data/prompts-en.jsonl]                  # default: the shipped set (corpusforge/data/prompts/en.jsonl)
   limit: 200                                   # first N prompts of each set
-sampling: {temperature: 0.0, max_tokens: 256, seed: 0}
+sampling: {temperature: 0.0, max_tokens: 256, seed: 0}   # or `sampling: auto`, or {auto: true, max_tokens: 256}
+samples: 1                                     # answers per prompt (each with its own seed)
 models:
   - name: base
     model: /models/Meta-Llama-3-8B-Instruct
@@ -25,6 +28,9 @@ output: out/align-th
 
 from __future__ import annotations
 
+import json
+import logging
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -35,9 +41,12 @@ from corpusforge.config import StrictModel
 from corpusforge.config.overrides import apply_overrides
 from corpusforge.config.problems import lines_for, model_keys, pydantic_problems
 from corpusforge.config.yaml import read_yaml
-from corpusforge.errors import RecipeError, did_you_mean
+from corpusforge.errors import RecipeError, SourceError, did_you_mean
 from corpusforge.lang.names import LANGUAGE_ALIASES, LID176_LABELS, SCRIPT_LABELS
 from corpusforge.llm.config import BackendConfig, Sampling, TransformersBackendConfig
+from corpusforge.sources.files import builtin_data_dir
+
+log = logging.getLogger("corpusforge.eval")
 
 
 def _exists(raw: str) -> str:
@@ -49,12 +58,30 @@ def _exists(raw: str) -> str:
 ExistingPath = Annotated[str, AfterValidator(_exists)]
 
 
+SHIPPED_PROMPT_FIELD = "prompt"  # the field of corpusforge/data/prompts/*.jsonl (its README says where each came from)
+
+
+def shipped_prompts(language: str) -> Path | None:
+    """The prompt set corpusforge ships for ``language`` (``corpusforge/data/prompts/<code>.jsonl``), or None."""
+    path = builtin_data_dir() / "prompts" / f"{language}.jsonl"
+    return path if path.is_file() else None
+
+
+def shipped_languages() -> list[str]:
+    return sorted(p.stem for p in (builtin_data_dir() / "prompts").glob("*.jsonl"))
+
+
 class PromptSets(StrictModel):
-    target: list[ExistingPath] = Field(
-        ..., min_length=1, description="Target-language prompts: jsonl / txt files or corpusforge output folders."
+    target: list[ExistingPath] | None = Field(
+        None,
+        min_length=1,
+        description="Target-language prompts: jsonl / txt files or corpusforge output folders; default: the set "
+        "corpusforge ships for the language, where there is one.",
     )
-    en: list[ExistingPath] = Field(..., min_length=1, description="English prompts, same forms.")
-    text_field: str = Field("text", description="jsonl field / dataset column holding the prompt.")
+    en: list[ExistingPath] | None = Field(
+        None, min_length=1, description="English prompts, same forms; default: the shipped English set (306 prompts)."
+    )
+    text_field: str = Field("text", description="jsonl field / dataset column holding the prompt (of given files).")
     limit: int | None = Field(None, ge=1, description="Use the first N prompts of each set; default: all.")
 
     @field_validator("target", "en", mode="before")
@@ -62,19 +89,186 @@ class PromptSets(StrictModel):
     def _one_or_many(cls, value):
         return [value] if isinstance(value, str) else value
 
+    def source(self, prompt_set: str, language: str) -> tuple[list[str], str]:
+        """(files, text field) of one prompt set: the files given, or the shipped set for the language."""
+        given = self.en if prompt_set == "en" else self.target
+        if given:
+            return given, self.text_field
+        code = "en" if prompt_set == "en" else language
+        shipped = shipped_prompts(code)
+        if shipped is None:
+            raise ValueError(
+                f"prompts.{prompt_set}: no prompt file given, and corpusforge ships no prompt set for '{code}' "
+                f"(it ships: {', '.join(shipped_languages()) or 'none'}); give prompts.{prompt_set}: [FILE] "
+                "(jsonl with a `text` field, or txt with a prompt per line)"
+            )
+        return [str(shipped)], SHIPPED_PROMPT_FIELD
+
 
 class AlignSampling(StrictModel):
-    """Greedy by default: the matrix should not move between two runs of the same model."""
+    """Greedy by default: the matrix should not move between two runs of the same model. ``auto``: sample each model
+    the way it is served — the temperature, top_p and top_k of its own generation_config.json (`ModelSampling`)."""
 
+    auto: bool = Field(
+        False,
+        description="Take temperature, top_p and top_k from each model's generation_config.json (greedy when it "
+        "sets none); `sampling: auto` is short for `{auto: true}`.",
+    )
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy.")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     max_tokens: int = Field(256, ge=1, description="Generated tokens per response.")
-    seed: int = Field(0, description="Base seed; each request's seed derives from it and the prompt text.")
+    seed: int = Field(0, description="Base seed; each request's seed derives from it, the prompt text and the sample.")
 
-    def to_kd(self) -> Sampling:
+    @model_validator(mode="before")
+    @classmethod
+    def _auto_shorthand(cls, value):
+        if value == "auto":
+            return {"auto": True}
+        if isinstance(value, str):
+            raise ValueError(f"give `auto` or a mapping (temperature, top_p, max_tokens, seed), got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _auto_or_values(self):
+        both = sorted({"temperature", "top_p"} & self.model_fields_set)
+        if self.auto and both:
+            raise ValueError(
+                f"{' and '.join(both)} set with `auto`, which takes them from each model's generation_config.json: "
+                "drop one or the other"
+            )
+        return self
+
+    def for_model(self, model: ScorecardModel, samples: int) -> ModelSampling:
+        """How ``model`` is sampled, ``samples`` answers per prompt (one when the decoding turns out greedy)."""
+        if not self.auto:
+            return ModelSampling(self.temperature, self.top_p, self.max_tokens, self.seed, samples, "config")
+        values, where = generation_config(model)
+        out = ModelSampling(0.0, 1.0, self.max_tokens, self.seed, samples, where)
+        if values is None:
+            out.notes.append("greedy (temperature 0): nothing to read the model's sampling from")
+        else:
+            sampled = {k: values[k] for k in ("temperature", "top_p", "top_k") if values.get(k) is not None}
+            # as vLLM serves a model (its default `generation_config: auto`): these values, whatever `do_sample`
+            # says; a file with `do_sample: true` alone samples at temperature 1
+            if sampled or values.get("do_sample"):
+                out.temperature = float(sampled.get("temperature", 1.0))
+                out.top_p = float(sampled.get("top_p", 1.0))
+                if out.temperature < 0 or not 0 < out.top_p <= 1:
+                    raise SourceError(f"{where}: temperature {out.temperature}, top_p {out.top_p} out of range")
+            else:
+                out.notes.append("the file sets no temperature, top_p or top_k: greedy (temperature 0)")
+            ignored = {
+                "top_k": values.get("top_k") not in (None, 0, -1),
+                "min_p": values.get("min_p") not in (None, 0, 0.0),
+                "repetition_penalty": values.get("repetition_penalty") not in (None, 1, 1.0),
+            }
+            for key in (k for k, set_ in ignored.items() if set_):
+                out.not_applied[key] = values[key]
+            if out.not_applied and out.temperature > 0:
+                shown = ", ".join(f"{k} {v}" for k, v in out.not_applied.items())
+                out.notes.append(
+                    f"{shown} not applied: the generation backends take temperature and top_p only, so these "
+                    "answers are sampled from a wider distribution than the model's servers use"
+                )
+        if out.temperature == 0 and samples > 1:
+            out.samples = 1
+            out.notes.append(f"one answer per prompt, not {samples}: greedy answers do not vary")
+        return out
+
+
+@dataclass
+class ModelSampling:
+    """The sampling one model's answers are drawn with, and where it came from (``source``: ``config``, or the
+    generation_config.json that ``sampling: auto`` read)."""
+
+    temperature: float
+    top_p: float
+    max_tokens: int
+    seed: int
+    samples: int  # answers per prompt, each with its own seed
+    source: str
+    not_applied: dict = field(default_factory=dict)  # what the model's file sets that no backend applies (top_k…)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def to_backend(self) -> Sampling:
         return Sampling(
             temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, n=1, seed=self.seed
         )
+
+    def describe(self) -> str:
+        how = "greedy" if self.greedy else f"temperature {self.temperature:g}, top_p {self.top_p:g}"
+        return f"{how}, {self.samples} answer(s) per prompt, max_tokens {self.max_tokens} ({self.source})"
+
+    def to_dict(self) -> dict:
+        return {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": self.seed,
+            "samples": self.samples,
+            "source": self.source,
+            "not_applied": self.not_applied,
+            "notes": self.notes,
+        }
+
+
+GENERATION_CONFIG = "generation_config.json"
+
+
+def generation_config(model: ScorecardModel) -> tuple[dict | None, str]:
+    """The sampling settings a model ships (its generation_config.json as a dict; {} when it has none) and where
+    they were read, for ``sampling: auto``. None when there is nothing to read: an endpoint model (`openai`) with
+    no local folder — its `backend.tokenizer` folder, when local, is read as the model's own."""
+    if model.backend.type == "openai":
+        folder = next(
+            (
+                Path(p).expanduser()
+                for p in (model.backend.tokenizer, model.model)
+                if p and Path(p).expanduser().is_dir()
+            ),
+            None,
+        )
+        if folder is None:
+            return None, (
+                f"openai endpoint '{model.model}' has no local folder to read {GENERATION_CONFIG} from (set "
+                "`backend.tokenizer` to the model's folder, or give sampling.temperature / top_p)"
+            )
+        return _local_generation_config(folder)
+    folder = Path(model.model).expanduser()
+    return _local_generation_config(folder) if folder.is_dir() else _hub_generation_config(model.model)
+
+
+def _local_generation_config(folder: Path) -> tuple[dict, str]:
+    path = folder / GENERATION_CONFIG
+    if path.is_file():
+        try:
+            return json.loads(path.read_text(encoding="utf-8")), str(path)
+        except (ValueError, UnicodeDecodeError) as err:
+            raise SourceError(f"{path}: not JSON ({err})") from err
+    adapter = folder / "adapter_config.json"
+    if adapter.is_file():  # a LoRA adapter is served with its base model's settings
+        base = json.loads(adapter.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        if base:
+            base_folder = Path(base).expanduser()
+            return _local_generation_config(base_folder) if base_folder.is_dir() else _hub_generation_config(base)
+    return {}, f"{folder} (no {GENERATION_CONFIG})"
+
+
+def _hub_generation_config(repo: str) -> tuple[dict, str]:
+    from huggingface_hub import hf_hub_download  # the models it names are loaded from the Hub anyway
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        path = hf_hub_download(repo, GENERATION_CONFIG)
+    except EntryNotFoundError:
+        return {}, f"{repo} on the Hub (no {GENERATION_CONFIG})"
+    except Exception as err:  # noqa: BLE001 — offline, unknown repo…: the model itself would not load either
+        raise SourceError(f"sampling: auto: cannot read {GENERATION_CONFIG} of '{repo}': {err}") from err
+    return json.loads(Path(path).read_text(encoding="utf-8")), f"{repo}/{GENERATION_CONFIG}"
 
 
 class ScorecardModel(StrictModel):
@@ -152,8 +346,16 @@ class ScorecardConfig(StrictModel):
 
     language: str = Field(..., description="Target language: a lid.176 code (`th`, `vi`…) or `zh_Hant` / `zh_Hans`.")
     models: list[ScorecardModel] = Field(..., min_length=1, description="Models compared side by side, in this order.")
-    prompts: PromptSets
+    prompts: PromptSets = Field(
+        default_factory=PromptSets, description="Prompt files; without them, the sets corpusforge ships."
+    )
     sampling: AlignSampling = Field(default_factory=AlignSampling)
+    samples: int = Field(
+        1,
+        ge=1,
+        description="Answers per prompt, each with its own seed (needs sampling: temperature > 0, or `auto`). The "
+        "significance tests count them as clustered by prompt, not as independent prompts.",
+    )
     system: str | None = Field(None, description="System prompt for every request (none by default).")
     min_letters: int = Field(
         10, ge=1, description="Responses with fewer letters are `undetermined` (LID is noise on 'OK', '42', '✓')."
@@ -167,6 +369,21 @@ class ScorecardConfig(StrictModel):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     perplexity: PerplexityConfig | None = Field(None, description="Held-out text for perplexity; none by default.")
     verdict: VerdictConfig = Field(default_factory=VerdictConfig)
+
+    @model_validator(mode="after")
+    def _prompts_exist(self):
+        self.prompts.source("target", self.language)  # no file and nothing shipped: an error naming the key
+        return self
+
+    @model_validator(mode="after")
+    def _samples_vary(self):
+        if self.samples > 1 and not self.sampling.auto and self.sampling.temperature == 0:
+            raise ValueError(
+                f"samples: {self.samples} with greedy decoding (sampling.temperature 0) would ask each prompt "
+                f"{self.samples} times for the same answer; set sampling.temperature > 0, `sampling: auto`, or "
+                "samples: 1"
+            )
+        return self
 
     @model_validator(mode="after")
     def _known_reference(self):

@@ -6,22 +6,25 @@ target-language prompts?
     result = run_scorecard(load_scorecard_config("docs/examples/align-th.yaml"))
     result.models[0].cells["target"].shares      # {"en": 0.12, "target": 0.55, "other": 0.03, "degenerate": 0.30}
 
-Each model (any KD backend: transformers, vllm, an OpenAI-compatible endpoint; a LoRA adapter folder with
-transformers) answers both prompt sets, one user turn per prompt. Each response is classified by the `language`
-step's LID (fastText lid.176, Chinese split by script) on its prose (fenced code blocks left out): English, the
-target language, or another language; responses with fewer than ``min_letters`` letters of prose are
+Each model (any backend: transformers, vllm, an OpenAI-compatible endpoint; a LoRA adapter folder with
+transformers) answers both prompt sets — the given files, or the sets corpusforge ships — one user turn per prompt,
+``samples`` times each with its own seed (sampled as the config says, or with ``sampling: auto`` as the model's
+generation_config.json says). Each response is checked for degeneration (a loop, an echo, empty) and classified by
+the `language` step's LID (fastText lid.176, Chinese split by script) on its prose (fenced code blocks left out):
+English, the target language, or another language; responses with fewer than ``min_letters`` letters of prose are
 `undetermined`, and requests that still fail after the retries are `failed` — both counted apart, outside the
-shares. Writes ``align.json`` (counts, shares and every response) and ``align.png`` (grouped bars, models side by
-side) to the output folder.
+shares. Whether an answer ended or was cut off at ``max_tokens`` is recorded apart from its class. Writes
+``align.json`` (counts, shares with their intervals, and every response) and ``align.png`` (grouped bars, models
+side by side) to the output folder.
 
 Models run one after another and each is released before the next loads. Each model's responses are kept in
 ``OUT/responses/``, keyed by what determines them (model and its files' sizes and times, backend settings,
-sampling, system prompt, prompts): a rerun after a crash, or with another ``min_letters``, regenerates nothing
-but the requests that failed.
+sampling as resolved for that model, samples, system prompt, prompts): a rerun after a crash, or with another
+``min_letters``, regenerates nothing but the requests that failed.
 
 Here: prompts, generation and classification, and `run_scorecard`, which drives the whole comparison. The result
-types are in `align_results`, the retention set and the likelihood scores in `align_retention`, the chart in
-`align_plot`, the scorecard and its verdicts in `scorecard`.
+types and shares are in `results`, the retention set and the likelihood scores in `retention`, the chart in
+`plot`, the measures and verdicts in `verdicts`.
 """
 
 from __future__ import annotations
@@ -29,20 +32,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections import Counter
 from pathlib import Path
 
 from corpusforge.atomic import write_atomic, write_json_atomic
 from corpusforge.errors import SourceError
 from corpusforge.eval.documents import iter_docs
-from corpusforge.eval.scorecard.config import ScorecardConfig, ScorecardModel
+from corpusforge.eval.scorecard.config import ModelSampling, ScorecardConfig, ScorecardModel
 from corpusforge.eval.scorecard.plot import plot_alignment
 from corpusforge.eval.scorecard.results import (
-    APART,
-    CLASSES,
     PROMPT_SETS,
     RESPONSES_DIR,
-    Cell,
     ModelResult,
     Progress,
     Response,
@@ -51,6 +50,7 @@ from corpusforge.eval.scorecard.results import (
     free_memory,
     model_fingerprint,
     slug,
+    tabulate,
 )
 from corpusforge.eval.scorecard.retention import (
     load_conversations,
@@ -113,26 +113,22 @@ class Classifier:
         return label, score, "target" if languages_agree(label, self.language) else "other"
 
 
-def tabulate(prompt_set: str, responses: list[Response]) -> Cell:
-    mine = [r for r in responses if r.prompt_set == prompt_set]
-    counts = Counter(r.answered_in for r in mine)
-    others = Counter(r.detected for r in mine if r.answered_in == "other")
-    degenerations = Counter(r.degeneration for r in mine if r.answered_in == "degenerate")
-    return Cell(
-        prompts=len(mine),
-        counts={c: counts.get(c, 0) for c in CLASSES + APART},
-        other_languages=dict(sorted(others.items(), key=lambda kv: (-kv[1], kv[0]))),
-        degenerations=dict(sorted(degenerations.items(), key=lambda kv: (-kv[1], kv[0]))),
-    )
-
-
 # --------------------------------------------------------------------------------------------- generation
-def responses_key(model: ScorecardModel, config: ScorecardConfig, prompts: dict[str, list[str]]) -> str:
+Item = tuple[str, str, int]  # (prompt set, prompt, sample)
+Row = tuple[str, str, int, str, str, int]  # (prompt set, prompt, sample, response, finish reason, tokens)
+
+
+def responses_key(
+    model: ScorecardModel, config: ScorecardConfig, prompts: dict[str, list[str]], sampling: ModelSampling
+) -> str:
+    # the sampling as resolved for this model (and how many answers per prompt): a cached greedy run is never
+    # read back for a sampled one, nor one model's `auto` settings for another's
     what = {
         "model": model.model,
         "files": model_fingerprint(model.model),
         "backend": model.backend.model_dump(),
         "sampling": config.sampling.model_dump(),
+        "resolved": sampling.to_dict(),
         "system": config.system,
         "prompts": prompts,
     }
@@ -152,21 +148,30 @@ def _open_backend(model: ScorecardModel):
     return classes[model.backend.type](model.model, model.backend)
 
 
+def items_of(prompts: dict[str, list[str]], samples: int) -> list[Item]:
+    """Every (prompt set, prompt, sample) to answer, in the order the rows are kept."""
+    return [(s, p, k) for s in PROMPT_SETS for p in prompts[s] for k in range(samples)]
+
+
 def generate_responses(
-    model: ScorecardModel, config: ScorecardConfig, prompts: dict[str, list[str]], progress: Progress | None = None
-) -> list[tuple[str, str, str, str, int]]:
-    """(prompt set, prompt, response, finish reason, tokens) for every prompt, in order; a request that fails
-    ``max_retries + 1`` times has finish reason ``error`` and the error text as its response."""
+    model: ScorecardModel,
+    config: ScorecardConfig,
+    sampling: ModelSampling,
+    items: list[Item],
+    progress: Progress | None = None,
+) -> list[Row]:
+    """A row for every item, in order; a request that fails ``max_retries + 1`` times has finish reason ``error``
+    and the error text as its response. Each request's seed derives from the base seed, the prompt's text and the
+    sample's index (so it does not depend on the prompt's position, its batch, or the other prompts)."""
     check_loadable(model)
-    sampling = config.sampling.to_kd()
-    items = [(s, p) for s in PROMPT_SETS for p in prompts[s]]
+    backend_sampling = sampling.to_backend()
     system = (("system", config.system),) if config.system else ()
     requests = [
         Request(
             messages=(*system, ("user", prompt)),
-            seed=request_seed(sampling.seed, hashlib.sha256(prompt.encode()).hexdigest(), 0, "align"),
+            seed=request_seed(sampling.seed, hashlib.sha256(prompt.encode()).hexdigest(), sample, "align"),
         )
-        for _, prompt in items
+        for _, prompt, sample in items
     ]
     backend = _open_backend(model)
     try:
@@ -176,7 +181,7 @@ def generate_responses(
         for start in range(0, len(requests), size):
             todo = list(range(start, min(start + size, len(requests))))
             for attempt in range(config.max_retries + 1):
-                outs = backend.generate([requests[i] for i in todo], sampling)
+                outs = backend.generate([requests[i] for i in todo], backend_sampling)
                 for i, out in zip(todo, outs):
                     results[i] = f"{type(out).__name__}: {out}" if isinstance(out, Exception) else out
                 outs = out = None
@@ -191,13 +196,29 @@ def generate_responses(
     finally:
         del backend  # the next model loads into the memory this one frees
         free_memory()
-    rows = []
-    for (prompt_set, prompt), out in zip(items, results):
+    rows: list[Row] = []
+    for (prompt_set, prompt, sample), out in zip(items, results):
         if isinstance(out, str):
-            rows.append((prompt_set, prompt, out, "error", 0))
+            rows.append((prompt_set, prompt, sample, out, "error", 0))
         else:
-            rows.append((prompt_set, prompt, out.text, out.finish_reason, out.n_tokens))
+            rows.append((prompt_set, prompt, sample, out.text, out.finish_reason, out.n_tokens))
     return rows
+
+
+def classify_row(row: Row, classify: Classifier) -> Response:
+    """One response, classified: its degeneration first (a loop, an echo, empty: `degenerate` whatever its
+    language), then its language. Whether it was cut off is its finish reason, apart from both."""
+    prompt_set, prompt, sample, text, finish, n_tokens = row
+    reason = None
+    if finish == "error":
+        detected, score, answered_in = None, None, "failed"
+    else:
+        detected, score, answered_in = classify(text)
+        reason = degeneration(text, prompt)
+        if reason is not None:
+            answered_in = "degenerate"
+    score = None if score is None else round(float(score), 4)
+    return Response(prompt_set, prompt, text, finish, n_tokens, detected, score, answered_in, reason, sample)
 
 
 def evaluate_model(
@@ -208,20 +229,24 @@ def evaluate_model(
     output: Path,
     progress: Progress | None = None,
 ) -> ModelResult:
-    key = responses_key(model, config, prompts)
+    sampling = config.sampling.for_model(model, config.samples)
+    for note in sampling.notes:
+        log.warning("%s: sampling: %s", model.name, note)
+    log.info("%s: %s", model.name, sampling.describe())
+    key = responses_key(model, config, prompts, sampling)
     cache = output / RESPONSES_DIR / f"{slug(model.name)}-{key}.json"
     rows = [tuple(r) for r in json.loads(cache.read_text(encoding="utf-8"))["rows"]] if cache.is_file() else None
-    failed = [i for i, row in enumerate(rows or []) if row[3] == "error"]
+    failed = [i for i, row in enumerate(rows or []) if row[4] == "error"]
     reused = rows is not None and not failed
     if rows is None:
-        rows = generate_responses(model, config, prompts, progress)
+        rows = generate_responses(model, config, sampling, items_of(prompts, sampling.samples), progress)
     elif failed:
-        # Only the requests that failed last time are sent again; rows are in prompt-set order, and so is `todo`.
+        # Only the requests that failed last time are sent again, with the seeds they had.
         log.info(
             "%s: %d responses kept, %d failed requests sent again", model.name, len(rows) - len(failed), len(failed)
         )
-        todo = {s: [rows[i][1] for i in failed if rows[i][0] == s] for s in PROMPT_SETS}
-        for i, row in zip(failed, generate_responses(model, config, todo, progress)):
+        todo = [rows[i][:3] for i in failed]
+        for i, row in zip(failed, generate_responses(model, config, sampling, todo, progress)):
             rows[i] = row
     else:
         log.info("%s: reusing %d responses from %s", model.name, len(rows), cache)
@@ -229,18 +254,7 @@ def evaluate_model(
         cache.parent.mkdir(parents=True, exist_ok=True)
         payload = {"model": model.model, "backend": model.backend.model_dump(), "rows": rows}
         write_json_atomic(cache, payload, indent=None)
-    responses = []
-    for prompt_set, prompt, text, finish, n_tokens in rows:
-        reason = None
-        if finish == "error":
-            detected, score, answered_in = None, None, "failed"
-        else:
-            detected, score, answered_in = classify(text)
-            reason = degeneration(text, prompt, finish)
-            if reason is not None:
-                answered_in = "degenerate"
-        score = None if score is None else round(float(score), 4)
-        responses.append(Response(prompt_set, prompt, text, finish, n_tokens, detected, score, answered_in, reason))
+    responses = [classify_row(row, classify) for row in rows]
     return ModelResult(
         name=model.name,
         model=model.model,
@@ -248,6 +262,7 @@ def evaluate_model(
         cells={s: tabulate(s, responses) for s in PROMPT_SETS},
         responses=responses,
         reused=reused,
+        sampling=sampling.to_dict(),
     )
 
 
@@ -258,11 +273,8 @@ def run_scorecard(config: ScorecardConfig, progress: Progress | None = None) -> 
     output = Path(config.output).expanduser()
     if output.exists() and not output.is_dir():
         raise SourceError(f"output '{config.output}' exists and is not a folder")
-    p = config.prompts
-    prompts = {
-        "en": load_prompts(p.en, p.text_field, p.limit),
-        "target": load_prompts(p.target, p.text_field, p.limit),
-    }
+    sources = {s: config.prompts.source(s, config.language) for s in PROMPT_SETS}
+    prompts = {s: load_prompts(paths, field, config.prompts.limit) for s, (paths, field) in sources.items()}
     retention = config.retention
     answers = (
         load_conversations(retention.answers, retention.limit) if retention.enabled and retention.answers else None
@@ -280,7 +292,9 @@ def run_scorecard(config: ScorecardConfig, progress: Progress | None = None) -> 
         likelihoods[m.name] = measure_likelihood(
             m, config, answers if retention.enabled else None, heldout, output, progress
         )
-    result = ScorecardResult(config.language, config, [done[m.name] for m in config.models], output, likelihoods)
+    result = ScorecardResult(
+        config.language, config, [done[m.name] for m in config.models], output, likelihoods, prompt_sources=sources
+    )
     write_json_atomic(result.json_path, result.to_dict(), indent=1)
     plot_alignment(result, result.png_path)
     result.scorecard = build_scorecard(result, likelihoods)

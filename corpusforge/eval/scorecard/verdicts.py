@@ -1,10 +1,16 @@
 """The transfer scorecard: per model, what it does (the response-language matrix with degenerate answers counted
-apart), whether it still ends its turns (chat format), what it kept (retention: NLL of the reference's own English
-answers; perplexity on held-out text), and one verdict against the reference model that a user can act on.
+apart), whether it still ends its turns (chat format; and apart from it, the share cut off at max_tokens), what it
+kept (retention: NLL of the reference's own English answers; perplexity on held-out text), and one verdict against
+the reference model that a user can act on.
 
-A change counts only when it is large enough (``verdict.min_change``) *and* a two-proportion z-test (shares) or a
-paired test (retention) says it is not noise at ``verdict.alpha``; otherwise the verdict says how far the figures
-moved and that the prompts are too few to tell.
+Every share is a `Share` in ``SHARES`` (which answers count, which of them hit), every share that can decide a
+verdict a `Comparison` in ``COMPARISONS``: a new per-model measure is an entry there, and it gets its figures, its
+confidence interval, its significance test and its finding from the code below.
+
+A change counts only when it is large enough (``verdict.min_change``) *and* a two-proportion z-test (shares; with
+several answers per prompt on the counts divided by the design effect, see `results`) or a paired test (retention)
+says it is not noise at ``verdict.alpha``; otherwise the verdict says how far the figures moved and that the prompts
+are too few to tell. Findings on a share that depends on the token limit (turns ended) say so.
 
 Verdicts, most severe first: ``broken`` (more degenerate answers, or turns no longer ended), ``english_degraded``
 (fewer English answers to English prompts, the reference's answers less likely, English perplexity up),
@@ -17,10 +23,12 @@ from __future__ import annotations
 import base64
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from corpusforge.eval.scorecard.likelihood import Scored, mean_per_char, mean_per_token, perplexity
+from corpusforge.eval.scorecard.results import CLASSES, Proportion, Response, answered, classified
 from corpusforge.lang.names import language_name
 
 SEVERITY = ("broken", "english_degraded", "target_fell", "transferred", "no_change")
@@ -85,8 +93,18 @@ def paired_p(differences: list[float]) -> float | None:
     return math.erfc(abs(mean / (sd / math.sqrt(n))) / math.sqrt(2))
 
 
+def proportions_p(a: Proportion, b: Proportion) -> float | None:
+    """``two_proportion_p`` on the effective counts (the plain counts with one answer per prompt)."""
+    return two_proportion_p(*a.effective, *b.effective)
+
+
 def _pct(share: float | None) -> str:
     return "—" if share is None else f"{100 * share:.0f}%"
+
+
+def _ci(interval) -> str:
+    """A 95% interval in points: ``[78–98]``."""
+    return "" if not interval else f"[{100 * interval[0]:.0f}–{100 * interval[1]:.0f}]"
 
 
 def _p(p: float | None) -> str:
@@ -94,30 +112,59 @@ def _p(p: float | None) -> str:
 
 
 # --------------------------------------------------------------------------------------------- measures
-def _share(model, prompt_set: str, cls: str) -> tuple[int, int]:
-    """Responses of class ``cls`` (or ``switched``: answered in a language other than English, the target language
-    or another), of the classified responses to ``prompt_set``."""
-    cell = model.cells[prompt_set]
-    k = cell.counts["target"] + cell.counts["other"] if cls == "switched" else cell.counts[cls]
-    return k, cell.determined
+@dataclass(frozen=True)
+class Share:
+    """A per-answer measure of one model on one prompt set: the answers ``among`` counts, and those of them ``hit``
+    counts. ``report``: a measure of its own in ``measures`` (with its interval), on ``prompt_sets``; the matrix's
+    classes are reported together, under ``language``. ``length``: it depends on the token limit (its findings say
+    so)."""
+
+    hit: Callable[[Response], bool]
+    among: Callable[[Response], bool] = classified
+    report: bool = True
+    prompt_sets: tuple[str, ...] = ("en", "target")
+    length: bool = False
 
 
-def _chat_format(model, prompt_set: str) -> tuple[int, int]:
-    """Answers that ended with the end-of-turn token within max_tokens, of the answers received."""
-    answered = [r for r in model.responses if r.prompt_set == prompt_set and r.finish_reason != "error"]
-    return sum(r.finish_reason == "stop" for r in answered), len(answered)
+def _answered_in(*classes: str) -> Callable[[Response], bool]:
+    return lambda r: r.answered_in in classes
 
 
-def _ratio(k: int, n: int) -> float | None:
-    return k / n if n else None
+SHARES: dict[str, Share] = {
+    **{c: Share(_answered_in(c), report=c == "degenerate") for c in CLASSES},  # the matrix: of the classified answers
+    # language confusion: answered in a language other than English (the target or any other)
+    "switched": Share(_answered_in("target", "other"), report=False),
+    # of the answers received: ended with the end-of-turn token within max_tokens / reached it without ending
+    "chat_format": Share(lambda r: r.finish_reason == "stop", answered, length=True),
+    "cut_off": Share(lambda r: r.cut_off, answered, length=True),
+}
+
+
+def share(model, prompt_set: str, name: str) -> Proportion:
+    measure = SHARES[name]
+    return model.cells[prompt_set].share(measure.hit, measure.among)
+
+
+def _interval(p: Proportion) -> list[float] | None:
+    return p.to_dict()["ci95"]
 
 
 def measures(model, likelihood: Likelihood | None) -> dict:
-    out: dict = {"language": {}, "degenerate": {}, "chat_format": {}}
+    reported = [name for name, m in SHARES.items() if m.report]
+    out: dict = {"language": {}, **{name: {} for name in reported}}
+    ci: dict = {"language": {}, **{name: {} for name in reported}}
+    out["answers"], out["cut_off_by_class"] = {}, {}
     for s in SETS:
-        out["language"][s] = {c: v for c, v in model.cells[s].shares.items()}
-        out["degenerate"][s] = _ratio(*_share(model, s, "degenerate"))
-        out["chat_format"][s] = _ratio(*_chat_format(model, s))
+        cell = model.cells[s]
+        out["language"][s] = {c: v for c, v in cell.shares.items()}
+        ci["language"][s] = {c: _interval(share(model, s, c)) for c in CLASSES}
+        for name in reported:
+            p = share(model, s, name) if s in SHARES[name].prompt_sets else None
+            out[name][s], ci[name][s] = (p.share, _interval(p)) if p else (None, None)
+        out["answers"][s] = {"prompts": cell.prompts, "answers": cell.answers, "classified": cell.determined}
+        out["cut_off_by_class"][s] = cell.cut_off_by_class
+    out["ci95"] = ci
+    out["sampling"] = model.sampling
     lk = likelihood or Likelihood()
     out["retention"] = None
     if lk.retention:
@@ -143,54 +190,75 @@ class Finding:
         return {"kind": self.kind, "text": self.text}
 
 
-def _compare_share(
-    model, ref, measure: str, prompt_set: str, worse_if: str, kind: str, what: str, v
-) -> Finding | None:
-    """A share of ``model`` against the reference's; ``worse_if`` 'up' or 'down' is the direction named ``kind``."""
-    if measure == "chat_format":
-        (k1, n1), (k2, n2) = _chat_format(model, prompt_set), _chat_format(ref, prompt_set)
-    else:
-        (k1, n1), (k2, n2) = _share(model, prompt_set, measure), _share(ref, prompt_set, measure)
-    if not n1 or not n2:
+@dataclass(frozen=True)
+class Comparison:
+    """A share of a model against the reference's: a move of ``worse_if`` ('up' or 'down') is a finding of
+    ``kind``; ``what`` names it ({label}: the prompt set's language)."""
+
+    share: str  # a key of SHARES
+    prompt_set: str
+    worse_if: str
+    kind: str
+    what: str
+
+
+COMPARISONS: tuple[Comparison, ...] = (
+    *(
+        c
+        for s in SETS
+        for c in (
+            Comparison("degenerate", s, "up", "broken", "degenerate answers to {label} prompts"),
+            Comparison("chat_format", s, "down", "broken", "turns ended (end-of-turn) on {label} prompts"),
+        )
+    ),
+    Comparison("en", "en", "down", "english_degraded", "English answers to English prompts"),
+    # language confusion: a model that stopped looping can gain English answers and still answer English in Chinese
+    Comparison("switched", "en", "up", "english_degraded", "English prompts answered in another language"),
+    Comparison("target", "target", "up", "transferred", "{label} answers to {label} prompts"),
+    Comparison("target", "target", "down", "target_fell", "{label} answers to {label} prompts"),
+)
+
+
+def _n(a: Proportion, b: Proportion) -> str:
+    text = f"n={a.n}/{b.n}"
+    if a.n != a.prompts or b.n != b.prompts:  # several answers per prompt: what the test counted
+        (_, na), (_, nb) = a.effective, b.effective
+        text += f" answers to {a.prompts}/{b.prompts} prompts, effective n={na:.0f}/{nb:.0f}"
+    return text
+
+
+def _length_note(model, prompt_set: str) -> str:
+    """Turns ended depends on max_tokens: say which, and how many of the answers cut off were not degenerate."""
+    cut = model.cells[prompt_set].cut_off_by_class
+    genuine, total = sum(v for c, v in cut.items() if c != "degenerate"), sum(cut.values())
+    text = f" — at max_tokens {model.sampling.get('max_tokens', '?')}"
+    if genuine:
+        text += f", {genuine} of its {total} cut-off answers are not loops or echoes: a longer limit may let them end"
+    return text
+
+
+def _compare(model, ref, c: Comparison, label: str, v) -> Finding | None:
+    a, b = share(model, c.prompt_set, c.share), share(ref, c.prompt_set, c.share)
+    if not a.n or not b.n:
         return None
-    a, b = k1 / n1, k2 / n2
-    change = a - b if worse_if == "up" else b - a
+    change = a.share - b.share if c.worse_if == "up" else b.share - a.share
     if change < v.min_change:
         return None
-    p = two_proportion_p(k1, n1, k2, n2)
-    figures = f"{what} {_pct(a)} (reference {_pct(b)}, {_p(p)}, n={n1}/{n2})"
+    p = proportions_p(a, b)
+    figures = f"{c.what.format(label=label)} {_pct(a.share)} (reference {_pct(b.share)}, {_p(p)}, {_n(a, b)})"
+    if SHARES[c.share].length:
+        figures += _length_note(model, c.prompt_set)
     if p is not None and p < v.alpha:
-        return Finding(kind, figures)
+        return Finding(c.kind, figures)
     return Finding("unclear", figures + " — too few prompts to tell")
 
 
 def verdict(model, ref, target_name: str, lk: Likelihood | None, ref_lk: Likelihood | None, v) -> list[Finding]:
     """Every finding of ``model`` against the reference ``ref``, most severe first."""
-    found: list[Finding | None] = []
-    for s, name in SETS.items():
-        label = name or target_name
-        found.append(
-            _compare_share(model, ref, "degenerate", s, "up", "broken", f"degenerate answers to {label} prompts", v)
-        )
-        found.append(
-            _compare_share(
-                model, ref, "chat_format", s, "down", "broken", f"turns ended (end-of-turn) on {label} prompts", v
-            )
-        )
-    found.append(
-        _compare_share(model, ref, "en", "en", "down", "english_degraded", "English answers to English prompts", v)
-    )
-    # language confusion: a model that stopped looping can gain English answers and still answer English in Chinese
-    found.append(
-        _compare_share(
-            model, ref, "switched", "en", "up", "english_degraded", "English prompts answered in another language", v
-        )
-    )
+    labels = {s: name or target_name for s, name in SETS.items()}
+    found: list[Finding | None] = [_compare(model, ref, c, labels[c.prompt_set], v) for c in COMPARISONS]
     found.append(_retention_finding(lk, ref_lk, v))
     found.append(_english_ppl_finding(lk, ref_lk, v))
-    target = f"{target_name} answers to {target_name} prompts"
-    found.append(_compare_share(model, ref, "target", "target", "up", "transferred", target, v))
-    found.append(_compare_share(model, ref, "target", "target", "down", "target_fell", target, v))
     order = {k: i for i, k in enumerate((*SEVERITY, "unclear"))}
     return sorted((f for f in found if f is not None), key=lambda f: order[f.kind])
 
@@ -234,11 +302,13 @@ def _english_ppl_finding(lk: Likelihood | None, ref_lk: Likelihood | None, v) ->
 def verdict_line(name: str, kind: str, findings: list[Finding], measures_: dict, language: str) -> str:
     """One line: the verdict and the (at most three) findings behind it; the JSON and HTML list them all."""
     if kind == "reference":
-        deg = measures_["degenerate"]
+        deg, cut = measures_["degenerate"], measures_["cut_off"]
+        max_tokens = (measures_.get("sampling") or {}).get("max_tokens", "?")
         return (
             f"{name}: reference — {language}→{language} {_pct(measures_['language']['target']['target'])}, "
             f"en→en {_pct(measures_['language']['en']['en'])}, degenerate {_pct(deg['en'])} en / "
-            f"{_pct(deg['target'])} {language}"
+            f"{_pct(deg['target'])} {language}, cut off at max_tokens {max_tokens} {_pct(cut['en'])} en / "
+            f"{_pct(cut['target'])} {language}"
         )
     shown = [f.text for f in findings if f.kind != "unclear"] or [f.text for f in findings]
     if not shown:
@@ -285,7 +355,9 @@ def build_scorecard(result, likelihoods: dict[str, Likelihood | None]) -> dict:
         "reference": ref.name,
         "verdict_rules": config.verdict.model_dump(),
         "sampling": config.sampling.model_dump(),
+        "samples": config.samples,
         "prompts": {s: ref.cells[s].prompts for s in SETS},
+        "answers": {s: ref.cells[s].answers for s in SETS},
         "models": models,
     }
 
@@ -300,11 +372,15 @@ def render_html(card: dict, result, png: Path | None) -> str:
         undefined=jinja2.StrictUndefined,
     )
     env.filters["pct"] = _pct
+    env.filters["ci"] = _ci
     env.filters["num"] = lambda x, digits=3: "—" if x is None else f"{x:.{digits}f}"
     examples = {}
     for m in result.models:
         bad = [r for r in m.responses if r.answered_in == "degenerate"][:3]
         good = [r for r in m.responses if r.answered_in == "target" and r.prompt_set == "target"][:2]
-        examples[m.name] = [(r, r.degeneration or "") for r in bad + good]
+        long = [r for r in m.responses if r.cut_off and r.answered_in != "degenerate" and r not in good][:1]
+        examples[m.name] = [
+            (r, r.degeneration or ("cut off, not degenerate" if r.cut_off else "")) for r in bad + good + long
+        ]
     chart = base64.b64encode(png.read_bytes()).decode() if png and png.is_file() else None
     return env.get_template("scorecard.html.jinja").render(card=card, examples=examples, chart=chart)
