@@ -82,14 +82,16 @@ def test_scorecard_on_the_real_model_counts_its_loops(smollm2, tmp_path):
     }
     result = run_scorecard(scorecard_config_from_dict(config))
     responses = [r for r in result.models[0].responses if r.prompt_set == "en"]
-    # every answer is either a real English answer or degenerate for a reason that can be checked
+    # every answer is either a real English answer (ended, or cut off at the limit: length is not degeneration) or
+    # degenerate for a reason that can be checked
     for r in responses:
         if r.degeneration == "loop":
             assert _repeats_a_sentence(r.response), r.response
-        elif r.degeneration == "cut_off":
-            assert r.finish_reason == "length"
         elif r.degeneration is None:
-            assert r.answered_in == "en" and r.finish_reason == "stop" and not _repeats_a_sentence(r.response)
+            assert r.answered_in == "en" and r.finish_reason in ("stop", "length")
+            # a cut-off answer is judged as the same text would be had it ended; this independent look is kept for
+            # the ones that ended (a list cut off mid-way may repeat an item without looping by the detector's rule)
+            assert r.finish_reason == "length" or not _repeats_a_sentence(r.response), r.response
     assert Counter(r.answered_in for r in responses)["en"] >= 1  # it does answer English
 
 
