@@ -113,7 +113,8 @@ class PlainProgress:
         parts = [f"{task.description}: {self.unit(task.completed)}"]
         if task.total:
             parts[0] += f" / {self.unit(task.total)} ({task.completed / task.total:.0%})"
-        rate = (task.completed - task.base) / elapsed if elapsed > 0 else 0.0
+        # under a second of work says nothing about the rate (a batch that ends as its task is first seen)
+        rate = (task.completed - task.base) / elapsed if elapsed >= 1.0 else 0.0
         if rate:
             parts.append(f"{self.unit(rate)}/s")
         if self.detail:

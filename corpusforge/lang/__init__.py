@@ -6,7 +6,8 @@
   deciding first (`LanguageIdentifier`).
 * `names` — language codes: the labels LID writes, aliases, display names, which labels agree, BCP-47 forms.
 * `prose` — which part of a text is natural language: outside fenced code, words of Latin prose, letters.
-* `degeneration` — whether an answer loops, echoes its prompt, is empty or was cut off.
+* `degeneration` — whether an answer loops, echoes its prompt or is empty (being cut off at a token limit is a length,
+  not a degeneration).
 * `region` — whose vocabulary (Taiwan, Hong Kong, mainland) a Chinese text uses.
 * `lexicon` — per-language words and marks: stop words, boilerplate phrases, sentence ends, bullets.
 * `fidelity` — how faithfully an answer keeps to its language: per line (LCB's line-level pass), English words in a
