@@ -32,7 +32,6 @@ Run (from the repository root):
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import sys
 import time
@@ -43,6 +42,7 @@ from corpusforge.testing import locale_catalogs, mo_messages
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_lid import machine  # noqa: E402  (one description of the machine for every benchmark)
+from bench_quality import pages_of  # noqa: E402  (the same pages the quality benchmark measures)
 
 _FETCHED = Path(__file__).resolve().parents[1] / "tests" / "text" / "locale"
 LOCALE_DIR = _FETCHED if (_FETCHED / ".complete").is_file() else Path("/usr/share/locale")
@@ -62,15 +62,7 @@ def page_documents(n_docs: int, seed: int) -> tuple[list[str], dict[str, int]]:
     docs: list[tuple[str, str]] = []
     for label, catalogs in streams.items():
         for messages in catalogs:
-            doc, size, target = [], 0, 0
-            for msg in messages:
-                if not doc:
-                    target = int(math.exp(rng.uniform(math.log(300), math.log(3000))))
-                doc.append(msg[:3000])
-                size += len(doc[-1]) + 1
-                if size >= target:
-                    docs.append((label, "\n".join(doc)))
-                    doc, size = [], 0
+            docs += [(label, page) for page in pages_of(messages, rng)]
     rng.shuffle(docs)
     docs = docs[:n_docs]
     counts: dict[str, int] = {}

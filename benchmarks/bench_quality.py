@@ -71,20 +71,23 @@ def catalog_messages(locale: str) -> list[list[str]]:
     return [[text for _, text in mo_messages(path)] for path in locale_catalogs(LOCALE_DIR, locale)]
 
 
+def pages_of(messages: list[str], rng: random.Random) -> list[str]:
+    """Consecutive messages joined into pages of 300-3,000 characters (log-uniform), as a UI or help page reads."""
+    pages, doc, size, target = [], [], 0, 0
+    for msg in messages:
+        if not doc:
+            target = int(math.exp(rng.uniform(math.log(300), math.log(3000))))
+        doc.append(msg[:3000])
+        size += len(doc[-1]) + 1
+        if size >= target:
+            pages.append("\n".join(doc))
+            doc, size = [], 0
+    return pages
+
+
 def page_documents(n_docs: int, seed: int) -> list[str]:
     rng = random.Random(seed)
-    docs: list[str] = []
-    for locale in LOCALES:
-        for messages in catalog_messages(locale):
-            doc, size, target = [], 0, 0
-            for msg in messages:
-                if not doc:
-                    target = int(math.exp(rng.uniform(math.log(300), math.log(3000))))
-                doc.append(msg[:3000])
-                size += len(doc[-1]) + 1
-                if size >= target:
-                    docs.append("\n".join(doc))
-                    doc, size = [], 0
+    docs = [page for locale in LOCALES for messages in catalog_messages(locale) for page in pages_of(messages, rng)]
     rng.shuffle(docs)
     return docs[:n_docs]
 
