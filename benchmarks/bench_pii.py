@@ -44,6 +44,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_lid import machine  # noqa: E402  (one description of the machine for every benchmark)
 from bench_quality import pages_of  # noqa: E402  (the same pages the quality benchmark measures)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support import stdlib_source  # noqa: E402  (the same code the pii tests read)
+
 _FETCHED = Path(__file__).resolve().parents[1] / "tests" / "text" / "locale"
 LOCALE_DIR = _FETCHED if (_FETCHED / ".complete").is_file() else Path("/usr/share/locale")
 LOCALES = ("zh_TW", "zh_CN", "th", "ja")
@@ -133,18 +136,7 @@ def versions() -> str:
 def code_documents(n_docs: int, seed: int) -> tuple[list[str], dict[str, int]]:
     """The standard library's modules (test suites left out) in pieces of 2,000 characters: real code, dense in
     digits, capitals and example addresses — the worst case for a candidate scan."""
-    import sysconfig
-
-    root = Path(sysconfig.get_paths()["stdlib"])
-    pieces = []
-    for path in sorted(root.rglob("*.py")):
-        if {"site-packages", "test", "tests", "idle_test"} & set(path.relative_to(root).parts):
-            continue
-        try:
-            code = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        pieces += [code[i : i + 2000] for i in range(0, len(code), 2000)]
+    pieces = stdlib_source()
     random.Random(seed).shuffle(pieces)
     return pieces[:n_docs], {"python": min(n_docs, len(pieces))}
 

@@ -34,6 +34,7 @@ from tests.support import (
     make_recipe,
     package_messages,
     stdlib_paragraphs,
+    stdlib_source,
     write_jsonl,
 )
 
@@ -420,26 +421,6 @@ def clean_corpora() -> dict[str, list[str]]:
         "stdlib source code": stdlib_source(),
     }  # fmt: skip
     return corpora
-
-
-def stdlib_source() -> list[str]:
-    """The standard library's own modules (their test suites left out: test data is made of addresses), in pieces
-    of 2,000 characters: real code, with its numbers, hex constants, versions and example addresses."""
-    import sysconfig
-    from pathlib import Path
-
-    root = Path(sysconfig.get_paths()["stdlib"])
-    pieces = []
-    for path in sorted(root.rglob("*.py")):
-        parts = path.relative_to(root).parts
-        if {"site-packages", "test", "tests", "idle_test"} & set(parts):
-            continue
-        try:
-            code = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        pieces += [code[i : i + 2000] for i in range(0, len(code), 2000)]
-    return pieces
 
 
 def test_real_clean_documents_are_left_alone():

@@ -187,3 +187,22 @@ def alias_bomb(levels: int = 9, width: int = 9) -> str:
     rows = ["l0: &l0 [" + ", ".join(["lol"] * width) + "]"]
     rows += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]" for i in range(1, levels)]
     return "\n".join(["name: bomb", *rows, "output: {path: out}"]) + "\n"
+
+
+def stdlib_source() -> list[str]:
+    """The standard library's own modules (their test suites left out: test data is made of addresses), in pieces
+    of 2,000 characters: real code, with its numbers, hex constants, versions and example addresses."""
+    import sysconfig
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    pieces = []
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root).parts
+        if {"site-packages", "test", "tests", "idle_test"} & set(parts):
+            continue
+        try:
+            code = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        pieces += [code[i : i + 2000] for i in range(0, len(code), 2000)]
+    return pieces
