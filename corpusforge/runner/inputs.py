@@ -6,7 +6,9 @@ Every source kind goes through here: a glob's files; an `hf:` source's local fil
 (`data_files`, `data_dir`, a folder of data files, the Arrow files of a `save_to_disk` folder), each fingerprinted like
 a glob's; a Hub dataset pinned to the commit its revision points at now, which is what the readers load. What cannot
 be fingerprinted (a Hub that does not answer, a dataset script, remote data files) is logged as such and recorded, and
-a resume over it is refused. Files under the build's own output folder (and its staging folder) are never inputs."""
+a resume over it is refused. Files under the build's own output folder (and its staging folder) are never inputs.
+The files a step reads besides its documents (``input_files()`` of its parameters model: an eval set, a term list)
+are checked and fingerprinted here too."""
 
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from corpusforge.sources.hf import (
     saved_files,
     saved_folder,
 )
+from corpusforge.steps.registry import get_step
 
 log = logging.getLogger("corpusforge.runner")
 
@@ -278,9 +281,35 @@ def resolve_inputs(recipe: Recipe, out: str | Path | None = None) -> list[Resolv
             problems.append((("sources", i, "name"), f"two sources are named '{name}'; give each a distinct `name`"))
     if recipe.generate is not None:
         problems += _check_model(recipe.generate)
+    for loc, path in step_files(recipe):
+        if not _readable_file(path):
+            problems.append((loc, f"'{path}' is not a readable file (cwd={Path.cwd()})"))
     if problems:
         raise RecipeError(problems)
     return resolved
+
+
+def step_files(recipe: Recipe) -> list[tuple[tuple, str]]:
+    """``(YAML location, path)`` of every local file a step reads besides its documents: a step's parameters model
+    names them in ``input_files()`` (eval sets, term lists). They decide rows as much as the sources do, so they are
+    checked and fingerprinted with them, in this one place."""
+    found = []
+    for i, call in enumerate(recipe.steps):
+        spec = get_step(call.name)
+        model = spec.params_model if spec is not None else None
+        if model is None or not hasattr(model, "input_files"):
+            continue
+        found += [(("steps", i, call.name), str(p)) for p in model.model_validate(call.params).input_files()]
+    return found
+
+
+def _readable_file(path: str) -> bool:
+    try:
+        with storage.open_file(path, "rb") as f:
+            f.read(1)
+    except (OSError, ValueError):
+        return False
+    return not Path(path).is_dir()
 
 
 def preflight(recipe: Recipe) -> None:
@@ -362,14 +391,17 @@ def fingerprint_inputs(recipe: Recipe, resolved: list[ResolvedSource]) -> list[d
                 spec["unfingerprinted"] = entry.unfingerprinted
             out.append(spec)
         out += [fingerprint_file(name, path) for path in entry.files]
+    for (_, index, step), path in step_files(recipe):  # read by a step, not a source: no documents, no progress
+        out.append({**fingerprint_file(f"steps[{index}].{step}", path), "read_by": "step"})
     return out
 
 
 def input_bytes(inputs: list[dict]) -> int | None:
     """Total size of the file inputs, for the progress bar (None when a source has no known size)."""
-    if any("hf" in entry for entry in inputs):
+    sources = [entry for entry in inputs if entry.get("read_by") != "step"]
+    if any("hf" in entry for entry in sources):
         return None
-    return sum(entry["bytes"] for entry in inputs)
+    return sum(entry["bytes"] for entry in sources)
 
 
 def unfingerprinted_inputs(before: list[dict], now: list[dict]) -> list[tuple[str, str]]:

@@ -179,9 +179,11 @@ def code_fingerprint() -> dict:
 
 
 def output_code_digest(root: Path) -> str:
-    """A hash of the package at ``root``: its modules and chat-template presets (``.jinja``), but NOT_OUTPUT_CODE."""
+    """A hash of the package at ``root``: its modules, chat-template presets (``.jinja``) and the data files steps
+    read (``data/``: term lists, shipped prompt sets; not their READMEs), but NOT_OUTPUT_CODE."""
     digest = hashlib.sha256()
-    for path in sorted([*root.rglob("*.py"), *root.rglob("*.jinja")]):
+    data = [p for p in (root / "data").rglob("*") if p.is_file() and p.suffix not in (".py", ".md", ".pyc")]
+    for path in sorted({*root.rglob("*.py"), *root.rglob("*.jinja"), *data}):
         rel = path.relative_to(root).as_posix()
         if not rel.startswith(NOT_OUTPUT_CODE):
             digest.update(rel.encode() + b"\0" + path.read_bytes())

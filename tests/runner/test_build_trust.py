@@ -14,6 +14,7 @@ import time
 
 import pytest
 import yaml
+from datatrove.pipeline.filters.base_filter import BaseFilter
 
 import corpusforge as cf
 from tests.support import REPO, assert_run_left_nothing, kill_run, make_recipe, write_jsonl
@@ -198,6 +199,46 @@ def test_changed_plugin_is_refused(tmp_path):
         cf.run(cf.Recipe.from_dict(raw))
 
 
+class _ListParams(cf.config.StrictModel):
+    listed: str
+
+    def input_files(self) -> list[str]:
+        return [self.listed]
+
+
+class _DropListed(BaseFilter):
+    name = "drop listed"
+
+    def __init__(self, params: _ListParams):
+        super().__init__()
+        self.listed = params.listed
+
+    def filter(self, doc) -> bool | tuple[bool, str]:
+        return doc.text not in open(self.listed, encoding="utf-8").read().splitlines() or (False, "listed")
+
+
+def test_a_file_a_step_reads_is_checked_and_fingerprinted_like_a_source(tmp_path, monkeypatch):
+    """An eval set or a term list decides rows as much as the documents do: a step names it (``input_files()``), and
+    the plan checks it exists and refuses a resume once it changed."""
+    from corpusforge.steps import registry
+
+    monkeypatch.setitem(registry._REGISTRY, "drop_listed", registry.StepSpec("drop_listed", _DropListed, _ListParams))
+    write_jsonl(tmp_path / "in.jsonl", _rows(20))
+    listed = tmp_path / "listed.txt"
+    raw = make_recipe(tmp_path, str(tmp_path / "in.jsonl"), steps=[{"drop_listed": {"listed": str(tmp_path / "no")}}])
+    with pytest.raises(cf.RecipeError, match=r"steps\[0\]\.drop_listed.*'.*no' is not a readable file"):
+        cf.run(cf.Recipe.from_dict(raw))
+    listed.write_text(_rows(20)[5]["text"] + "\n")
+    raw["steps"] = [{"drop_listed": {"listed": str(listed)}}]
+    result = cf.run(cf.Recipe.from_dict(raw))
+    assert result.manifest["rows"] == 19
+    entry = [e for e in result.manifest["inputs"] if e.get("read_by") == "step"]
+    assert [(e["source"], e["path"]) for e in entry] == [("steps[0].drop_listed", str(listed))]
+    listed.write_text(_rows(20)[6]["text"] + "\n")
+    with pytest.raises(cf.OutputError, match=r"listed.txt changed"):
+        cf.run(cf.Recipe.from_dict(raw))
+
+
 def test_a_build_by_other_corpusforge_code_is_not_resumed(tmp_path):
     """Rerunning a finished build after corpusforge itself changed resumed it: the rows of the old code were served
     (seen when the language step changed). The plan now records the code; other code is refused like another recipe."""
@@ -241,6 +282,8 @@ def test_the_code_fingerprint_covers_the_code_that_makes_rows_and_only_that(tmp_
         "report/report.html.jinja": "<p>old</p>",
         "steps/language.py": "THRESHOLD = 0.5",
         "templates/llama3.jinja": "{{ messages }}",
+        "data/content/zh.txt": "term",
+        "data/content/README.md": "where the terms come from",
     }
     for name, text in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -248,8 +291,10 @@ def test_the_code_fingerprint_covers_the_code_that_makes_rows_and_only_that(tmp_
     before = output_code_digest(tmp_path)
     (tmp_path / "cli/app.py").write_text("HELP = 'new help text'")  # a resume stays allowed
     (tmp_path / "report/report.html.jinja").write_text("<p>new</p>")
+    (tmp_path / "data/content/README.md").write_text("provenance, rewritten")
     assert output_code_digest(tmp_path) == before
-    for name in ("steps/language.py", "templates/llama3.jinja"):  # a step, a chat template: the rows may change
+    # a step, a chat template, a term list a step reads: the rows may change
+    for name in ("steps/language.py", "templates/llama3.jinja", "data/content/zh.txt"):
         (tmp_path / name).write_text(files[name] + " ")
         assert output_code_digest(tmp_path) != before
         before = output_code_digest(tmp_path)
