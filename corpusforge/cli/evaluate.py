@@ -220,6 +220,7 @@ def _print_scorecard(console, card: dict) -> None:
             num(x["perplexity"].get("target"), 2), num(x["perplexity"].get("en"), 2),
         )  # fmt: skip
     console.print(table)
+    _print_fidelity(console, card)
     for m in card["models"]:
         console.print(escape(m["verdict_line"]), soft_wrap=True)
         for f in m["findings"]:
@@ -227,3 +228,37 @@ def _print_scorecard(console, card: dict) -> None:
                 console.print(f"  not decisive: {escape(f['text'])}", soft_wrap=True)
         if m["measures"]["note"]:
             console.print(f"  {escape(m['measures']['note'])}", soft_wrap=True)
+
+
+def _print_fidelity(console, card: dict) -> None:
+    """The language-fidelity measures that apply to the target language, one row per model."""
+    from rich.table import Table
+
+    from corpusforge.eval.scorecard.verdicts import _ci, _pct
+
+    lang, words = card["language"], card["other_words"]
+    columns = {"every line en": ("line_pass", "en"), f"every line {lang}": ("line_pass", "target")}
+    if card["non_latin"]:
+        columns["no English word"] = ("word_pass", "target")
+    if words:
+        columns[f"{words['script']} chars"] = ("other_script", "target")
+        columns[f"{words['region']} words"] = ("other_region", "target")
+    table = Table(title="language fidelity (shares of the answers that count, [95% interval])", title_justify="left")
+    for col in (
+        "model",
+        *columns,
+        *(("per 1,000 Han",) if words else ()),
+        *(("Thai letters",) if lang == "th" else ()),
+    ):
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col != "model")
+    for m in card["models"]:
+        x = m["measures"]
+        row = [m["name"]] + [f"{_pct(x[name][s])} {_ci(x['ci95'][name][s])}" for name, s in columns.values()]
+        pooled = x["fidelity"]["target"]
+        if words:
+            per = pooled["script_per_1000"]
+            row.append("—" if per is None else f"{per:.1f}")
+        if lang == "th":
+            row.append(_pct(pooled["thai_share"]))
+        table.add_row(*row)
+    console.print(table)

@@ -6,6 +6,7 @@ left out, the shares are counts the scorecard's z-test takes, and the examples p
 from __future__ import annotations
 
 import json
+import re
 
 from corpusforge.eval.scorecard.fidelity import Rate, model_fidelity
 from corpusforge.eval.scorecard.results import Response
@@ -109,3 +110,67 @@ def test_thai_answers_letter_share():
     (example,) = [e for e in card.examples if e.measure == "thai"]
     assert "".join(example.response[s:e] for s, e in example.spans) == "".join(c for c in en[0] if c.isalpha())
     assert card.script is None and card.region is None
+
+
+def test_the_scorecard_reports_fidelity_in_its_json_table_and_page(tmp_path):
+    """Through `eval scorecard` on scripted endpoints: a model whose Traditional Chinese answers switch to English on
+    their second line (1 of 2) and hold a real Simplified line (1 of 3 of the others) is measured as such in
+    scorecard.json (within 0.02 of the scripted truth), its findings name the line and script measures, and the
+    page highlights the offending spans."""
+    import contextlib
+    import html
+
+    from corpusforge.eval.scorecard.config import scorecard_config_from_dict
+    from corpusforge.eval.scorecard.evaluate import run_scorecard
+    from tests.support.fake_openai import FakeChatServer
+
+    zh, tw, cn, en = traditional_lines(), taiwan_lines(), simplified_lines(), english_lines()
+    target_prompts, en_prompts = list(dict.fromkeys(zh))[:60], list(dict.fromkeys(en))[:20]
+    # two lines far apart in their catalog (neighbours are often near-copies, which is a loop, not an answer)
+    clean = {p: tw[i] + "\n" + tw[-1 - i] for i, p in enumerate(target_prompts)}
+    clean |= {p: en[100 + i] + "\n" + en[-1 - i] for i, p in enumerate(en_prompts)}
+    mixed, switched, simplified = dict(clean), set(), set()
+    for i, p in enumerate(target_prompts):
+        if i % 2:
+            mixed[p], _ = tw[i] + "\n" + en[i], switched.add(p)
+        elif i % 3 == 0:
+            mixed[p], _ = tw[i] + "\n" + cn[-1 - i], simplified.add(p)
+    (tmp_path / "zh.txt").write_text("\n".join(target_prompts) + "\n", encoding="utf-8")
+    (tmp_path / "en.txt").write_text("\n".join(en_prompts) + "\n", encoding="utf-8")
+    with contextlib.ExitStack() as stack:
+        servers = {
+            name: stack.enter_context(FakeChatServer(lambda m, r=replies: (r[m[-1]["content"]], "stop")))
+            for name, replies in (("base", clean), ("mixed", mixed))
+        }
+        config = {
+            "language": "zh_Hant",
+            "models": [
+                {"name": n, "model": n, "backend": {"type": "openai", "base_url": s.url}} for n, s in servers.items()
+            ],
+            "prompts": {"target": [str(tmp_path / "zh.txt")], "en": [str(tmp_path / "en.txt")]},
+            "min_letters": 2,
+            "output": str(tmp_path / "out"),
+        }
+        result = run_scorecard(scorecard_config_from_dict(config))
+    card = json.loads(result.scorecard_json.read_text(encoding="utf-8"))
+    base, tuned = (m["measures"] for m in card["models"])
+    assert base["degenerate"] == tuned["degenerate"] == {"en": 0.0, "target": 0.0}
+    # every answer counts (none degenerate); a Simplified line is read as zh_Hans, so it fails the line level too
+    assert abs(tuned["line_pass"]["target"] - (60 - len(switched) - len(simplified)) / 60) <= 0.02
+    assert abs(tuned["other_script"]["target"] - len(simplified) / 60) <= 0.02
+    assert base["line_pass"] == {"en": 1.0, "target": 1.0} and base["other_script"]["target"] == 0.0
+    assert tuned["line_pass"]["en"] == 1.0 and tuned["ci95"]["other_script"]["target"][0] > 0
+    assert tuned["fidelity"]["target"]["script_per_1000"] > 0 == base["fidelity"]["target"]["script_per_1000"]
+    texts = [f["text"] for f in card["models"][1]["findings"] if f["kind"] == "target_fell"]
+    assert any("answers with Simplified-only characters" in t for t in texts), texts
+    assert card["models"][1]["verdict"] == "target_fell"
+    # align.json: each response carries its fidelity verdicts
+    rows = json.loads(result.json_path.read_text(encoding="utf-8"))["models"][1]["responses"]
+    by_prompt = {r["prompt"]: r["fidelity"] for r in rows}
+    assert all(by_prompt[p]["line_pass"] is False for p in switched)
+    assert all(by_prompt[p]["other_script"] > 0 for p in simplified)
+    # the page: the measures' table, and the offending spans marked
+    page = result.scorecard_html.read_text(encoding="utf-8")
+    assert "Language fidelity" in page and "answers with Simplified-only characters" in page
+    marked = [html.unescape(m) for m in re.findall(r"<mark>(.*?)</mark>", page, flags=re.S)]
+    assert any(m in en for m in marked) and any(set(m) <= SIMPLIFIED_ONLY for m in marked)

@@ -38,6 +38,7 @@ from corpusforge.atomic import write_atomic, write_json_atomic
 from corpusforge.errors import SourceError
 from corpusforge.eval.documents import iter_docs
 from corpusforge.eval.scorecard.config import ModelSampling, ScorecardConfig, ScorecardModel
+from corpusforge.eval.scorecard.fidelity import measured, wanted_language
 from corpusforge.eval.scorecard.plot import plot_alignment
 from corpusforge.eval.scorecard.results import (
     PROMPT_SETS,
@@ -61,6 +62,7 @@ from corpusforge.eval.scorecard.retention import (
 from corpusforge.eval.scorecard.verdicts import build_scorecard, render_html
 from corpusforge.kd.step import request_seed
 from corpusforge.lang.degeneration import degeneration
+from corpusforge.lang.fidelity import fidelity
 from corpusforge.lang.names import languages_agree
 from corpusforge.lang.prose import letters, prose
 from corpusforge.llm import backends
@@ -207,7 +209,8 @@ def generate_responses(
 
 def classify_row(row: Row, classify: Classifier) -> Response:
     """One response, classified: its degeneration first (a loop, an echo, empty: `degenerate` whatever its
-    language), then its language. Whether it was cut off is its finish reason, apart from both."""
+    language), then its language. Whether it was cut off is its finish reason, apart from both. An answer that
+    counts gets its fidelity, line by line, with the same LID."""
     prompt_set, prompt, sample, text, finish, n_tokens = row
     reason = None
     if finish == "error":
@@ -218,7 +221,10 @@ def classify_row(row: Row, classify: Classifier) -> Response:
         if reason is not None:
             answered_in = "degenerate"
     score = None if score is None else round(float(score), 4)
-    return Response(prompt_set, prompt, text, finish, n_tokens, detected, score, answered_in, reason, sample)
+    response = Response(prompt_set, prompt, text, finish, n_tokens, detected, score, answered_in, reason, sample)
+    if measured(response):
+        response.fidelity = fidelity(text, wanted_language(prompt_set, classify.language), classify.lid)
+    return response
 
 
 def evaluate_model(

@@ -157,10 +157,15 @@ def measured(response: Answer) -> bool:
 def answer_fidelities(
     responses: Sequence[Answer], language: str, lid: LanguageIdentifier | None = None
 ) -> list[Fidelity | None]:
-    """Each response's `Fidelity` to the language its prompt set asks for; None for one that does not count."""
-    return [
-        fidelity(r.response, wanted_language(r.prompt_set, language), lid) if measured(r) else None for r in responses
-    ]
+    """Each response's `Fidelity` to the language its prompt set asks for (the one the scorecard attached to it, if
+    any); None for one that does not count."""
+    out = []
+    for r in responses:
+        known = getattr(r, "fidelity", None)
+        if known is None and measured(r):
+            known = fidelity(r.response, wanted_language(r.prompt_set, language), lid)
+        out.append(known if measured(r) else None)
+    return out
 
 
 def summarize(

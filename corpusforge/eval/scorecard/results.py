@@ -21,12 +21,13 @@ import re
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from corpusforge.errors import SourceError
 from corpusforge.eval.scorecard.config import ScorecardConfig, ScorecardModel
 from corpusforge.lang.degeneration import DEGENERATIONS
+from corpusforge.lang.fidelity import Fidelity
 
 PROMPT_SETS = ("en", "target")  # English prompts, target-language prompts
 # the matrix columns; shares are over these. `degenerate`: a loop, an echo of the prompt or empty (`degeneration`)
@@ -52,6 +53,25 @@ class Response:
     answered_in: str  # "en" | "target" | "other" | "degenerate" | "undetermined" | "failed"
     degeneration: str | None = None  # loop | echo | empty, for a degenerate response
     sample: int = 0  # which of the prompt's `samples` answers (0 … K-1)
+    # its fidelity to the language asked for, line by line and character by character (`lang.fidelity`); None for
+    # an answer that does not count (failed, or a loop, an echo, empty: see `fidelity.measured`)
+    fidelity: Fidelity | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        """The response as align.json lists it: its fidelity as the verdicts of each measure, not its lines."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "fidelity"}
+        f = self.fidelity
+        out["fidelity"] = None
+        if f is not None:
+            out["fidelity"] = {
+                "line_pass": f.line_pass,
+                "word_pass": f.word_pass,
+                "other_script": f.other_script,
+                "han": f.han,
+                "region_hits": f.region_hits,
+                "thai_share": None if f.thai_share is None else round(f.thai_share, 4),
+            }
+        return out
 
     @property
     def answered(self) -> bool:
@@ -237,7 +257,7 @@ class ModelResult:
             "backend": self.backend,
             "sampling": self.sampling,
             "matrix": {s: self.cells[s].to_dict() for s in PROMPT_SETS},
-            "responses": [asdict(r) for r in self.responses],
+            "responses": [r.to_dict() for r in self.responses],
         }
 
 

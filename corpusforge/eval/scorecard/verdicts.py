@@ -13,9 +13,11 @@ says it is not noise at ``verdict.alpha``; otherwise the verdict says how far th
 are too few to tell. Findings on a share that depends on the token limit (turns ended) say so.
 
 Verdicts, most severe first: ``broken`` (more degenerate answers, or turns no longer ended), ``english_degraded``
-(fewer English answers to English prompts, the reference's answers less likely, English perplexity up),
-``target_fell``, ``transferred`` (more answers in the target language, nothing above), ``no_change``; the
-reference model itself is ``reference``.
+(fewer English answers to English prompts, or with every line in English; the reference's answers less likely,
+English perplexity up), ``target_fell`` (fewer target answers, or with every line in it, or without English words;
+more with the other Chinese script's characters or the other region's vocabulary), ``transferred`` (the reverse of
+that, nothing above), ``no_change``; the reference model itself is ``reference``. The fidelity shares read each
+response's `lang.fidelity.Fidelity`, which `evaluate` attaches to every answer that counts.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corpusforge.eval.scorecard.fidelity import model_fidelity
 from corpusforge.eval.scorecard.likelihood import Scored, mean_per_char, mean_per_token, perplexity
 from corpusforge.eval.scorecard.results import CLASSES, Proportion, Response, answered, classified
+from corpusforge.lang.fidelity import NON_LATIN
 from corpusforge.lang.names import language_name
 
 SEVERITY = ("broken", "english_degraded", "target_fell", "transferred", "no_change")
@@ -137,6 +141,30 @@ SHARES: dict[str, Share] = {
     # of the answers received: ended with the end-of-turn token within max_tokens / reached it without ending
     "chat_format": Share(lambda r: r.finish_reason == "stop", answered, length=True),
     "cut_off": Share(lambda r: r.cut_off, answered, length=True),
+    # language fidelity (`fidelity`: the answers that count, cut-off ones included, degenerate ones not), LCB's line
+    # level: every determined line in the language asked for (English for the English prompts)
+    "line_pass": Share(
+        lambda r: r.fidelity.line_pass, lambda r: r.fidelity is not None and r.fidelity.line_pass is not None
+    ),
+    # LCB's word level, for targets written without Latin letters: of the answers that passed the line level, those
+    # without an English word in the prose
+    "word_pass": Share(
+        lambda r: r.fidelity.word_pass,
+        lambda r: r.fidelity is not None and r.fidelity.line_pass is True and r.fidelity.word_pass is not None,
+        prompt_sets=("target",),
+    ),
+    # Chinese targets, of the answers with a Han character: any character only the other script writes (Simplified
+    # in zh_Hant), any place of the other region's vocabulary (mainland in zh_Hant)
+    "other_script": Share(
+        lambda r: bool(r.fidelity.other_script),
+        lambda r: r.fidelity is not None and r.fidelity.other_script is not None and r.fidelity.han > 0,
+        prompt_sets=("target",),
+    ),
+    "other_region": Share(
+        lambda r: bool(r.fidelity.region_hits),
+        lambda r: r.fidelity is not None and r.fidelity.region_hits is not None and r.fidelity.han > 0,
+        prompt_sets=("target",),
+    ),
 }
 
 
@@ -149,7 +177,26 @@ def _interval(p: Proportion) -> list[float] | None:
     return p.to_dict()["ci95"]
 
 
-def measures(model, likelihood: Likelihood | None) -> dict:
+def fidelity_figures(model, language: str) -> dict:
+    """Per prompt set, what the fidelity shares do not say: the pooled figures (other-script characters per 1,000
+    Han characters, places of the other region's vocabulary per answer with Han, the Thai letters' share), the
+    answers without a determined line, and example answers with their offending spans (`fidelity.summarize`)."""
+    out = {}
+    for s, summary in model_fidelity(model.responses, language).items():
+        out[s] = {
+            "language": summary.language,
+            "answers": summary.answers,
+            "line_undetermined": summary.line_undetermined,
+            "script_per_1000": summary.script_per_1000,
+            "region": summary.region,
+            "region_per_answer": summary.region_per_answer,
+            "thai_share": summary.thai_share,
+            "examples": [e.to_dict() for e in summary.examples],
+        }
+    return out
+
+
+def measures(model, likelihood: Likelihood | None, language: str) -> dict:
     reported = [name for name, m in SHARES.items() if m.report]
     out: dict = {"language": {}, **{name: {} for name in reported}}
     ci: dict = {"language": {}, **{name: {} for name in reported}}
@@ -164,6 +211,7 @@ def measures(model, likelihood: Likelihood | None) -> dict:
         out["answers"][s] = {"prompts": cell.prompts, "answers": cell.answers, "classified": cell.determined}
         out["cut_off_by_class"][s] = cell.cut_off_by_class
     out["ci95"] = ci
+    out["fidelity"] = fidelity_figures(model, language)
     out["sampling"] = model.sampling
     lk = likelihood or Likelihood()
     out["retention"] = None
@@ -200,6 +248,9 @@ class Comparison:
     worse_if: str
     kind: str
     what: str
+    # a finding of this comparison of the same prompt set and direction says it already (the answer-level share
+    # moved): the line level then adds nothing the reader needs twice
+    unless: str | None = None
 
 
 COMPARISONS: tuple[Comparison, ...] = (
@@ -216,6 +267,16 @@ COMPARISONS: tuple[Comparison, ...] = (
     Comparison("switched", "en", "up", "english_degraded", "English prompts answered in another language"),
     Comparison("target", "target", "up", "transferred", "{label} answers to {label} prompts"),
     Comparison("target", "target", "down", "target_fell", "{label} answers to {label} prompts"),
+    # language fidelity, down to the line and the character
+    Comparison("line_pass", "en", "down", "english_degraded", "English answers with every line in English", "en"),
+    Comparison("line_pass", "target", "down", "target_fell", "{label} answers with every line in {label}", "target"),
+    Comparison("line_pass", "target", "up", "transferred", "{label} answers with every line in {label}", "target"),
+    Comparison("word_pass", "target", "down", "target_fell", "{label} answers without English words"),
+    Comparison("word_pass", "target", "up", "transferred", "{label} answers without English words"),
+    Comparison("other_script", "target", "up", "target_fell", "{label} answers with {script} characters"),
+    Comparison("other_script", "target", "down", "transferred", "{label} answers with {script} characters"),
+    Comparison("other_region", "target", "up", "target_fell", "{label} answers with {region} vocabulary"),
+    Comparison("other_region", "target", "down", "transferred", "{label} answers with {region} vocabulary"),
 )
 
 
@@ -237,7 +298,14 @@ def _length_note(model, prompt_set: str) -> str:
     return text
 
 
-def _compare(model, ref, c: Comparison, label: str, v) -> Finding | None:
+# what the script and region measures call the other script and the other region's words, per Chinese target
+OTHER_WORDS = {
+    "zh_Hant": {"script": "Simplified-only", "region": "mainland"},
+    "zh_Hans": {"script": "Traditional-only", "region": "Taiwan"},
+}
+
+
+def _compare(model, ref, c: Comparison, label: str, v, language: str = "") -> Finding | None:
     a, b = share(model, c.prompt_set, c.share), share(ref, c.prompt_set, c.share)
     if not a.n or not b.n:
         return None
@@ -245,7 +313,8 @@ def _compare(model, ref, c: Comparison, label: str, v) -> Finding | None:
     if change < v.min_change:
         return None
     p = proportions_p(a, b)
-    figures = f"{c.what.format(label=label)} {_pct(a.share)} (reference {_pct(b.share)}, {_p(p)}, {_n(a, b)})"
+    words = OTHER_WORDS.get(language, {"script": "other-script", "region": "other-region"})
+    figures = f"{c.what.format(label=label, **words)} {_pct(a.share)} (reference {_pct(b.share)}, {_p(p)}, {_n(a, b)})"
     if SHARES[c.share].length:
         figures += _length_note(model, c.prompt_set)
     if p is not None and p < v.alpha:
@@ -253,10 +322,20 @@ def _compare(model, ref, c: Comparison, label: str, v) -> Finding | None:
     return Finding("unclear", figures + " — too few prompts to tell")
 
 
-def verdict(model, ref, target_name: str, lk: Likelihood | None, ref_lk: Likelihood | None, v) -> list[Finding]:
+def verdict(
+    model, ref, target_name: str, lk: Likelihood | None, ref_lk: Likelihood | None, v, language: str = ""
+) -> list[Finding]:
     """Every finding of ``model`` against the reference ``ref``, most severe first."""
     labels = {s: name or target_name for s, name in SETS.items()}
-    found: list[Finding | None] = [_compare(model, ref, c, labels[c.prompt_set], v) for c in COMPARISONS]
+    found: list[Finding | None] = []
+    said = set()  # (share, prompt set, direction) of the comparisons that found something
+    for c in COMPARISONS:
+        if c.unless and (c.unless, c.prompt_set, c.worse_if) in said:
+            continue
+        finding = _compare(model, ref, c, labels[c.prompt_set], v, language)
+        if finding is not None:
+            said.add((c.share, c.prompt_set, c.worse_if))
+            found.append(finding)
     found.append(_retention_finding(lk, ref_lk, v))
     found.append(_english_ppl_finding(lk, ref_lk, v))
     order = {k: i for i, k in enumerate((*SEVERITY, "unclear"))}
@@ -308,7 +387,8 @@ def verdict_line(name: str, kind: str, findings: list[Finding], measures_: dict,
             f"{name}: reference — {language}→{language} {_pct(measures_['language']['target']['target'])}, "
             f"en→en {_pct(measures_['language']['en']['en'])}, degenerate {_pct(deg['en'])} en / "
             f"{_pct(deg['target'])} {language}, cut off at max_tokens {max_tokens} {_pct(cut['en'])} en / "
-            f"{_pct(cut['target'])} {language}"
+            f"{_pct(cut['target'])} {language}, every line in the language {_pct(measures_['line_pass']['en'])} en / "
+            f"{_pct(measures_['line_pass']['target'])} {language}"
         )
     shown = [f.text for f in findings if f.kind != "unclear"] or [f.text for f in findings]
     if not shown:
@@ -324,15 +404,15 @@ def build_scorecard(result, likelihoods: dict[str, Likelihood | None]) -> dict:
     by_name = {m.name: m for m in result.models}
     ref = by_name[config.reference]
     ref_lk = likelihoods.get(ref.name)
-    ref_measures = measures(ref, ref_lk)
+    ref_measures = measures(ref, ref_lk, result.language)
     models = []
     for m in result.models:
         lk = likelihoods.get(m.name)
-        mine = measures(m, lk)
+        mine = measures(m, lk, result.language)
         if m.name == ref.name:
             kind, findings = "reference", []
         else:
-            findings = verdict(m, ref, target_name, lk, ref_lk, config.verdict)
+            findings = verdict(m, ref, target_name, lk, ref_lk, config.verdict, result.language)
             decisive = [f.kind for f in findings if f.kind in SEVERITY]
             kind = decisive[0] if decisive else "no_change"
             if mine["retention"] and ref_measures["retention"]:
@@ -356,6 +436,8 @@ def build_scorecard(result, likelihoods: dict[str, Likelihood | None]) -> dict:
         "verdict_rules": config.verdict.model_dump(),
         "sampling": config.sampling.model_dump(),
         "samples": config.samples,
+        "non_latin": result.language in NON_LATIN,
+        "other_words": OTHER_WORDS.get(result.language, {}),
         "prompts": {s: ref.cells[s].prompts for s in SETS},
         "answers": {s: ref.cells[s].answers for s in SETS},
         "models": models,
@@ -363,6 +445,21 @@ def build_scorecard(result, likelihoods: dict[str, Likelihood | None]) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- HTML
+def highlight(text: str, spans, limit: int = 1200):
+    """``text`` (its first ``limit`` characters) HTML-escaped, with each ``(start, end)`` span in ``<mark>``."""
+    from markupsafe import Markup, escape
+
+    out, pos = [], 0
+    for start, end in sorted(tuple(s) for s in spans):
+        start, end = max(start, pos), min(end, limit)
+        if start >= end:
+            continue
+        out += [escape(text[pos:start]), Markup("<mark>"), escape(text[start:end]), Markup("</mark>")]
+        pos = end
+    out.append(escape(text[pos:limit]) + ("…" if len(text) > limit else ""))
+    return Markup("").join(out)
+
+
 def render_html(card: dict, result, png: Path | None) -> str:
     import jinja2
 
@@ -374,6 +471,7 @@ def render_html(card: dict, result, png: Path | None) -> str:
     env.filters["pct"] = _pct
     env.filters["ci"] = _ci
     env.filters["num"] = lambda x, digits=3: "—" if x is None else f"{x:.{digits}f}"
+    env.filters["highlight"] = highlight
     examples = {}
     for m in result.models:
         bad = [r for r in m.responses if r.answered_in == "degenerate"][:3]
