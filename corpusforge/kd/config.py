@@ -207,6 +207,7 @@ class GenerateConfig(StrictModel):
             "model": self.model,
             "backend": backend.type,
             "dtype": getattr(backend, "dtype", None),
-            "sampling": self.sampling.model_dump(exclude={"n"}),
+            # unset top_k left out: the key of a replay cache written before top_k existed is unchanged
+            "sampling": self.sampling.model_dump(exclude={"n"}, exclude_none=True),
         }
         return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]

@@ -76,19 +76,22 @@ def _need(module: str, extra: str, what: str):
 
 # --------------------------------------------------------------------------------------------- transformers
 class SeededSampler:
-    """A logits processor that samples each row with its own torch.Generator (Gumbel-max after temperature and
+    """A logits processor that samples each row with its own torch.Generator (Gumbel-max after temperature, top-k and
     top-p), so ``generate(do_sample=False)`` picks a sample that depends only on that request's seed."""
 
-    def __init__(self, seeds: list[int], temperature: float, top_p: float, device):
+    def __init__(self, seeds: list[int], temperature: float, top_p: float, device, top_k: int | None = None):
         import torch
 
-        self.temperature, self.top_p = temperature, top_p
+        self.temperature, self.top_p, self.top_k = temperature, top_p, top_k
         self.generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
 
     def __call__(self, input_ids, scores):
         import torch
 
         scores = scores.float() / self.temperature
+        if self.top_k is not None and self.top_k < scores.shape[-1]:  # as transformers' TopKLogitsWarper: ties kept
+            kth = torch.topk(scores, self.top_k, dim=-1).values[:, -1:]
+            scores = scores.masked_fill(scores < kth, float("-inf"))
         if self.top_p < 1.0:
             scores = scores.masked_fill(self._outside_top_p(scores), float("-inf"))
         noise = torch.stack(
@@ -175,7 +178,7 @@ class TransformersBackend:
         )
         processors = LogitsProcessorList()
         if s.temperature > 0:
-            processors.append(SeededSampler(seeds, s.temperature, s.top_p, self.device))
+            processors.append(SeededSampler(seeds, s.temperature, s.top_p, self.device, s.top_k))
         with torch.inference_mode():
             out = self.model.generate(**enc, generation_config=gen, logits_processor=processors)
         completions = []
@@ -345,8 +348,11 @@ class VLLMBackend:
         return len(tok.apply_chat_template(request.chat(), tokenize=True, add_generation_prompt=True))
 
     def generate(self, requests: list[Request], s: Sampling) -> list[Completion | Exception]:
+        top_k = {"top_k": s.top_k} if s.top_k else {}
         params = [
-            self.SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=r.seed)
+            self.SamplingParams(
+                temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=r.seed, **top_k
+            )
             for r in requests
         ]
         try:
@@ -428,6 +434,8 @@ class OpenAIBackend:
             "seed": request.seed,
             "n": 1,
         }
+        if s.top_k:
+            body["top_k"] = s.top_k
         response = await client.post(self.url, json=body)
         if response.status_code != 200:
             wait = retry_after(response.headers.get("Retry-After"))

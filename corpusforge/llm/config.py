@@ -21,6 +21,12 @@ class Sampling(StrictModel):
 
     temperature: float = Field(..., ge=0.0, description="0 = greedy.")
     top_p: float = Field(..., gt=0.0, le=1.0)
+    top_k: int | None = Field(
+        None,
+        ge=1,
+        description="Sample from the k most likely tokens only (none: all of them). Every backend applies it; the "
+        "`openai` one sends `top_k`, which vLLM, SGLang and llama.cpp servers read.",
+    )
     max_tokens: int = Field(..., ge=1, description="Generated tokens per request; longer outputs end `length`.")
     n: int = Field(..., ge=1, description="Samples per prompt (each its own request and seed).")
     seed: int = Field(..., description="Base seed; each request's seed derives from it, the prompt id and the sample.")

@@ -356,12 +356,13 @@ def test_samples_draw_k_seeded_answers_per_prompt_and_the_cache_tells_them_from_
 
 
 def test_sampling_auto_reads_the_model_generation_config(real, tmp_path):
-    """`sampling: auto`: an endpoint model sampled as its folder's generation_config.json says (top_k noted as not
-    applied); an endpoint with no local folder says it is greedy, and one answer per prompt."""
+    """`sampling: auto`: an endpoint model sampled as its folder's generation_config.json says (top_k sent; min_p,
+    which no backend takes, noted as not applied); an endpoint with no local folder says it is greedy, and one
+    answer per prompt."""
     folder = tmp_path / "served-model"
     folder.mkdir()
     (folder / "generation_config.json").write_text(json.dumps({"do_sample": True, "temperature": 0.6, "top_p": 0.9,
-                                                              "top_k": 20, "eos_token_id": 2}))  # fmt: skip
+                                                              "top_k": 20, "min_p": 0.05, "eos_token_id": 2}))  # fmt: skip
     with FakeChatServer(scripted(real, "zh")) as known, FakeChatServer(scripted(real, "zh")) as unknown:
         config = config_for(real, tmp_path, {"known": known, "unknown": unknown})
         config["models"][0]["backend"]["tokenizer"] = str(folder)
@@ -369,15 +370,15 @@ def test_sampling_auto_reads_the_model_generation_config(real, tmp_path):
         config["prompts"]["limit"] = 2
         result = run_scorecard(scorecard_config_from_dict(config))
         k_bodies, u_bodies = [r["body"] for r in known.requests], [r["body"] for r in unknown.requests]
-    assert len(k_bodies) == 8 and {(b["temperature"], b["top_p"]) for b in k_bodies} == {(0.6, 0.9)}
-    assert len(u_bodies) == 4 and {b["temperature"] for b in u_bodies} == {0.0}
+    assert len(k_bodies) == 8 and {(b["temperature"], b["top_p"], b["top_k"]) for b in k_bodies} == {(0.6, 0.9, 20)}
+    assert len(u_bodies) == 4 and {b["temperature"] for b in u_bodies} == {0.0} and "top_k" not in u_bodies[0]
     k, u = (m.sampling for m in result.models)
     assert k["source"] == str(folder / "generation_config.json") and k["samples"] == 2
-    assert k["not_applied"] == {"top_k": 20} and "top_k 20 not applied" in k["notes"][0]
+    assert k["top_k"] == 20 and k["not_applied"] == {"min_p": 0.05} and "min_p 0.05 not applied" in k["notes"][0]
     assert "has no local folder" in u["source"] and u["samples"] == 1
     assert any("greedy" in n for n in u["notes"]) and any("not 2: greedy answers do not vary" in n for n in u["notes"])
     html = result.scorecard_html.read_text(encoding="utf-8")
-    assert "temperature 0.6, top_p 0.9" in html and "has no local folder" in html
+    assert "temperature 0.6, top_p 0.9, top_k 20" in html and "has no local folder" in html
 
 
 def test_sampling_auto_on_local_folders(tmp_path):

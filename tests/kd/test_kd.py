@@ -462,3 +462,25 @@ def test_top_p_nucleus_is_the_full_sort_nucleus():
         for top_p in (0.5, 0.9, 0.95):
             ours = SeededSampler([0] * 8, 1.0, top_p, "cpu")._outside_top_p(scores)
             assert torch.equal(ours, full_sort(scores, top_p)), (scale, top_p)
+
+
+def test_top_k_keeps_what_transformers_top_k_keeps_and_samples_stay_inside():
+    torch = pytest.importorskip("torch")
+    from transformers import TopKLogitsWarper
+
+    from corpusforge.llm.backends import SeededSampler
+
+    g = torch.Generator().manual_seed(1)
+    scores = torch.randn(4, 49152, generator=g) * 3
+    for top_k in (1, 20, 50):
+        sampler = SeededSampler(list(range(4)), 1.0, 1.0, "cpu", top_k)
+        warped = TopKLogitsWarper(top_k)(None, scores.clone())
+        picked = []
+        for seed in range(60):
+            sampler.generators = [torch.Generator().manual_seed(seed * 4 + i) for i in range(4)]
+            picked.append(sampler(None, scores).argmax(dim=-1))
+        picked = torch.stack(picked)  # (seeds, rows)
+        allowed = torch.isfinite(warped)
+        assert all(allowed[row, picked[:, row]].all() for row in range(4)), top_k
+        distinct = {len(set(picked[:, row].tolist())) for row in range(4)}
+        assert distinct == {1} if top_k == 1 else min(distinct) > 1, (top_k, distinct)

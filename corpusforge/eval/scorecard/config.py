@@ -116,6 +116,7 @@ class AlignSampling(StrictModel):
     )
     temperature: float = Field(0.0, ge=0.0, description="0 = greedy.")
     top_p: float = Field(1.0, gt=0.0, le=1.0)
+    top_k: int | None = Field(None, ge=1, description="Sample from the k most likely tokens only (none: all).")
     max_tokens: int = Field(256, ge=1, description="Generated tokens per response.")
     seed: int = Field(0, description="Base seed; each request's seed derives from it, the prompt text and the sample.")
 
@@ -125,12 +126,12 @@ class AlignSampling(StrictModel):
         if value == "auto":
             return {"auto": True}
         if isinstance(value, str):
-            raise ValueError(f"give `auto` or a mapping (temperature, top_p, max_tokens, seed), got {value!r}")
+            raise ValueError(f"give `auto` or a mapping (temperature, top_p, top_k, max_tokens, seed), got {value!r}")
         return value
 
     @model_validator(mode="after")
     def _auto_or_values(self):
-        both = sorted({"temperature", "top_p"} & self.model_fields_set)
+        both = sorted({"temperature", "top_p", "top_k"} & self.model_fields_set)
         if self.auto and both:
             raise ValueError(
                 f"{' and '.join(both)} set with `auto`, which takes them from each model's generation_config.json: "
@@ -141,7 +142,9 @@ class AlignSampling(StrictModel):
     def for_model(self, model: ScorecardModel, samples: int) -> ModelSampling:
         """How ``model`` is sampled, ``samples`` answers per prompt (one when the decoding turns out greedy)."""
         if not self.auto:
-            return ModelSampling(self.temperature, self.top_p, self.max_tokens, self.seed, samples, "config")
+            return ModelSampling(
+                self.temperature, self.top_p, self.max_tokens, self.seed, samples, "config", top_k=self.top_k
+            )
         values, where = generation_config(model)
         out = ModelSampling(0.0, 1.0, self.max_tokens, self.seed, samples, where)
         if values is None:
@@ -155,10 +158,13 @@ class AlignSampling(StrictModel):
                 out.top_p = float(sampled.get("top_p", 1.0))
                 if out.temperature < 0 or not 0 < out.top_p <= 1:
                     raise SourceError(f"{where}: temperature {out.temperature}, top_p {out.top_p} out of range")
+                top_k = sampled.get("top_k")
+                if top_k is not None and not isinstance(top_k, int):
+                    raise SourceError(f"{where}: top_k {top_k!r} is not a whole number")
+                out.top_k = top_k if top_k and top_k > 0 else None  # 0 and -1: no top-k, as transformers and vLLM
             else:
                 out.notes.append("the file sets no temperature, top_p or top_k: greedy (temperature 0)")
             ignored = {
-                "top_k": values.get("top_k") not in (None, 0, -1),
                 "min_p": values.get("min_p") not in (None, 0, 0.0),
                 "repetition_penalty": values.get("repetition_penalty") not in (None, 1, 1.0),
             }
@@ -167,7 +173,7 @@ class AlignSampling(StrictModel):
             if out.not_applied and out.temperature > 0:
                 shown = ", ".join(f"{k} {v}" for k, v in out.not_applied.items())
                 out.notes.append(
-                    f"{shown} not applied: the generation backends take temperature and top_p only, so these "
+                    f"{shown} not applied: the generation backends take temperature, top_p and top_k only, so these "
                     "answers are sampled from a wider distribution than the model's servers use"
                 )
         if out.temperature == 0 and samples > 1:
@@ -187,8 +193,9 @@ class ModelSampling:
     seed: int
     samples: int  # answers per prompt, each with its own seed
     source: str
-    not_applied: dict = field(default_factory=dict)  # what the model's file sets that no backend applies (top_k…)
+    not_applied: dict = field(default_factory=dict)  # what the model's file sets that no backend applies (min_p…)
     notes: list[str] = field(default_factory=list)
+    top_k: int | None = None
 
     @property
     def greedy(self) -> bool:
@@ -196,17 +203,25 @@ class ModelSampling:
 
     def to_backend(self) -> Sampling:
         return Sampling(
-            temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens, n=1, seed=self.seed
+            temperature=self.temperature,
+            top_p=self.top_p,
+            top_k=self.top_k,
+            max_tokens=self.max_tokens,
+            n=1,
+            seed=self.seed,
         )
 
     def describe(self) -> str:
         how = "greedy" if self.greedy else f"temperature {self.temperature:g}, top_p {self.top_p:g}"
+        if not self.greedy and self.top_k:
+            how += f", top_k {self.top_k}"
         return f"{how}, {self.samples} answer(s) per prompt, max_tokens {self.max_tokens} ({self.source})"
 
     def to_dict(self) -> dict:
         return {
             "temperature": self.temperature,
             "top_p": self.top_p,
+            "top_k": self.top_k,
             "max_tokens": self.max_tokens,
             "seed": self.seed,
             "samples": self.samples,
