@@ -31,6 +31,7 @@ def add_commands(sub, common) -> None:
     p.add_argument("--max-tokens", type=int, help="tokens per response (default 256)")
     p.add_argument("--temperature", type=float, help="default 0 (greedy)")
     p.add_argument("--top-p", type=float, help="nucleus sampling (default 1)")
+    p.add_argument("--top-k", type=int, help="sample from the k most likely tokens only (default: all)")
     p.add_argument("--seed", type=int, help="base seed (default 0)")
     p.add_argument(
         "--auto-sampling",
@@ -78,7 +79,13 @@ def _align_config(args):
     backend.update({"base_url": args.base_url} if args.base_url else {})
     backend.update({"dtype": args.dtype} if args.dtype else {})
     labels = args.label or [None] * len(args.model)
-    sampling = {"temperature": args.temperature, "top_p": args.top_p, "max_tokens": args.max_tokens, "seed": args.seed}
+    sampling = {
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "top_k": args.top_k,
+        "max_tokens": args.max_tokens,
+        "seed": args.seed,
+    }
     sampling = {k: v for k, v in sampling.items() if v is not None}
     if args.auto_sampling:
         sampling["auto"] = True
