@@ -42,10 +42,9 @@ from corpusforge.testing import locale_catalogs, mo_messages
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_lid import machine  # noqa: E402  (one description of the machine for every benchmark)
-from bench_quality import pages_of  # noqa: E402  (the same pages the quality benchmark measures)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support import stdlib_source  # noqa: E402  (the same code the pii tests read)
+from tests.support import pages_of, stdlib_source  # noqa: E402  (the same code the pii tests read)
 
 _FETCHED = Path(__file__).resolve().parents[1] / "tests" / "text" / "locale"
 LOCALE_DIR = _FETCHED if (_FETCHED / ".complete").is_file() else Path("/usr/share/locale")

@@ -41,7 +41,6 @@ Run (from the repository root):
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import sys
 import time
@@ -53,7 +52,10 @@ import regex
 from corpusforge.testing import locale_catalogs, mo_messages
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository: tests.support
 from bench_lid import machine  # noqa: E402  (one description of the machine for every benchmark)
+
+from tests.support import pages_of  # noqa: E402  (the pages the pii and content tests and benchmarks read too)
 
 LOCALES = ("zh_TW", "zh_CN")
 # the catalogs the tests read (tests/text/fetch-catalogs.sh), else this machine's: the same Debian packages
@@ -69,20 +71,6 @@ _LISTING_LINE = regex.compile(r"(?m)^\s*[-<\[]")
 def catalog_messages(locale: str) -> list[list[str]]:
     """Translated messages of each catalog of a locale (ISO code lists excluded), in file order."""
     return [[text for _, text in mo_messages(path)] for path in locale_catalogs(LOCALE_DIR, locale)]
-
-
-def pages_of(messages: list[str], rng: random.Random) -> list[str]:
-    """Consecutive messages joined into pages of 300-3,000 characters (log-uniform), as a UI or help page reads."""
-    pages, doc, size, target = [], [], 0, 0
-    for msg in messages:
-        if not doc:
-            target = int(math.exp(rng.uniform(math.log(300), math.log(3000))))
-        doc.append(msg[:3000])
-        size += len(doc[-1]) + 1
-        if size >= target:
-            pages.append("\n".join(doc))
-            doc, size = [], 0
-    return pages
 
 
 def page_documents(n_docs: int, seed: int) -> list[str]:

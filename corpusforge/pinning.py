@@ -8,7 +8,8 @@ downloads that commit. Steps pass their ``revision`` to ``hf_hub_download`` / ``
 ``from_pretrained``, and ``storage.hub_endpoint()`` to the ``huggingface_hub`` calls, so pinning and downloading ask the
 same Hub.
 An `hf:` source that names a Hub dataset is pinned the same way (``resolve_revision(..., repo_type="dataset")``, called
-by the input layer, ``runner/inputs.py``).
+by the input layer, ``runner/inputs.py``), and so is each `hf:` dataset a step reads (``HUB_DATASET_LISTS``: the
+`decontaminate` step's eval sets), by ``pin_step_revisions``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from corpusforge.templates import PRESETS
 
 # step name → the parameter that names what the step loads (a local path, a preset for `tag`, or a Hub id)
 HUB_PARAMS: dict[str, str] = {"tag": "template", "tokens": "tokenizer", "perplexity": "model"}
+# step name → the parameter listing datasets the step reads, each ``{hf: {path, revision, …}, …}`` where ``path`` may be
+# a Hub dataset id (the other entries are left as they are)
+HUB_DATASET_LISTS: dict[str, str] = {"decontaminate": "eval_sets"}
 # `name` or `org/name`: what the Hub accepts as a model repo id (it also caps the length at 96)
 _REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?", re.ASCII)
 _COMMIT_SHA = re.compile(r"[0-9a-f]{40}")
@@ -57,17 +61,41 @@ def pin_step_revisions(name: str, params: dict) -> dict:
     already a commit sha, a step that loads nothing from the Hub — ``params`` itself comes back unchanged, without
     any request. ``params`` is never modified. Apart from that one lookup the result depends on ``(name, params)``
     only, so calling it once per step at plan time puts the sha into the recipe fingerprint and every worker
-    downloads the same commit.
+    downloads the same commit. For a step of ``HUB_DATASET_LISTS`` (`decontaminate`), each Hub dataset of its list
+    (``eval_sets[j].hf``) is pinned so instead (``pin_dataset_revision``).
 
     Raises ``SourceError`` (naming the step and the repo id) when the Hub cannot be reached, is offline
     (``HF_HUB_OFFLINE``), or has no such repo or revision: give a local folder instead, or pin ``revision`` to a
     commit sha yourself.
     """
+    if name in HUB_DATASET_LISTS:
+        return _pin_dataset_list(name, params, HUB_DATASET_LISTS[name])
     repo_id = hub_repo_id(name, params)
     revision = params.get("revision")
     if repo_id is None or (isinstance(revision, str) and _COMMIT_SHA.fullmatch(revision)):
         return params
     return {**params, "revision": resolve_revision(repo_id, revision, step=name)}
+
+
+def _pin_dataset_list(name: str, params: dict, key: str) -> dict:
+    """``params`` with the ``revision`` of every Hub dataset in ``params[key]`` set to its commit sha (``params``
+    itself when there is none to pin). Raises a ``SourceError`` naming the step and the entry."""
+    entries = params.get(key)
+    if not isinstance(entries, list):
+        return params
+    pinned = list(entries)
+    for j, entry in enumerate(entries):
+        spec = entry.get("hf") if isinstance(entry, dict) else None
+        path = spec.get("path") if isinstance(spec, dict) else None
+        if not isinstance(path, str) or not is_hub_id(path):
+            continue
+        try:
+            sha = pin_dataset_revision(path, spec.get("revision"))
+        except SourceError as err:
+            raise type(err)(f"step '{name}': {key}[{j}]: {err}") from None
+        if sha != spec.get("revision"):
+            pinned[j] = {**entry, "hf": {**spec, "revision": sha}}
+    return params if pinned == entries else {**params, key: pinned}
 
 
 def pin_dataset_revision(repo_id: str, revision: str | None) -> str:

@@ -225,11 +225,13 @@ def print_summary(manifest: dict, path: Path | str) -> None:
 
     console = make_console()
     steps = Table(title=f"{manifest['recipe']['name']} → {path}", title_justify="left")
-    for col in ("step", "in", "out", "dropped (top reasons)"):
+    counted = any(s.get("counts") for s in manifest["steps"])
+    for col in ("step", "in", "out", "dropped (top reasons)", *(("counted",) if counted else ())):
         steps.add_column(col, justify="right" if col in ("in", "out") else "left")
     for s in manifest["steps"]:
         reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(s["dropped"].items(), key=lambda kv: -kv[1])[:3])
-        steps.add_row(s["step"], f"{s['in']:,}", f"{s['out']:,}", reasons)
+        tallies = ", ".join(f"{k} {v:,}" for k, v in (s.get("counts") or {}).items())
+        steps.add_row(s["step"], f"{s['in']:,}", f"{s['out']:,}", reasons, *((tallies,) if counted else ()))
     console.print(steps)
     langs = manifest["languages"]["output"]
     if langs:

@@ -59,6 +59,9 @@ TYPE_NAMES = {
     "prompts": "prompts",
     "checks": "checks",
     "markers": "markers",
+    "eval_sets": "list of eval sets (file, hf or shipped)",
+    "n": "sizes (words, cjk, thai)",
+    "min_length": "sizes (words, cjk, thai)",
 }
 
 

@@ -165,6 +165,8 @@ NOT_OUTPUT_CODE = (
     "recipe/docs.py",
     "data/build_sample.py",
     "data/build_prompts.py",
+    "data/build_content_terms.py",
+    "data/build_web_sample.py",
 )
 
 

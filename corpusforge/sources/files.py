@@ -11,12 +11,12 @@ import io
 import lzma
 import os
 from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 
 import orjson
 
 from corpusforge import storage
+from corpusforge.data import builtin_data_dir
 from corpusforge.errors import SourceError
 from corpusforge.recipe.models import BUILTIN_PREFIX
 from corpusforge.sources.records import RecordReader
@@ -34,10 +34,6 @@ FORMATS = {
     ".ipc": "arrow",
     ".feather": "arrow",
 }
-
-
-def builtin_data_dir() -> Path:
-    return Path(str(resources.files("corpusforge").joinpath("data")))
 
 
 def expand_glob(pattern: str) -> list[str]:

@@ -159,12 +159,12 @@ class Normalize(PipelineStep):
         if p.fix_encoding:
             fixed = fix_encoding(text)
             if fixed != text:
-                self.stat_update("fixed_encoding")
+                self.stat_update("count_fixed_encoding")
             text = fixed
         if p.control_chars:
             cleaned = _CONTROL.sub("", text)
             if len(cleaned) != len(text):
-                self.stat_update("removed_control_chars")
+                self.stat_update("count_removed_control_chars")
             text = cleaned
         if p.form != "none":
             text = unicodedata.normalize(p.form, text)

@@ -90,7 +90,9 @@ def register_builtin(name: str, params_model: type[BaseModel], build: Callable[[
 # The built-in steps: recipe name → (module, its parameters model, its step class or builder), imported on first
 # use. The step modules know nothing of the registry: the arrow points from the index to the steps.
 BUILTIN_STEPS = {
+    "content": ("corpusforge.steps.content", "ContentParams", "Content"),
     "dedup": ("corpusforge.steps.dedup", "DedupParams", "not_a_plain_step"),
+    "decontaminate": ("corpusforge.steps.decontaminate", "DecontaminateParams", "Decontaminate"),
     "language": ("corpusforge.steps.language", "LanguageParams", "LanguageID"),
     "length": ("corpusforge.steps.length", "LengthParams", "Length"),
     "normalize": ("corpusforge.steps.normalize", "NormalizeParams", "Normalize"),

@@ -123,4 +123,4 @@ def test_the_step_counts_what_it_repaired():
     step = Normalize(NormalizeParams(fix_encoding=True))
     docs = [Document(text=mangle("ภาษาไทย", "latin-1"), id="0"), Document(text="ภาษาไทย", id="1")]
     assert [d.text for d in step.run(iter(docs))] == ["ภาษาไทย", "ภาษาไทย"]
-    assert step.stats["fixed_encoding"].total == 1
+    assert step.stats["count_fixed_encoding"].total == 1

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import random
 import signal
 import time
 from pathlib import Path
@@ -206,3 +208,18 @@ def stdlib_source() -> list[str]:
             continue
         pieces += [code[i : i + 2000] for i in range(0, len(code), 2000)]
     return pieces
+
+
+def pages_of(texts: list[str], rng: random.Random) -> list[str]:
+    """Consecutive texts joined into pages of 300-3,000 characters (log-uniform), as a UI or help page reads: the
+    pages the quality, pii and content tests and benchmarks measure."""
+    pages, page, size, target = [], [], 0, 0
+    for text in texts:
+        if not page:
+            target = int(math.exp(rng.uniform(math.log(300), math.log(3000))))
+        page.append(text[:3000])
+        size += len(page[-1]) + 1
+        if size >= target:
+            pages.append("\n".join(page))
+            page, size = [], 0
+    return pages

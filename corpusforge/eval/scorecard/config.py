@@ -41,10 +41,10 @@ from corpusforge.config import StrictModel
 from corpusforge.config.overrides import apply_overrides
 from corpusforge.config.problems import lines_for, model_keys, pydantic_problems
 from corpusforge.config.yaml import read_yaml
+from corpusforge.data import SHIPPED_PROMPT_FIELD, shipped_languages, shipped_prompts
 from corpusforge.errors import RecipeError, SourceError, did_you_mean
 from corpusforge.lang.names import LANGUAGE_ALIASES, LID176_LABELS, SCRIPT_LABELS
 from corpusforge.llm.config import BackendConfig, Sampling, TransformersBackendConfig
-from corpusforge.sources.files import builtin_data_dir
 
 log = logging.getLogger("corpusforge.eval")
 
@@ -56,19 +56,6 @@ def _exists(raw: str) -> str:
 
 
 ExistingPath = Annotated[str, AfterValidator(_exists)]
-
-
-SHIPPED_PROMPT_FIELD = "prompt"  # the field of corpusforge/data/prompts/*.jsonl (its README says where each came from)
-
-
-def shipped_prompts(language: str) -> Path | None:
-    """The prompt set corpusforge ships for ``language`` (``corpusforge/data/prompts/<code>.jsonl``), or None."""
-    path = builtin_data_dir() / "prompts" / f"{language}.jsonl"
-    return path if path.is_file() else None
-
-
-def shipped_languages() -> list[str]:
-    return sorted(p.stem for p in (builtin_data_dir() / "prompts").glob("*.jsonl"))
 
 
 class PromptSets(StrictModel):
