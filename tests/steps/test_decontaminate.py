@@ -467,3 +467,35 @@ def test_a_hub_eval_set_is_pinned_to_its_commit_at_plan_time(fake_hub, tmp_path)
     raw["steps"][0]["decontaminate"]["eval_sets"][1]["hf"]["path"] = "org/missing"
     with pytest.raises(cf.SourceError, match=r"step 'decontaminate': eval_sets\[1\]: no Hub dataset 'org/missing'"):
         compile_plan(cf.Recipe.from_dict(raw))
+
+
+def test_a_kd_recipe_decontaminates_its_prompts_before_asking(tmp_path):
+    """The steps of a KD recipe run on its prompts before generation: with `decontaminate` there, a prompt of the
+    scorecard's set is never sent to the model, and the funnel says so."""
+    from corpusforge.data import SHIPPED_PROMPT_FIELD, shipped_prompts
+    from tests.support.fake_openai import FakeChatServer
+
+    shipped = [json.loads(line)[SHIPPED_PROMPT_FIELD] for line in shipped_prompts("en").read_text().splitlines()]
+    leaked = [p for p in shipped if len(p.split()) >= 15][:2]
+    prompts = ["Tell me about the weather in Bangkok today", "How do I boil an egg so the yolk stays soft?", *leaked]
+    write_jsonl(tmp_path / "prompts.jsonl", [{"text": p} for p in prompts])
+    with FakeChatServer(lambda messages: (f"An answer to: {messages[-1]['content']}", "stop")) as server:
+        recipe = {
+            "name": "kd-decont",
+            "sources": [{"name": "prompts", "glob": str(tmp_path / "prompts.jsonl")}],
+            "steps": [{"decontaminate": {"eval_sets": [{"shipped": "en"}]}}],
+            "generate": {
+                "model": "served-model",
+                "backend": {"type": "openai", "base_url": server.url},
+                "sampling": {"temperature": 0.0, "top_p": 1.0, "max_tokens": 32, "n": 1, "seed": 0},
+                "tasks": ["recovery"],
+                "checks": {"language": False},
+                "retry_backoff": 0.0,
+            },
+            "output": {"path": str(tmp_path / "out")},
+        }
+        result = cf.run(cf.Recipe.from_dict(recipe))
+        asked = {r["body"]["messages"][-1]["content"] for r in server.requests}
+    assert asked == set(prompts[:2])
+    steps = {s["step"]: s for s in result.manifest["steps"]}
+    assert steps["decontaminate"]["dropped"] == {"contaminated": 2}
