@@ -256,13 +256,20 @@ def cmd_inspect(args) -> int:
     if args.rows:
         console = make_console()
         for row in _head(out, manifest, args.rows):
-            if "messages" in row:  # a KD dataset
+            if "messages" in row or "chosen" in row:  # a KD dataset: conversations, or preference pairs
                 label = escape(f"[{row['kind']} {row['finish_reason']}]")
                 console.print(f"[bold]{escape(row['id'])}[/bold] {label}")
-                for message in row["messages"]:
+                if "messages" in row:
+                    turns = [(m["role"], m) for m in row["messages"]]
+                else:
+                    turns = [(m["role"], m) for m in row["prompt"]]
+                    for side in ("chosen", "rejected"):
+                        reasons = ", ".join(row[f"{side}_reasons"]) or "no finding"
+                        turns += [(f"{side} ({row[f'{side}_score']:g}: {reasons})", m) for m in row[side]]
+                for role, message in turns:
                     content = message["content"]
                     content = content if len(content) <= 300 else content[:300] + "…"
-                    console.print(f"  {message['role']}: {content!r}", markup=False)
+                    console.print(f"  {role}: {content!r}", markup=False)
                 continue
             text = row["text"] if len(row["text"]) <= 300 else row["text"][:300] + "…"
             label = escape(f"[{row['language']} {row['language_score']}]")

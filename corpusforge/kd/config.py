@@ -25,6 +25,10 @@ from corpusforge.errors import did_you_mean
 from corpusforge.lang.names import base_language
 from corpusforge.llm.config import BackendConfig, Sampling
 
+TRANSLATE_PROMPT = (
+    "Translate the following {source_language} text into {target_language}. Reply with the translation only.\n\n{text}"
+)
+
 
 def default_marker(code: str) -> str:
     """TransLLM's markers: `<EN>`, `<TH>`; for `zh_Hant` → `<ZH>`."""
@@ -37,6 +41,10 @@ class _TaskBase(StrictModel):
     languages: list[str] | None = Field(
         None, description="Prompt languages this task takes (as a `language` step labelled them); default: all."
     )
+
+    def jobs(self, n: int) -> int:
+        """Jobs per prompt for `sampling.n` = ``n``: one per sample, each its own row."""
+        return n
 
 
 class RecoveryTask(_TaskBase):
@@ -67,8 +75,7 @@ class TCoTTask(_TaskBase):
     )
     markers: Markers = Field(default_factory=Markers, description="Section markers of the assistant turn.")
     translate_prompt: str = Field(
-        "Translate the following {source_language} text into {target_language}. "
-        "Reply with the translation only.\n\n{text}",
+        TRANSLATE_PROMPT,
         description="Prompt for the model's own translations ({source_language}, {target_language}, {text}).",
     )
 
@@ -98,6 +105,91 @@ class TranslationTask(_TaskBase):
     )
 
 
+class Weights(StrictModel):
+    """How much each finding lowers an answer's score: score = −Σ weight × measure, each measure between 0 and 1
+    (0: an answer with no finding). The findings are the scorecard's (lang/fidelity.py, lang/degeneration.py)."""
+
+    degenerate: float = Field(
+        12.0,
+        ge=0,
+        description="A loop, an echo of the prompt or an empty answer (such an answer has no other finding); above "
+        "the sum of the others, so a degenerate answer is always the worst.",
+    )
+    language: float = Field(4.0, ge=0, description="The answer as a whole is in another language (LID on its prose).")
+    lines: float = Field(2.0, ge=0, description="Lines in another language; full at 2.")
+    script: float = Field(
+        3.0,
+        ge=0,
+        description="zh_Hant: Simplified-only characters (zh_Hans: Traditional-only); full at 3.",
+    )
+    region: float = Field(
+        1.0, ge=0, description="zh_Hant: places of mainland vocabulary (zh_Hans: Taiwan's); full at 3."
+    )
+    english: float = Field(
+        1.0, ge=0, description="English words, in a language not written in Latin letters; full at 10."
+    )
+    cut_off: float = Field(0.5, ge=0, description="The answer ran into `max_tokens` (finish reason `length`).")
+
+    @model_validator(mode="after")
+    def _degenerate_is_worst(self):
+        others = sum(value for key, value in self if key != "degenerate")
+        if self.degenerate <= others:
+            raise ValueError(
+                f"`degenerate` must be above the sum of the other weights ({others:g}) so that a degenerate answer "
+                f"is always the worst, got {self.degenerate:g}"
+            )
+        return self
+
+
+class PreferenceTask(_TaskBase):
+    """Preference pairs that differ in language adherence (PureTC-1B's third stage): the model answers each prompt
+    `sampling.n` times; each answer is scored by the scorecard's fidelity measures (`weights`); the best answer that
+    passes the bar is `chosen`, the worst `rejected`, when their scores differ by `min_margin` or more. Rows in TRL's
+    conversational preference format (`prompt`, `chosen`, `rejected`) with the scores and their reasons."""
+
+    kind: Literal["preference"] = "preference"
+    language: str = Field(..., description="Language the answers must be in, e.g. `zh_Hant`.")
+    min_margin: float = Field(
+        1.0,
+        gt=0,
+        description="Least score difference between chosen and rejected; a prompt whose answers are closer gives no "
+        "pair (`no_margin`).",
+    )
+    weights: Weights = Field(default_factory=Weights, description="How much each finding lowers a score.")
+    fallback: Literal["none", "reference", "translate"] = Field(
+        "none",
+        description="When no answer passes the bar: `reference`, the row's `answer_field` is chosen; `translate`, "
+        "the model answers the query in English and translates its answer (TransLLM's route); `none`, no pair "
+        "(`no_chosen`). The fallback's answer must pass the bar too.",
+    )
+    answer_field: str | None = Field(
+        None, description="Source field with a reference answer in `language` (`fallback: reference`)."
+    )
+    query_en_field: str | None = Field(
+        None,
+        description="Source field with the query in English (`fallback: translate`); missing: the model translates.",
+    )
+    translate_prompt: str = Field(
+        TRANSLATE_PROMPT,
+        description="Prompt for the model's own translations with `fallback: translate` ({source_language}, "
+        "{target_language}, {text}).",
+    )
+
+    def jobs(self, n: int) -> int:
+        """One job per prompt: it draws all ``n`` samples and makes at most one pair."""
+        return 1
+
+    @model_validator(mode="after")
+    def _fallback_fields(self):
+        if self.fallback == "reference" and not self.answer_field:
+            raise ValueError("fallback: reference needs `answer_field`, the source field with the reference answer")
+        if self.answer_field and self.fallback != "reference":
+            raise ValueError(f"answer_field is read only with `fallback: reference` (fallback is {self.fallback})")
+        if self.query_en_field and self.fallback != "translate":
+            raise ValueError(f"query_en_field is read only with `fallback: translate` (fallback is {self.fallback})")
+        return self
+
+
 def _task_kind(value: Any) -> str:
     if isinstance(value, dict):
         return value.get("kind", "")
@@ -107,10 +199,11 @@ def _task_kind(value: Any) -> str:
 Task = Annotated[
     Annotated[RecoveryTask, Tag("recovery")]
     | Annotated[TCoTTask, Tag("tcot")]
-    | Annotated[TranslationTask, Tag("translation")],
+    | Annotated[TranslationTask, Tag("translation")]
+    | Annotated[PreferenceTask, Tag("preference")],
     Discriminator(_task_kind),
 ]
-TASK_KINDS = ("recovery", "tcot", "translation")
+TASK_KINDS = ("recovery", "tcot", "translation", "preference")
 
 
 # --------------------------------------------------------------------------------------------- prompts, checks
@@ -162,7 +255,11 @@ class GenerateConfig(StrictModel):
     model: str = Field(..., description="Local model folder or Hub id (served model name for `openai`).")
     backend: BackendConfig = Field(..., description="`vllm`, `transformers` or `openai` with its settings.")
     sampling: Sampling = Field(..., description="temperature, top_p, max_tokens, n, seed — all explicit.")
-    tasks: list[Task] = Field(..., min_length=1, description="`recovery`, `tcot`, `translation`, each `{kind: {…}}`.")
+    tasks: list[Task] = Field(
+        ...,
+        min_length=1,
+        description="`recovery`, `tcot`, `translation`, each `{kind: {…}}`; or `preference` tasks only (pairs).",
+    )
     prompts: PromptConfig = Field(default_factory=PromptConfig, description="Prompt template and guards.")
     checks: Checks = Field(default_factory=Checks, description="Output checks (language, truncated, empty).")
     max_retries: int = Field(3, ge=0, description="Retries of a failed request.")
@@ -199,6 +296,29 @@ class GenerateConfig(StrictModel):
             if name is not None and not name.isidentifier():
                 raise ValueError(f"prompts.template: placeholder '{{{name}}}' is not a field name")
         return prompts
+
+    @model_validator(mode="after")
+    def _preference_alone(self):
+        kinds = {task.kind for task in self.tasks}
+        if "preference" not in kinds:
+            return self
+        if kinds != {"preference"}:
+            others = ", ".join(sorted(kinds - {"preference"}))
+            raise ValueError(
+                f"tasks: `preference` writes pairs (prompt, chosen, rejected), not conversations: put it in a recipe "
+                f"of its own, without {others}"
+            )
+        if self.sampling.n < 2:
+            raise ValueError(
+                f"sampling.n: a `preference` task pairs the best of n answers with the worst, so n must be at least "
+                f"2, got {self.sampling.n}"
+            )
+        return self
+
+    @property
+    def preference(self) -> bool:
+        """A preference dataset: its rows are pairs (`prompt`, `chosen`, `rejected`), not conversations."""
+        return all(task.kind == "preference" for task in self.tasks)
 
     def params_hash(self) -> str:
         """What determines a completion besides its prompt: model, backend kind and dtype, sampling."""

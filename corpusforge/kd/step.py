@@ -1,4 +1,5 @@
-"""The generation step: source rows → prompts → KD tasks driven in batches through a backend → KD rows.
+"""The generation step: source rows → prompts → KD tasks driven in batches through a backend → KD rows (a
+conversation each; a `preference` task's rows are pairs, scored and paired by the task, kd/preference.py).
 
 Resumable by design. Every answered request is saved in a per-task replay cache (chunk files written atomically,
 one per batched backend call) under a key of (prompt id, sample, call, hash of model + sampling + messages). A
@@ -28,7 +29,7 @@ from corpusforge.corpus.ledger import Ledger
 from corpusforge.errors import BuildFailed
 from corpusforge.kd.answers import get_backend, whole_answer
 from corpusforge.kd.config import GenerateConfig
-from corpusforge.kd.tasks import Call, Prompt, chat, start
+from corpusforge.kd.tasks import Call, Outcome, Prompt, chat, start
 from corpusforge.lang.degeneration import degeneration
 from corpusforge.lang.fidelity import answer_language, line_languages, line_pass, other_script_count
 from corpusforge.lang.lid import LanguageIdentifier
@@ -86,15 +87,21 @@ class ReplayCache:
 
 
 class Job:
-    """One (prompt, task, sample): a running task generator and what its calls returned."""
+    """One (prompt, task, sample): a running task generator and what its calls returned. A preference job is one
+    per prompt and draws all its samples (each call names its own)."""
 
-    def __init__(self, prompt: Prompt, task, sample: int, system: str | None):
+    def __init__(self, prompt: Prompt, task, sample: int, config: GenerateConfig):
         self.prompt, self.task, self.sample = prompt, task, sample
-        self.run = start(task, prompt, system)
+        self.run = start(task, prompt, config)
         self.call: Call | None = None
         self.done: list[tuple[Call, Completion]] = []
-        self.rows: list | None = None
+        self.outcome: Outcome | None = None
         self.error: str | None = None
+
+    @property
+    def draw(self) -> int:
+        """The sample the current call draws: its seed and its cache key."""
+        return self.sample if self.call.sample is None else self.call.sample
 
     def advance(self, completion: Completion | None = None) -> bool:
         """Feed the last call's completion; False when the task has returned its rows."""
@@ -105,7 +112,7 @@ class Job:
                 self.done.append((self.call, completion))
                 self.call = self.run.send(completion)
         except StopIteration as stop:
-            self.call, self.rows = None, stop.value
+            self.call, self.outcome = None, stop.value
             return False
         return True
 
@@ -185,12 +192,12 @@ class KDGenerate(PipelineStep):
                         self.stat_update(f"dropped_duplicate_prompt_{task.kind}")
                         continue
                     bucket.add(key)
-                for sample in range(cfg.sampling.n):
-                    yield Job(prompt, task, sample, cfg.prompts.system)
+                for sample in range(task.jobs(cfg.sampling.n)):
+                    yield Job(prompt, task, sample, cfg)
 
     # -- driving -----------------------------------------------------------------------------------
     def _key(self, job: Job) -> str:
-        what = [job.prompt.id, job.sample, job.call.name, self.params_hash, job.call.messages]
+        what = [job.prompt.id, job.draw, job.call.name, self.params_hash, job.call.messages]
         return hashlib.sha256(json.dumps(what, ensure_ascii=False).encode()).hexdigest()[:32]
 
     def _generate(self, requests: dict[str, Request]) -> dict[str, Completion | BackendError]:
@@ -221,7 +228,7 @@ class KDGenerate(PipelineStep):
             for job in active:
                 key = keys[id(job)]
                 if cache.get(key) is None:
-                    seed = request_seed(self.config.sampling.seed, job.prompt.id, job.sample, job.call.name)
+                    seed = request_seed(self.config.sampling.seed, job.prompt.id, job.draw, job.call.name)
                     missing[key] = Request(job.call.messages, seed)
             fresh = self._generate(missing) if missing else {}
             cache.put(fresh)
@@ -252,19 +259,19 @@ class KDGenerate(PipelineStep):
             for call, c in job.done
         ]
         docs = []
-        for suffix, messages in job.rows:
-            row_id = f"{job.prompt.id}/{job.task.kind}/{job.sample}" + (f"/{suffix}" if suffix else "")
+        for row in job.outcome.rows:
+            row_id = f"{job.prompt.id}/{job.task.kind}/{job.sample}" + (f"/{row.suffix}" if row.suffix else "")
             metadata = {
-                "messages": messages,
+                **row.columns,
                 "kind": job.task.kind,
                 "source_id": job.prompt.id,
                 "model": self.config.model,
                 "params_hash": self.params_hash,
-                "finish_reason": finish if job.done else "supplied",
+                "finish_reason": row.finish_reason or (finish if job.done else "supplied"),
                 "n_tokens": n_tokens,
-                "_checks": checks,
+                "_checks": checks if row.checked else [],
             }
-            docs.append(Document(text=messages[-1]["content"], id=row_id, metadata=metadata))
+            docs.append(Document(text=row.text, id=row_id, metadata=metadata))
         return docs
 
     def _report_progress(self, sent: int, replayed: int, tokens: int) -> None:
@@ -300,10 +307,14 @@ class KDGenerate(PipelineStep):
             for job in batch:
                 if job.error is not None:
                     failures.append(
-                        {"prompt_id": job.prompt.id, "task": job.task.kind, "sample": job.sample, "error": job.error}
+                        {"prompt_id": job.prompt.id, "task": job.task.kind, "sample": job.draw, "error": job.error}
                     )
                     self.stat_update("dropped_request_failed")
                     continue
+                for key, count in sorted(job.outcome.counts.items()):
+                    self.stat_update(f"count_{key}", value=count)
+                if job.outcome.dropped:
+                    self.stat_update(f"dropped_{job.outcome.dropped}")
                 for doc in self._documents(job):
                     self.stat_update("forwarded")
                     self.stat_update("generated_tokens", value=doc.metadata["n_tokens"])

@@ -109,9 +109,15 @@ def _generate_section() -> str:
         parts.append(
             f"### `generate.backend` — `type: {kind}`\n\n{inspect.cleandoc(model.__doc__ or '')}\n\n{model_table(model)}"
         )
-    for model in (kd.RecoveryTask, kd.TCoTTask, kd.TranslationTask):
+    for model in (kd.RecoveryTask, kd.TCoTTask, kd.TranslationTask, kd.PreferenceTask):
         kind = model.model_fields["kind"].default
         parts.append(f"### task `{kind}`\n\n{inspect.cleandoc(model.__doc__ or '')}\n\n{model_table(model)}")
+    parts.append(
+        "### task `preference` — `weights`\n\n"
+        + inspect.cleandoc(kd.Weights.__doc__ or "")
+        + "\n\n"
+        + model_table(kd.Weights)
+    )
     parts.append("### `generate.prompts`\n\n" + model_table(kd.PromptConfig))
     parts.append(
         "### `generate.checks`\n\n" + inspect.cleandoc(kd.Checks.__doc__ or "") + "\n\n" + model_table(kd.Checks)

@@ -31,7 +31,12 @@ def _task_items(defs: dict) -> None:
     generate["properties"]["tasks"]["items"] = {"anyOf": alternatives}
 
 
-_TASK_MODELS = {"recovery": "RecoveryTask", "tcot": "TCoTTask", "translation": "TranslationTask"}
+_TASK_MODELS = {
+    "recovery": "RecoveryTask",
+    "tcot": "TCoTTask",
+    "translation": "TranslationTask",
+    "preference": "PreferenceTask",
+}
 
 
 def json_schema() -> dict:

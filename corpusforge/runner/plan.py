@@ -211,12 +211,14 @@ def _output_steps(recipe: Recipe, out: Path, build_id: str) -> tuple[list[Pipeli
     if recipe.generate is None:
         return [ArrowShardWriter(folder, batch_rows=recipe.output.batch_rows, build_id=build_id)], ["write"]
     from corpusforge.kd import KDChecks, KDGenerate
-    from corpusforge.shards.writer import KDShardWriter
+    from corpusforge.shards.writer import KDShardWriter, kd_schema
 
     steps = [
         KDGenerate(recipe.generate, str(out / WORK_DIR)),
         KDChecks(recipe.generate),
-        KDShardWriter(folder, batch_rows=recipe.output.batch_rows, build_id=build_id),
+        KDShardWriter(
+            folder, batch_rows=recipe.output.batch_rows, build_id=build_id, schema=kd_schema(recipe.generate)
+        ),
     ]
     return steps, ["generate", "checks", "write"]
 

@@ -34,7 +34,7 @@ from corpusforge.runner.inputs import input_bytes
 from corpusforge.runner.output import BuildLock, check_output, previous_plan, remove_build
 from corpusforge.runner.plan import BuildPlan, compile_plan, resume_problems, write_plan
 from corpusforge.runner.remote import check_remote, upload_id
-from corpusforge.shards.writer import CP_SCHEMA, KD_SCHEMA
+from corpusforge.shards.writer import CP_SCHEMA, kd_schema
 
 log = logging.getLogger("corpusforge.runner")
 
@@ -257,7 +257,7 @@ def run(
             out,
             report=report,
             started_at=plan.record["started_at"],
-            schema=KD_SCHEMA if plan.recipe.generate is not None else CP_SCHEMA,
+            schema=kd_schema(plan.recipe.generate) if plan.recipe.generate is not None else CP_SCHEMA,
             locked=True,
         )
     if plan.remote is not None:

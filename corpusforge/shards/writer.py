@@ -33,16 +33,35 @@ CP_SCHEMA = pa.schema(
         ("metadata", pa.string()),  # JSON: the source's extra `fields` and any step annotations
     ]
 )
-KD_SCHEMA = pa.schema(
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+KD_ROW = [
+    ("kind", pa.string()),  # recovery | tcot | translation | preference
+    ("source_id", pa.string()),  # id of the prompt's source row
+    ("model", pa.string()),
+    ("params_hash", pa.string()),  # model + backend + sampling: rows with equal hashes were sampled alike
+    ("finish_reason", pa.string()),  # stop | length | supplied (nothing generated); a pair's: its chosen answer's
+    ("n_tokens", pa.int64()),  # tokens generated for the row
+]
+KD_SCHEMA = pa.schema([("id", pa.string()), ("messages", MESSAGES), *KD_ROW])
+# KD preference pairs (task `preference`): TRL's conversational preference format, the scores and their reasons
+PREFERENCE_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
-        ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-        ("kind", pa.string()),  # recovery | tcot | translation
-        ("source_id", pa.string()),  # id of the prompt's source row
-        ("model", pa.string()),
-        ("params_hash", pa.string()),  # model + backend + sampling: rows with equal hashes were sampled alike
-        ("finish_reason", pa.string()),  # stop | length | supplied (nothing generated)
-        ("n_tokens", pa.int64()),  # tokens generated for the row
+        ("prompt", MESSAGES),  # [system,] user
+        ("chosen", MESSAGES),  # [assistant]
+        ("rejected", MESSAGES),  # [assistant]
+        ("chosen_score", pa.float64()),
+        ("rejected_score", pa.float64()),
+        ("margin", pa.float64()),  # chosen_score - rejected_score
+        ("chosen_reasons", pa.list_(pa.string())),
+        ("rejected_reasons", pa.list_(pa.string())),
+        ("chosen_from", pa.string()),  # sample | reference | translation
+        ("chosen_sample", pa.int64()),  # null unless chosen_from is `sample`
+        ("rejected_sample", pa.int64()),
+        ("samples", pa.int64()),  # answers drawn for the prompt
+        ("sample_scores", pa.list_(pa.float64())),
+        ("sample_reasons", pa.list_(pa.list_(pa.string()))),
+        *KD_ROW,
     ]
 )
 # Metadata key of the number of times the writer writes a document (set by the dedup step's `rehydrate`; never written)
@@ -78,8 +97,9 @@ def copies(row: dict, times: int) -> list[dict]:
     return [row] + [{**row, "id": f"{row['id']}#{k}"} for k in range(2, times + 1)]
 
 
-def kd_row(doc: Document) -> dict:
-    return {name: doc.id if name == "id" else doc.metadata.get(name) for name in KD_SCHEMA.names}
+def kd_schema(generate) -> pa.Schema:
+    """The columns of a KD build (``generate``: its `GenerateConfig`): preference pairs, or conversations."""
+    return PREFERENCE_SCHEMA if generate.preference else KD_SCHEMA
 
 
 class ArrowShardWriter(DiskWriter):
@@ -147,10 +167,15 @@ class ArrowShardWriter(DiskWriter):
 
 
 class KDShardWriter(ArrowShardWriter):
-    """KD rows: `id, messages, kind, source_id, model, params_hash, finish_reason, n_tokens`."""
+    """KD rows: `id, messages, kind, source_id, model, params_hash, finish_reason, n_tokens` (``KD_SCHEMA``), or
+    preference pairs (``PREFERENCE_SCHEMA``)."""
 
     group_column, group_stat = "kind", "kind"
-    row_of = staticmethod(kd_row)
 
-    def __init__(self, output_folder, batch_rows: int = 1000, build_id: str | None = None):
-        super().__init__(output_folder, batch_rows, schema=KD_SCHEMA, build_id=build_id)
+    def __init__(
+        self, output_folder, batch_rows: int = 1000, build_id: str | None = None, schema: pa.Schema = KD_SCHEMA
+    ):
+        super().__init__(output_folder, batch_rows, schema=schema, build_id=build_id)
+
+    def row_of(self, doc: Document) -> dict:
+        return {name: doc.id if name == "id" else doc.metadata.get(name) for name in self.schema.names}
