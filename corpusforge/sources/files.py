@@ -10,7 +10,7 @@ import gzip
 import io
 import lzma
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
@@ -67,10 +67,7 @@ def resolve_files(globs: str | list[str]) -> list[str]:
 def file_format(path: str | Path, declared: str = "auto") -> str:
     if declared != "auto":
         return declared
-    name = storage.basename(path).lower()
-    for comp in COMPRESSIONS:
-        name = name.removesuffix(comp)
-    fmt = FORMATS.get(Path(name).suffix)
+    fmt = FORMATS.get(Path(plain_name(path)).suffix.lower())
     if fmt is None:
         raise SourceError(f"{path}: cannot tell the format from the extension; set `format:` in the source")
     return fmt
@@ -175,8 +172,7 @@ class FileReader(RecordReader):
             path = self.files[self.file_index]
             self.stat_update("input_files")
             rel = storage.relative(path, self.base_dir)
-            fmt = file_format(path, self.fmt)
-            for doc in _naming(path, getattr(self, f"_read_{fmt}")(path, rel)):
+            for doc in _naming(path, self._documents(path, rel, file_format(path, self.fmt))):
                 yield doc
                 self.report_progress(rank)
             bytes_done += storage.file_info(path)["bytes"] // (world_size if by_rows else 1)
@@ -189,101 +185,156 @@ class FileReader(RecordReader):
     def _doc_id(self, rel: str, row: int) -> str:
         return f"{self.source_name}/{rel}/{row}"
 
-    def _read_jsonl(self, path: str, rel: str) -> Iterator:
-        with open_binary(path) as f:
-            for lineno, raw in enumerate(f, 1):
-                if not self._mine(lineno) or not raw.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    row = orjson.loads(raw)
-                except orjson.JSONDecodeError as err:
-                    _, utf8_problem = _decode_line(raw)
-                    if utf8_problem:
-                        self.bad_row("invalid_utf8", where, utf8_problem)
-                    else:
-                        self.bad_row("malformed_json", where, f"malformed JSON: {err}")
-                    continue
-                if not isinstance(row, dict):
-                    self.bad_row("malformed_json", where, f"expected a JSON object, got {type(row).__name__}")
-                    continue
-                doc = self.make_document(row, where, self._doc_id(rel, lineno), lineno)
-                if doc is not None:
-                    yield doc
-
-    def _read_txt(self, path: str, rel: str) -> Iterator:
-        with open_binary(path) as f:
-            if self.txt_unit == "file":
-                text, problem = _decode_line(f.read())
-                if problem:
-                    self.bad_row("invalid_utf8", str(path), problem)
-                    return
-                doc = self.make_document({self.text_field: text}, str(path), self._doc_id(rel, 0), 0)
-                if doc is not None:
-                    yield doc
-                return
-            for lineno, raw in enumerate(f, 1):
-                if not self._mine(lineno):
-                    continue
-                text, problem = _decode_line(raw.rstrip(b"\r\n"))
-                if problem:
-                    self.bad_row("invalid_utf8", f"{path}:{lineno}", problem)
-                    continue
-                if not text.strip():
-                    continue  # blank lines separate nothing in line mode; not an error
-                where = f"{path}:{lineno}"
-                doc = self.make_document({self.text_field: text}, where, self._doc_id(rel, lineno), lineno)
-                if doc is not None:
-                    yield doc
-
-    def _documents(self, numbered_rows, rel: str) -> Iterator:
-        """Documents from ``(row_no, where, row)`` triples, keeping only this task's rows."""
-        for row_no, where, row in numbered_rows:
-            if self._mine(row_no):
-                doc = self.make_document(row, where, self._doc_id(rel, row_no), row_no)
-                if doc is not None:
-                    yield doc
-
-    def _csv_rows(self, path: str) -> Iterator:
-        delimiter = "\t" if ".tsv" in storage.basename(path).lower() else ","
-        with open_binary(path) as f:
-            reader = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8", newline=""), delimiter=delimiter)
-            row_no = 0
-            while True:
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    return
-                except UnicodeDecodeError as err:
-                    self.bad_row("invalid_utf8", f"{path}:{reader.line_num + 1}", f"{err}; rest of file skipped")
-                    return
-                except csv.Error as err:
-                    self.bad_row("malformed_csv", f"{path}:{reader.line_num}", str(err))
-                    continue
-                row_no += 1
-                yield row_no, f"{path}:{reader.line_num}", row
-
-    def _read_csv(self, path: str, rel: str) -> Iterator:
-        yield from self._documents(self._csv_rows(path), rel)
-
-    def _columns(self, names) -> list[str] | None:
+    def _documents(self, path: str, rel: str, fmt: str) -> Iterator:
         wanted = [self.text_field, *(self.fields or [])] + ([self.id_field] if self.id_field else [])
-        return [c for c in dict.fromkeys(wanted) if c in names]
+        rows = iter_rows(
+            path,
+            fmt,
+            self.bad_row,
+            columns=wanted,
+            wanted=self._mine,
+            text_field=self.text_field,
+            txt_unit=self.txt_unit,
+        )
+        for row_no, where, row in rows:
+            doc = self.make_document(row, where, self._doc_id(rel, row_no), row_no)
+            if doc is not None:
+                yield doc
 
-    def _read_batches(self, batches, path: str, rel: str) -> Iterator:
-        rows = (row for batch in batches for row in batch.to_pylist())
-        yield from self._documents(((n, f"{path}:row {n}", row) for n, row in enumerate(rows, 1)), rel)
 
-    def _read_parquet(self, path: str, rel: str) -> Iterator:
+# --------------------------------------------------------------------------------------------- one file's records
+BadRow = Callable[[str, str, str], None]  # (reason, where, message): a row that cannot be read, skipped
+
+
+def _every(row: int) -> bool:
+    return True
+
+
+def iter_rows(
+    path: str,
+    fmt: str,
+    bad: BadRow,
+    *,
+    columns: list[str] | None = None,
+    wanted: Callable[[int], bool] = _every,
+    text_field: str = "text",
+    txt_unit: str = "line",
+) -> Iterator[tuple[int, str, dict]]:
+    """``(row number, where, record)`` of every record of one file, in order — the one reader of a data file's
+    records, for the sources and for the files steps read (eval sets). jsonl: an object a line (a ``.json`` file
+    holding one array of objects is read as that array); csv/tsv: a row each; parquet (only ``columns``, those of
+    them it has) and Arrow IPC: a row each; txt: ``{text_field: line}`` a line, or the whole file as one record
+    (row 0) with ``txt_unit="file"``. Row numbers start at 1 (lines for jsonl and txt). A row ``wanted`` says no to
+    is skipped unread (a task reading every other row); one that cannot be read goes to ``bad(reason, where,
+    message)`` — `invalid_utf8`, `malformed_json`, `malformed_csv` — and is skipped."""
+    if fmt == "jsonl":
+        yield from _jsonl_rows(path, bad, wanted)
+    elif fmt == "txt":
+        yield from _txt_rows(path, bad, wanted, text_field, txt_unit)
+    elif fmt == "csv":
+        yield from (r for r in _csv_rows(path, bad) if wanted(r[0]))
+    elif fmt == "parquet":
         import pyarrow.parquet as pq
 
         with open_binary(path) as f:
             pf = pq.ParquetFile(f)
-            columns = self._columns(pf.schema_arrow.names)
-            yield from self._read_batches(pf.iter_batches(batch_size=1000, columns=columns), path, rel)
+            names = pf.schema_arrow.names
+            chosen = None if columns is None else [c for c in dict.fromkeys(columns) if c in names]
+            yield from _batch_rows(pf.iter_batches(batch_size=1000, columns=chosen), path, wanted)
+    else:  # arrow
+        yield from _batch_rows(read_ipc_batches(path), path, wanted)
 
-    def _read_arrow(self, path: str, rel: str) -> Iterator:
-        yield from self._read_batches(read_ipc_batches(path), path, rel)
+
+def _jsonl_rows(path: str, bad: BadRow, wanted: Callable[[int], bool]) -> Iterator[tuple[int, str, dict]]:
+    with open_binary(path) as f:
+        if plain_name(path).lower().endswith(".json"):
+            data = f.read()
+            if data.lstrip()[:1] == b"[":  # one array of records
+                try:
+                    items = orjson.loads(data)
+                except orjson.JSONDecodeError as err:
+                    bad("malformed_json", str(path), f"malformed JSON: {err}")
+                    return
+                for n, item in enumerate(items, 1):
+                    if wanted(n) and isinstance(item, dict):
+                        yield n, f"{path}:item {n}", item
+                return
+            lines = iter(data.splitlines())
+        else:
+            lines = f
+        for lineno, raw in enumerate(lines, 1):
+            if not wanted(lineno) or not raw.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = orjson.loads(raw)
+            except orjson.JSONDecodeError as err:
+                _, utf8_problem = _decode_line(raw)
+                if utf8_problem:
+                    bad("invalid_utf8", where, utf8_problem)
+                else:
+                    bad("malformed_json", where, f"malformed JSON: {err}")
+                continue
+            if not isinstance(row, dict):
+                bad("malformed_json", where, f"expected a JSON object, got {type(row).__name__}")
+                continue
+            yield lineno, where, row
+
+
+def _txt_rows(
+    path: str, bad: BadRow, wanted: Callable[[int], bool], text_field: str, txt_unit: str
+) -> Iterator[tuple[int, str, dict]]:
+    with open_binary(path) as f:
+        if txt_unit == "file":
+            text, problem = _decode_line(f.read())
+            if problem:
+                bad("invalid_utf8", str(path), problem)
+                return
+            yield 0, str(path), {text_field: text}
+            return
+        for lineno, raw in enumerate(f, 1):
+            if not wanted(lineno):
+                continue
+            text, problem = _decode_line(raw.rstrip(b"\r\n"))
+            if problem:
+                bad("invalid_utf8", f"{path}:{lineno}", problem)
+                continue
+            if text.strip():  # blank lines separate nothing in line mode; not an error
+                yield lineno, f"{path}:{lineno}", {text_field: text}
+
+
+def _csv_rows(path: str, bad: BadRow) -> Iterator[tuple[int, str, dict]]:
+    delimiter = "\t" if ".tsv" in storage.basename(path).lower() else ","
+    with open_binary(path) as f:
+        reader = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8", newline=""), delimiter=delimiter)
+        row_no = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as err:
+                bad("invalid_utf8", f"{path}:{reader.line_num + 1}", f"{err}; rest of file skipped")
+                return
+            except csv.Error as err:
+                bad("malformed_csv", f"{path}:{reader.line_num}", str(err))
+                continue
+            row_no += 1
+            yield row_no, f"{path}:{reader.line_num}", row
+
+
+def _batch_rows(batches, path: str, wanted: Callable[[int], bool]) -> Iterator[tuple[int, str, dict]]:
+    rows = (row for batch in batches for row in batch.to_pylist())
+    yield from ((n, f"{path}:row {n}", row) for n, row in enumerate(rows, 1) if wanted(n))
+
+
+def plain_name(path: str | Path) -> str:
+    """The file's name without its compression suffix (`data.json.gz` → `data.json`)."""
+    name = storage.basename(path)
+    for comp in COMPRESSIONS:
+        if name.lower().endswith(comp):
+            name = name[: -len(comp)]
+    return name
 
 
 def _open_ipc(path: str):
@@ -325,17 +376,10 @@ def peek_fields(path: str, fmt: str) -> list[str] | None:
             except pa.ArrowInvalid:
                 source.seek(0)
                 return pa.ipc.open_stream(source).schema.names
-    with open_binary(path) as f:
-        if fmt == "csv":
+    if fmt == "csv":
+        with open_binary(path) as f:
             first = f.readline().decode("utf-8", errors="replace")
-            delimiter = "\t" if ".tsv" in storage.basename(path).lower() else ","
-            return next(csv.reader([first], delimiter=delimiter), [])
-        for raw in f:  # jsonl: the first parseable object
-            if raw.strip():
-                try:
-                    row = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    continue
-                if isinstance(row, dict):
-                    return list(row)
-    return []
+        delimiter = "\t" if ".tsv" in storage.basename(path).lower() else ","
+        return next(csv.reader([first], delimiter=delimiter), [])
+    first = next(iter_rows(path, fmt, lambda *_: None), None)  # jsonl: the first parseable object
+    return list(first[2]) if first else []

@@ -47,8 +47,6 @@ and onto the document a datatrove exclusion writer receives.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import unicodedata
 from collections.abc import Iterator
@@ -57,19 +55,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import orjson
 from datatrove.data import Document
 from datatrove.pipeline.filters.base_filter import BaseFilter
 from datatrove.utils.logging import logger
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from corpusforge import storage
 from corpusforge.config import StrictModel
 from corpusforge.data import SHIPPED_PROMPT_FIELD, shipped_languages, shipped_prompts
 from corpusforge.errors import SourceError
 from corpusforge.lang.scripts import ALPHABETS, UNSPACED_RANGES
 from corpusforge.pinning import is_hub_id
-from corpusforge.sources.files import COMPRESSIONS, file_format, open_binary, read_ipc_batches
+from corpusforge.sources.files import file_format, iter_rows, plain_name
 
 KINDS = ("words", "cjk", "thai")
 THAI_LIKE = ("th", "lo", "km", "my")  # the alphabets of `lang.scripts` written without spaces
@@ -217,69 +213,18 @@ def item_text(record: dict, fields: list[str]) -> str:
     return "\n".join(s for name in fields for s in _strings(record.get(name)))
 
 
-def _without_compression(path: str) -> str:
-    name = storage.basename(path)
-    for suffix in COMPRESSIONS:
-        name = name.removesuffix(suffix)
-    return name
-
-
 def _plain_name(path: str) -> str:
-    return Path(_without_compression(path)).stem
-
-
-def _json_rows(lines, path: str, bad: list[str]) -> Iterator[dict]:
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError as err:
-            bad.append(f"{path}:{lineno}: {err}")
-            continue
-        if isinstance(row, dict):
-            yield row
+    return Path(plain_name(path)).stem
 
 
 def read_records(path: str, fields: list[str], bad: list[str] | None = None) -> Iterator[dict]:
-    """The records of an eval-set file: jsonl, json (an array of records, or lines), csv/tsv, parquet, Arrow; txt:
-    ``{"text": line}``. Rows that cannot be read are skipped and described in ``bad``."""
+    """The records of an eval-set file, read as a source's are (`sources.files.iter_rows`: jsonl, json (an array of
+    records, or lines), csv/tsv, parquet, Arrow; txt: ``{"text": line}``). Rows that cannot be read are skipped and
+    described in ``bad``."""
     bad = [] if bad is None else bad
-    fmt = file_format(path)
-    if fmt == "jsonl":
-        with open_binary(path) as f:
-            if not _without_compression(path).lower().endswith(".json"):
-                yield from _json_rows(f, path, bad)
-                return
-            data = f.read()  # a .json file: one array of records, or JSON lines
-        if data.lstrip()[:1] == b"[":
-            yield from (row for row in orjson.loads(data) if isinstance(row, dict))
-        else:
-            yield from _json_rows(data.splitlines(), path, bad)
-    elif fmt == "txt":
-        with open_binary(path) as f:
-            for line in io.TextIOWrapper(f, encoding="utf-8", errors="replace"):
-                if line.strip():
-                    yield {"text": line.rstrip("\r\n")}
-    elif fmt == "csv":
-        delimiter = "\t" if ".tsv" in storage.basename(path).lower() else ","
-        with open_binary(path) as f:
-            reader = csv.DictReader(io.TextIOWrapper(f, encoding="utf-8", newline=""), delimiter=delimiter)
-            try:
-                yield from reader
-            except (csv.Error, UnicodeDecodeError) as err:
-                bad.append(f"{path}:{reader.line_num}: {err}; the rest of the file skipped")
-    elif fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        with open_binary(path) as f:
-            pf = pq.ParquetFile(f)
-            columns = [c for c in fields if c in pf.schema_arrow.names]
-            for batch in pf.iter_batches(batch_size=1000, columns=columns):
-                yield from batch.to_pylist()
-    else:  # arrow
-        for batch in read_ipc_batches(path):
-            yield from batch.to_pylist()
+    rows = iter_rows(path, file_format(path), lambda reason, where, message: bad.append(f"{where}: {message}"),
+                     columns=fields)  # fmt: skip
+    yield from (row for _, _, row in rows)
 
 
 class _EvalSetBase(StrictModel):
