@@ -58,6 +58,15 @@ def test_jsonl_and_compressed(tmp_path, suffix):
     assert meta["url"].startswith("https://example.org/")
 
 
+def test_a_json_array_of_records_and_json_lines(tmp_path):
+    """A `.json` file is one array of records (what `json.dump` of a list writes) or JSON lines: both read."""
+    (tmp_path / "array.json").write_text(json.dumps(ROWS, ensure_ascii=False, indent=1), encoding="utf-8")
+    (tmp_path / "lines.json").write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    for name in ("array.json", "lines.json"):
+        result = build(tmp_path / name.replace(".", "_"), str(tmp_path / name), source={"id_field": "id"})
+        assert sorted(result.load()["id"]) == [r["id"] for r in ROWS], name
+
+
 def test_parquet_csv_arrow(tmp_path):
     table = pa.Table.from_pylist(ROWS)
     pq.write_table(table, tmp_path / "a.parquet")
