@@ -25,7 +25,7 @@ def _is_main_process() -> bool:
 def train_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="corpusforge train",
-        description="Train on corpusforge shards (cp: InsCP/plain text, sft: KD messages). "
+        description="Train on corpusforge shards (cp: InsCP/plain text, sft: KD messages, dpo: preference pairs). "
         "`corpusforge train merge RUN_DIR --output DIR` merges a LoRA adapter into its base model.",
     )
     p.add_argument("config", help="training config YAML (see trainer/configs/)")

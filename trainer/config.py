@@ -1,7 +1,7 @@
 """The training config: pydantic models loaded from YAML, with errors that name the key path and the YAML line.
 
 ```yaml
-mode: cp                      # cp: InsCP / plain corpus shards (text); sft: KD shards (messages)
+mode: cp                      # cp: InsCP / plain corpus shards (text); sft: KD shards (messages); dpo: preference pairs
 method: lora                  # lora | full
 model: {path: meta-llama/Meta-Llama-3-8B-Instruct}
 data:
@@ -108,6 +108,35 @@ class DataConfig(StrictModel):
     num_proc: int = Field(1, ge=1, description="Processes for tokenization.")
     cache_dir: str | None = Field(
         None, description="Where tokenized shards are cached (default: $XDG_CACHE_HOME/corpusforge/tokenized)."
+    )
+
+
+class DPOConfig(StrictModel):
+    """``mode: dpo``: the preference loss over (prompt, chosen, rejected) pairs and where its reference comes from."""
+
+    beta: float = Field(0.1, gt=0, description="How far the policy may move from the reference (TRL's `beta`).")
+    loss_type: Literal["sigmoid", "ipo"] = Field(
+        "sigmoid",
+        description="`sigmoid`: −log σ(β·margin), DPO (Rafailov et al., 2023); `ipo`: (margin − 1/(2β))², IPO "
+        "(Azar et al., 2023), on per-token averages as TRL computes it.",
+    )
+    length_normalized: bool = Field(
+        False,
+        description="sigmoid: compare per-token average log-probabilities instead of sums (TRL's `sigmoid_norm`; "
+        "with `reference_free`, SimPO without its margin).",
+    )
+    reference_free: bool = Field(
+        False, description="No reference model: the margin is log π(chosen) − log π(rejected) alone."
+    )
+    reference: Literal["auto", "disabled_adapter", "precomputed"] = Field(
+        "auto",
+        description="`disabled_adapter`: the model itself with the LoRA adapter switched off, each step (no second "
+        "copy); `precomputed`: reference log-probabilities computed once before training and cached in "
+        "`output_dir/reference_logps/`; `auto`: disabled_adapter with `method: lora`, precomputed with `full`.",
+    )
+    disable_dropout: bool = Field(
+        True,
+        description="Dropout off in the whole model (LoRA's too), as TRL does: policy and reference agree at step 0.",
     )
 
 
@@ -281,13 +310,16 @@ class TrainSection(StrictModel):
 
 
 class TrainConfig(StrictModel):
-    mode: Literal["cp", "sft"] = Field(
-        ..., description="`cp`: continual pre-training on `text` rows; `sft`: loss on assistant turns of `messages`."
+    mode: Literal["cp", "sft", "dpo"] = Field(
+        ...,
+        description="`cp`: continual pre-training on `text` rows; `sft`: loss on assistant turns of `messages`; "
+        "`dpo`: preference optimisation on `prompt` / `chosen` / `rejected` rows (its own stage, after cp/sft).",
     )
     method: Literal["lora", "full"] = "lora"
     model: ModelConfig
     data: DataConfig
     lora: LoraConfig = Field(default_factory=LoraConfig)
+    dpo: DPOConfig = Field(default_factory=DPOConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainSection
 
@@ -308,6 +340,62 @@ class TrainConfig(StrictModel):
     @property
     def overlong(self) -> str:
         return self.data.overlong or ("split" if self.mode == "cp" else "drop")
+
+    @property
+    def reference(self) -> str | None:
+        """Where a dpo run's reference log-probabilities come from: `disabled_adapter`, `precomputed`, or None
+        (reference-free, or not a dpo run)."""
+        if self.mode != "dpo" or self.dpo.reference_free:
+            return None
+        if self.dpo.reference != "auto":
+            return self.dpo.reference
+        return "disabled_adapter" if self.method == "lora" else "precomputed"
+
+    def problems(self) -> list[tuple[tuple, str]]:
+        """Settings that are each valid but do not go together, as (key path, message)."""
+        out = []
+        if self.mode != "dpo":
+            if "dpo" in self.model_fields_set:
+                out.append(
+                    (
+                        ("dpo",),
+                        f"a `dpo:` section is only used with `mode: dpo` (this config says `mode: {self.mode}`)",
+                    )
+                )
+            return out
+        for i, source in enumerate(self.data.sources):
+            if source.mode is not None:
+                out.append(
+                    (
+                        ("data", "sources", i, "mode"),
+                        f"a dpo run reads preference pairs only, got a `mode: {source.mode}` source; DPO is its own "
+                        "stage: train cp/sft first, merge (`corpusforge train merge`), then point model.path at it",
+                    )
+                )
+        if self.data.packing == "blocks":
+            out.append(
+                (("data", "packing"), "dpo keeps each pair whole: use `flatten` (default) or `pad`, got 'blocks'")
+            )
+        if self.data.overlong not in (None, "drop"):
+            out.append(
+                (
+                    ("data", "overlong"),
+                    f"dpo drops pairs longer than data.seq_len, got {self.data.overlong!r}: a cut "
+                    "pair compares two answers that were not written",
+                )
+            )
+        d = self.dpo
+        if d.reference == "disabled_adapter" and self.method == "full":
+            out.append(
+                (("dpo", "reference"), "`disabled_adapter` needs `method: lora`; full fine-tuning uses `precomputed`")
+            )
+        if d.reference_free and d.reference != "auto":
+            out.append(
+                (("dpo", "reference"), f"`reference_free: true` uses no reference, got `reference: {d.reference}`")
+            )
+        if d.loss_type == "ipo" and d.length_normalized:
+            out.append((("dpo", "length_normalized"), "`loss_type: ipo` already compares per-token averages"))
+        return out
 
     def error(self, loc: tuple, message: str) -> ConfigError:
         """A ConfigError about ``loc`` carrying this config's file and the line of that key."""
@@ -336,6 +424,9 @@ def config_from_dict(
         problems = pydantic_problems(err, partial(model_keys, TrainConfig))
         raise ConfigError(problems, source, lines_for(problems, lines or {})) from None
     config._source, config._lines = source, lines or {}
+    problems = config.problems()
+    if problems:
+        raise ConfigError(problems, source, lines_for(problems, lines or {}))
     return config
 
 

@@ -1,8 +1,9 @@
-"""Shards → tokenized documents: CP text without a doubled BOS, SFT messages with a loss mask on assistant tokens.
+"""Shards → tokenized documents: CP text without a doubled BOS, SFT messages with a loss mask on assistant tokens,
+DPO pairs as prompt+chosen followed by prompt+rejected with a loss mask on each completion.
 
-Tokenized documents are cached as Arrow files (``input_ids``, ``loss_mask``, ``length``) keyed by the shard files,
-the tokenizer and the settings, so a second run — or the other ranks of a multi-GPU launch — reads them back
-instead of tokenizing again.
+Tokenized documents are cached as Arrow files (``input_ids``, ``loss_mask``, ``length``; pairs also
+``chosen_length``) keyed by the shard files, the tokenizer and the settings, so a second run — or the other ranks of
+a multi-GPU launch — reads them back instead of tokenizing again.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 # Bump when the tokenized layout or the masking rules change, so old caches are not reused.
 _CACHE_VERSION = 1
 _GENERATION_BLOCK = re.compile(r"\{%-?\s*generation\s*-?%\}")
-_NEEDS = {"cp": "text", "sft": "messages"}
+_NEEDS = {"cp": ("text",), "sft": ("messages",), "dpo": ("prompt", "chosen", "rejected")}
 
 
 class DataError(CorpusforgeError):
@@ -37,7 +38,7 @@ def open_shards(config) -> list:
     opened = []
     for i, source in enumerate(config.data.sources):
         mode = source.mode or config.mode
-        column = _NEEDS[mode]
+        columns = _NEEDS[mode]
         loc = ("data", "sources", i, "path")
         if storage.is_url(source.path):  # a corpus built to an object store: datasets downloads it once
             path = source.path
@@ -51,12 +52,17 @@ def open_shards(config) -> list:
                 what = "does not exist" if not path.exists() else "is not a shard folder (no state.json)"
                 raise config.error(loc, f"'{path}' {what} (cwd={Path.cwd()}); build it with `corpusforge run RECIPE`")
             dataset = datasets.load_from_disk(str(path))
-        if column not in dataset.column_names:
-            other = next((m for m, c in _NEEDS.items() if c in dataset.column_names), None)
-            hint = f" — it looks like {other} data: set `mode: {other}` (here or on the source)" if other else ""
-            raise config.error(
-                loc, f"mode {mode} reads the '{column}' column; '{path}' has {dataset.column_names}{hint}"
-            )
+        missing = [c for c in columns if c not in dataset.column_names]
+        if missing:
+            other = next((m for m, c in _NEEDS.items() if set(c) <= set(dataset.column_names)), None)
+            hint = f" — it looks like {other} data: set `mode: {other}`" if other else ""
+            if other and "dpo" not in (mode, other):  # a dpo run is its own stage: no per-source mode
+                hint += " (here or on the source)"
+            if len(columns) == 1:
+                what = f"the '{columns[0]}' column"
+            else:
+                what = f"the {', '.join(repr(c) for c in columns)} columns (no {', '.join(repr(c) for c in missing)})"
+            raise config.error(loc, f"mode {mode} reads {what}; '{path}' has {dataset.column_names}{hint}")
         opened.append(dataset)
     return opened
 
@@ -164,8 +170,11 @@ class TokenizeText:
         return {"input_ids": rows, "loss_mask": [[1] * len(r) for r in rows], "length": [len(r) for r in rows]}
 
 
-def render_with_mask(tokenizer, messages: list[dict], row_id: str = "?") -> tuple[list[int], list[int]]:
-    """Token ids of the conversation rendered by the chat template, and 1 on every assistant token.
+def render_with_mask(
+    tokenizer, messages: list[dict], row_id: str = "?", first_trained: int = 0
+) -> tuple[list[int], list[int]]:
+    """Token ids of the conversation rendered by the chat template, and 1 on every assistant token (of the assistant
+    turns from message ``first_trained`` on: a DPO completion after a prompt that may hold earlier answers).
 
     With ``{% generation %}`` blocks in the template, transformers' own assistant masks are used. Otherwise each
     assistant turn is located by rendering the conversation up to it (with the generation prompt) and through it:
@@ -181,11 +190,17 @@ def render_with_mask(tokenizer, messages: list[dict], row_id: str = "?") -> tupl
             out = tokenizer.apply_chat_template(
                 messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
             )
-            return list(out["input_ids"]), list(out["assistant_masks"])
+            mask = list(out["assistant_masks"])
+            if first_trained:
+                head = tokenizer.apply_chat_template(
+                    messages[:first_trained], tokenize=True, return_dict=True, add_generation_prompt=True
+                )
+                mask[: len(head["input_ids"])] = [0] * min(len(head["input_ids"]), len(mask))
+            return list(out["input_ids"]), mask
         text = tokenizer.apply_chat_template(messages, tokenize=False)
         spans = []
         for i, message in enumerate(messages):
-            if message["role"] != "assistant":
+            if message["role"] != "assistant" or i < first_trained:
                 continue
             start = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
             end = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
@@ -237,6 +252,55 @@ class TokenizeMessages:
         return out
 
 
+class TokenizePairs:
+    """dpo rows: ``prompt`` + ``chosen`` and ``prompt`` + ``rejected``, one after the other in ``input_ids``
+    (``chosen_length`` says where the second starts), 1 in the loss mask on each completion.
+
+    Conversational rows (TRL's format: lists of messages) go through ``render_with_mask``, as sft rows do: the prompt
+    rendered with the generation prompt, the completion is what the template writes after it (the answer and its
+    end-of-turn token). Plain strings are tokenized as TRL tokenizes them: ``tokenizer(prompt)`` and
+    ``tokenizer(prompt + completion + EOS)``, the completion starting where the two diverge."""
+
+    def __init__(self, tokenizer, source: str = ""):
+        self.tokenizer = tokenizer
+        self.source = source
+
+    def __call__(self, batch: dict) -> dict:
+        out = {"input_ids": [], "loss_mask": [], "length": [], "chosen_length": []}
+        ids_column = batch.get("id") or [f"#{i}" for i in range(len(batch["prompt"]))]
+        for row_id, prompt, chosen, rejected in zip(ids_column, batch["prompt"], batch["chosen"], batch["rejected"]):
+            c_ids, c_mask = self.one(prompt, chosen, row_id, "chosen")
+            r_ids, r_mask = self.one(prompt, rejected, row_id, "rejected")
+            out["input_ids"].append(c_ids + r_ids)
+            out["loss_mask"].append(c_mask + r_mask)
+            out["length"].append(len(c_ids) + len(r_ids))
+            out["chosen_length"].append(len(c_ids))
+        return out
+
+    def one(self, prompt, completion, row_id: str = "?", column: str = "chosen") -> tuple[list[int], list[int]]:
+        """Token ids of prompt + completion and the completion's loss mask."""
+        if isinstance(prompt, str) and isinstance(completion, str):
+            return self._text(prompt, completion)
+        where = f"row '{row_id}' in {self.source}"
+        if not (isinstance(prompt, list) and isinstance(completion, list)) or not prompt or not completion:
+            raise DataError(
+                f"{where}: `prompt` and `{column}` must both be lists of messages (conversational) or both strings, "
+                f"got {type(prompt).__name__} and {type(completion).__name__}" + (" (empty)" if not completion else "")
+            )
+        ids, mask = render_with_mask(self.tokenizer, [*prompt, *completion], row_id, first_trained=len(prompt))
+        if not any(mask):
+            roles = ", ".join(m.get("role", "?") for m in completion)
+            raise DataError(f"{where}: `{column}` has no assistant turn to train on (roles: {roles})")
+        return ids, mask
+
+    def _text(self, prompt: str, completion: str) -> tuple[list[int], list[int]]:
+        eos = self.tokenizer.eos_token or ""
+        head = self.tokenizer(prompt)["input_ids"]
+        ids = self.tokenizer(prompt + (completion if completion.endswith(eos) else completion + eos))["input_ids"]
+        shared = next((i for i, (a, b) in enumerate(zip(head, ids)) if a != b), min(len(head), len(ids)))
+        return list(ids), [0] * shared + [1] * (len(ids) - shared)
+
+
 def _cache_root(config) -> Path:
     if config.data.cache_dir:
         return Path(config.data.cache_dir).expanduser()
@@ -274,9 +338,7 @@ def tokenize_sources(config, tokenizer, shards: list) -> list:
     """Each opened shard tokenized (cached, ``data.num_proc`` processes) into input_ids / loss_mask / length."""
     from datasets import Features, Sequence, Value
 
-    features = Features(
-        {"input_ids": Sequence(Value("int32")), "loss_mask": Sequence(Value("int8")), "length": Value("int32")}
-    )
+    columns = {"input_ids": Sequence(Value("int32")), "loss_mask": Sequence(Value("int8")), "length": Value("int32")}
     root = _cache_root(config)
     root.mkdir(parents=True, exist_ok=True)
     tokenizer_key = _tokenizer_fingerprint(tokenizer)
@@ -291,9 +353,13 @@ def tokenize_sources(config, tokenizer, shards: list) -> list:
             if fn.note and not tagged and source.text_format != "formatted":
                 logger.warning("%s: %s", path, fn.note)
             settings = [source.text_format, tagged, config.data.add_eos, fn.head, fn.tail]
-        else:
+        elif mode == "sft":
             fn = TokenizeMessages(tokenizer, str(path))
             settings = []
+        else:
+            fn = TokenizePairs(tokenizer, str(path))
+            settings = []
+        features = Features({**columns, **({"chosen_length": Value("int32")} if mode == "dpo" else {})})
         key_parts = [_CACHE_VERSION, mode, str(path), _shard_fingerprint(path), tokenizer_key, settings]
         key = hashlib.sha256(json.dumps(key_parts, default=str).encode()).hexdigest()[:24]
         tokenized = dataset.map(

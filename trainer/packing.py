@@ -14,6 +14,10 @@ a list of segments:
 
 The plan (which segments make which row) is a few numpy arrays; rows are read from the memory-mapped tokenized
 shards on demand, so packing never copies the corpus.
+
+DPO pairs are documents too (prompt+chosen then prompt+rejected, never split): ``flatten`` packs whole pairs into
+rows, each pair two segments; ``pad`` gives TRL's layout, the chosen sequences then the rejected ones, padded
+(``PackedPairs``, ``PairCollator``).
 """
 
 from __future__ import annotations
@@ -309,4 +313,80 @@ class PackedCollator:
             cu = torch.from_numpy(np.concatenate([[0], np.cumsum(rows[0]["seq_lengths"])])).to(torch.int32)
             batch.update(cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=int(rows[0]["seq_lengths"].max()))
             batch["max_length_k"] = batch["max_length_q"]
+        return batch
+
+
+class PackedPairs(PackedDataset):
+    """Row ``i`` of a plan over tokenized preference pairs (whole pairs, see ``TokenizePairs``): as ``PackedDataset``,
+    with each pair split into its two sequences (``seq_lengths``: chosen₁, rejected₁, chosen₂, ...), ``pairs`` (the
+    tokenized rows' indices) and, once ``reference`` is set (an ``[n_pairs, 2]`` array of precomputed reference
+    log-probabilities), the pairs' rows of it."""
+
+    def __init__(self, tokens, plan: Plan, reference: np.ndarray | None = None):
+        super().__init__(tokens, plan)
+        self.reference = reference
+
+    def __getitem__(self, i: int) -> dict:
+        import pyarrow as pa
+
+        row = super().__getitem__(i)
+        docs = self.plan.row(int(i))[0]
+        chosen = self.table.column("chosen_length").take(pa.array(docs)).to_numpy().astype(np.int64)
+        row["seq_lengths"] = np.stack([chosen, row["seq_lengths"] - chosen], axis=1).reshape(-1)
+        row["pairs"] = docs.astype(np.int64)
+        if self.reference is not None:
+            row["reference"] = self.reference[docs]
+        return row
+
+
+@dataclass
+class PairCollator:
+    """Packed pair rows → one model batch for the DPO loss: the ``PackedCollator`` batch plus ``sequence_ids``, the
+    sequence each position belongs to (chosen of the batch's pair j: j, its rejected: P + j, for P pairs; -1 on
+    padding and filler), ``num_sequences`` (2P), and ``ref_logps`` (``[2P]``, the same order) when the rows carry
+    precomputed ones."""
+
+    packing: str
+    pad_token_id: int
+    varlen: bool = False
+
+    def __call__(self, rows: list[dict]) -> dict:
+        import torch
+
+        n_pairs = sum(len(r["pairs"]) for r in rows)
+        sequences = []  # per collated row: (sequence ids per position)
+        index = 0
+        if self.packing == "pad":  # TRL's layout: every chosen sequence, then every rejected one, one per row
+            singles = [[], []]
+            for r in rows:
+                start = 0
+                for k, n in enumerate(r["seq_lengths"].tolist()):
+                    part = slice(start, start + n)
+                    singles[k % 2].append({key: r[key][part] for key in ("input_ids", "labels")})
+                    start += n
+            model_rows = [*singles[0], *singles[1]]
+            for k, r in enumerate(model_rows):
+                r["seq_lengths"] = np.array([len(r["input_ids"])])
+                sequences.append(np.full(len(r["input_ids"]), k, dtype=np.int64))
+            batch = PackedCollator("pad", self.pad_token_id)(model_rows)
+        else:
+            for r in rows:
+                ids = []
+                for k, n in enumerate(r["seq_lengths"].tolist()):
+                    pair = index + k // 2
+                    ids.append(np.full(n, pair if k % 2 == 0 else n_pairs + pair, dtype=np.int64))
+                index += len(r["pairs"])
+                sequences.append(np.concatenate(ids))
+            if self.varlen:
+                sequences = [np.concatenate(sequences)]
+            batch = PackedCollator(self.packing, self.pad_token_id, self.varlen)(rows)
+        width = batch["input_ids"].shape[1]
+        sequence_ids = np.full((len(sequences), width), -1, dtype=np.int64)
+        for k, ids in enumerate(sequences):
+            sequence_ids[k, : len(ids)] = ids
+        batch["sequence_ids"] = torch.from_numpy(sequence_ids)
+        batch["num_sequences"] = 2 * n_pairs
+        if "reference" in rows[0]:
+            reference = np.concatenate([r["reference"] for r in rows])  # [P, 2]: (chosen, rejected) per pair
+            batch["ref_logps"] = torch.from_numpy(np.concatenate([reference[:, 0], reference[:, 1]]))
         return batch

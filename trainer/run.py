@@ -4,7 +4,8 @@ transformers' ``Trainer`` runs the loop, so ``accelerate launch`` / ``torchrun``
 unchanged: the launcher's environment reaches ``TrainingArguments``. Writes into ``train.output_dir``:
 ``data_stats.json`` (the packing plan), ``corpusforge_train.json`` (the resolved config, what ``merge`` needs),
 checkpoints, the final adapter or model with its tokenizer, and ``train_stats.json`` (tokens, real-token share,
-tokens/s).
+tokens/s). ``mode: dpo`` trains on preference pairs with ``PackedPairs``, ``PairCollator`` and the DPO trainer
+(``dpo.py``); with a precomputed reference its log-probabilities are cached in ``reference_logps/``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from corpusforge_trainer.config import TrainConfig
 from corpusforge_trainer.data import DataError, open_shards, tokenize_sources
+from corpusforge_trainer.dpo import disable_dropout, dpo_trainer_class, precompute_reference
+from corpusforge_trainer.loop import packed_trainer_class
 from corpusforge_trainer.model import (
     RUN_INFO,
     ModelError,
@@ -27,7 +30,14 @@ from corpusforge_trainer.model import (
     require,
     trainable_in_float32,
 )
-from corpusforge_trainer.packing import PackedCollator, PackedDataset, build_plan, select_documents
+from corpusforge_trainer.packing import (
+    PackedCollator,
+    PackedDataset,
+    PackedPairs,
+    PairCollator,
+    build_plan,
+    select_documents,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -206,48 +216,6 @@ def prepare_data(config: TrainConfig, tokenizer) -> tuple:
     return tokens, plan
 
 
-def _trainer_class():
-    import torch
-    from transformers import Trainer
-
-    class PackedTrainer(Trainer):
-        """Trainer that counts the positions it computes, the real (non-pad) tokens and the tokens with a loss."""
-
-        counts = None
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            ids = inputs["input_ids"]
-            positions = torch.tensor(ids.numel(), device=ids.device)
-            real = inputs.pop("num_real_tokens", None)
-            if real is None:
-                real = inputs["attention_mask"].sum() if "attention_mask" in inputs else positions
-            with_loss = (inputs["labels"][..., 1:] != -100).sum()
-            # Stays on the device: no host sync per step, only when logging.
-            step = torch.stack([positions, real.long(), with_loss.long()])
-            self.counts = step if self.counts is None else self.counts + step
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-
-        def token_totals(self) -> dict:
-            """Summed over processes (a collective: every rank calls it at the same point)."""
-            counts = self.counts if self.counts is not None else torch.zeros(3, dtype=torch.long)
-            positions, real, with_loss = self.accelerator.reduce(counts.to(self.args.device), "sum").tolist()
-            return {
-                "positions": int(positions),
-                "real_tokens": int(real),
-                "loss_tokens": int(with_loss),
-                "real_token_share": real / positions if positions else 0.0,
-            }
-
-        def log(self, logs, start_time=None):
-            if "loss" in logs:  # training logs are emitted on every rank, so the reduce below is safe
-                totals = self.token_totals()
-                logs["real_token_share"] = round(totals["real_token_share"], 4)
-                logs["tokens"] = totals["real_tokens"]
-            super().log(logs, start_time)
-
-    return PackedTrainer
-
-
 def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -298,8 +266,21 @@ def build_model(config: TrainConfig, tokenizer, dtype: str):
     return model, vocabulary
 
 
-def train(config: TrainConfig, prepare_only: bool = False) -> TrainResult:
-    """Train as the config says; with ``prepare_only``, tokenize and plan the data (fills the cache) and stop."""
+@dataclass
+class RunSetup:
+    """What a run prepares before it loads the model: the training arguments (and the distributed state they set
+    up), the checkpoint to resume from, the tokenizer, the tokenized documents and the packing plan."""
+
+    args: object
+    precision: str
+    resume: str | None
+    tokenizer: object
+    tokens: object
+    plan: object
+
+
+def setup_run(config: TrainConfig) -> RunSetup:
+    """Arguments, resume check, tokenizer, data (tokenized and cached, ``data_stats.json`` written)."""
     require("torch", "transformers", "accelerate", *(["peft"] if config.method == "lora" else []))
     precision = resolve_precision(config.train.precision)
     args = training_arguments(config, precision)  # sets up the distributed state the launcher asked for
@@ -314,7 +295,7 @@ def train(config: TrainConfig, prepare_only: bool = False) -> TrainResult:
         tokenizer.pad_token = tokenizer.eos_token  # only `pad` packing pads, and its labels there are -100
     with args.main_process_first(desc="tokenizing shards"):
         tokens, plan = prepare_data(config, tokenizer)
-    data_stats = dict(plan.stats)
+    data_stats = plan.stats
     logger.info(
         "data: %d documents → %d segments → %d rows of ≤ %d tokens (%s), %d tokens, row fill %.1f%%",
         data_stats["documents"],
@@ -327,35 +308,72 @@ def train(config: TrainConfig, prepare_only: bool = False) -> TrainResult:
     )
     if args.should_save:
         _write_json(out / "data_stats.json", data_stats)
+    return RunSetup(args, precision, resume, tokenizer, tokens, plan)
+
+
+def build_trainer(config: TrainConfig, setup: RunSetup):
+    """The model (vocabulary extension, LoRA) and the Trainer over the packed data, ready to ``train()``; a dpo run
+    with a precomputed reference has it computed (or read from the run folder) here."""
+    args, tokenizer = setup.args, setup.tokenizer
+    out = Path(config.train.output_dir)
+    dtype = load_dtype(config, setup.precision)
+    model, vocabulary = build_model(config, tokenizer, dtype)
+    if config.mode == "dpo" and config.dpo.disable_dropout:
+        disable_dropout(model)
+    if args.should_save:
+        exclude = None if config.mode == "dpo" else {"dpo"}
+        info = {
+            "config": config.model_dump(mode="json", exclude=exclude),
+            "dtype": dtype,
+            "precision": setup.precision,
+        }
+        _write_json(out / RUN_INFO, {**info, "vocabulary": vocabulary})
+    varlen = "flash" in config.model.attn_implementation
+    common = {
+        "model": model,
+        "args": args,
+        "processing_class": tokenizer,
+        "callbacks": None if sys.stderr.isatty() else [_plain_progress_callback()],
+    }
+    if config.mode != "dpo":
+        return packed_trainer_class()(
+            train_dataset=PackedDataset(setup.tokens, setup.plan),
+            data_collator=PackedCollator(config.data.packing, tokenizer.pad_token_id, varlen=varlen),
+            **common,
+        )
+    pairs = PackedPairs(setup.tokens, setup.plan)
+    trainer = dpo_trainer_class()(
+        train_dataset=pairs,
+        data_collator=PairCollator(config.data.packing, tokenizer.pad_token_id, varlen=varlen),
+        dpo=config.dpo,
+        reference=config.reference,
+        **common,
+    )
+    if config.reference == "precomputed":
+        pairs.reference = precompute_reference(trainer, config, setup.tokens, config.train.batch_size)
+    return trainer
+
+
+def train(config: TrainConfig, prepare_only: bool = False) -> TrainResult:
+    """Train as the config says; with ``prepare_only``, tokenize and plan the data (fills the cache) and stop."""
+    setup = setup_run(config)
+    out, args = Path(config.train.output_dir), setup.args
+    data_stats = dict(setup.plan.stats)
     if prepare_only:
         return TrainResult(out, 0, data_stats, {})
-
-    dtype = load_dtype(config, precision)
-    model, vocabulary = build_model(config, tokenizer, dtype)
-    if args.should_save:
-        info = {"config": config.model_dump(mode="json"), "dtype": dtype, "precision": precision}
-        _write_json(out / RUN_INFO, {**info, "vocabulary": vocabulary})
-    collator = PackedCollator(config.data.packing, tokenizer.pad_token_id, varlen="flash" in m.attn_implementation)
-    trainer = _trainer_class()(
-        model=model,
-        args=args,
-        train_dataset=PackedDataset(tokens, plan),
-        data_collator=collator,
-        processing_class=tokenizer,
-        callbacks=None if sys.stderr.isatty() else [_plain_progress_callback()],
-    )
-    result = trainer.train(resume_from_checkpoint=resume)
+    trainer = build_trainer(config, setup)
+    result = trainer.train(resume_from_checkpoint=setup.resume)
     trainer.save_model(str(out))
     totals = trainer.token_totals()
     runtime = result.metrics.get("train_runtime") or 0.0
     train_stats = {
         **totals,
         "global_step": trainer.state.global_step,
-        "resumed_from": resume,
+        "resumed_from": setup.resume,
         "train_runtime": runtime,
         "tokens_per_second": totals["real_tokens"] / runtime if runtime else None,
         "train_loss": result.metrics.get("train_loss"),
-        "precision": precision,
+        "precision": setup.precision,
         "world_size": args.world_size,
     }
     if args.should_save:

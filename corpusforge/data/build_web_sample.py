@@ -30,7 +30,12 @@ DATA = Path(__file__).resolve().parent
 SAMPLE = DATA / "multilingual-sample.jsonl"
 OUT = DATA / "web-sample.jsonl"
 FOLDERS = {"traditionalchinese": "zh-tw", "chinese": "zh-cn", "thai": "th", "english": "en"}
-FAQ = {"traditionalchinese": ("問：", "答："), "chinese": ("问：", "答："), "thai": ("ถาม: ", "ตอบ: "), "english": ("Q: ", "A: ")}
+FAQ = {
+    "traditionalchinese": ("問：", "答："),
+    "chinese": ("问：", "答："),
+    "thai": ("ถาม: ", "ตอบ: "),
+    "english": ("Q: ", "A: "),
+}
 PAGE_CHARS = 1500
 
 

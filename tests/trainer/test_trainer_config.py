@@ -72,7 +72,7 @@ def test_defaults_follow_the_mode(tmp_path):
             r"config.yaml:9: data.seq_lenn: unknown key 'seq_lenn' — did you mean 'seq_len'",
         ),
         (("      weight: 2", "      weight: -1"), r"config.yaml:8: data.sources\[0\].weight: .*greater than 0"),
-        (("mode: sft", "mode: pretrain"), r"config.yaml:1: mode: .*'cp' or 'sft'"),
+        (("mode: sft", "mode: pretrain"), r"config.yaml:1: mode: .*'cp', 'sft' or 'dpo'"),
         (("method: lora", "method: full"), r"a `lora:` section is only used with `method: lora`"),
         (
             ("  output_dir: runs/x", "  output_dir: runs/x\n  trainer_args: {learning_rate: 1}"),
