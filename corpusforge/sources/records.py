@@ -125,10 +125,9 @@ class RecordReader(BaseReader):
     def limited(self, docs):
         """Apply ``limit`` (per task) to a document generator, and record how many documents were read."""
         try:
-            for i, doc in enumerate(docs):
-                if self.limit != -1 and i >= self.limit:
-                    return
-                yield doc
+            # zip stops at the end of the range before asking ``docs`` for one more: a document made (and counted
+            # as read) but never passed on would leave the funnel short between the reader and the first step
+            yield from docs if self.limit == -1 else (doc for _, doc in zip(range(self.limit), docs))
         finally:
             # one stats update per task, not per document: on short texts they cost as much as the LID call
             self.stat_update("documents", value=self._progress["docs"])

@@ -67,6 +67,19 @@ def test_a_json_array_of_records_and_json_lines(tmp_path):
         assert sorted(result.load()["id"]) == [r["id"] for r in ROWS], name
 
 
+def test_a_limit_reads_exactly_that_many_per_task_and_the_funnel_adds_up(tmp_path):
+    """With `limit`, the reader counted one document more per task than it passed on (seen as `read:prompts 122`
+    above `normalize 120` in the example's KD build)."""
+    files = [tmp_path / f"part{k}.jsonl" for k in range(2)]
+    for k, f in enumerate(files):
+        f.write_text("".join(json.dumps({"text": f"part {k} row {i}"}) + "\n" for i in range(20)), encoding="utf-8")
+    result = build(
+        tmp_path, str(tmp_path / "part*.jsonl"), source={"limit": 6}, steps=[{"normalize": {}}], executor={"tasks": 2}
+    )
+    steps = {s["step"]: s for s in result.manifest["steps"]}
+    assert steps["read:src"]["out"] == steps["normalize"]["in"] == result.manifest["rows"] == 12
+
+
 def test_parquet_csv_arrow(tmp_path):
     table = pa.Table.from_pylist(ROWS)
     pq.write_table(table, tmp_path / "a.parquet")
