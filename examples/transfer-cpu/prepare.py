@@ -41,6 +41,10 @@ def main(workdir: str) -> None:
             json.dumps({"id": f"kd/{i}", "text": t}, ensure_ascii=False)
             for i, t in enumerate(first_turns(train, "english"))
         ],
+        "pref-prompts.jsonl": [  # preference pairs: the tuned model answers Traditional Chinese prompts of the train split
+            json.dumps({"id": f"pref/{i}", "text": t}, ensure_ascii=False)
+            for i, t in enumerate(first_turns(train, "traditionalchinese"))
+        ],
         "prompts-zh.txt": first_turns(held, "traditionalchinese"),
         "prompts-en.txt": first_turns(held, "english"),
         "heldout-zh.txt": whole(held, "traditionalchinese"),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole transfer on CPU with the real SmolLM2-135M-Instruct: InsCP corpus → recovery KD by the model itself →
-# LoRA training on both → the scorecard of base vs tuned.
+# LoRA training on both → preference pairs from the tuned model's own answers → DPO → the scorecard of base vs tuned
+# vs +DPO (the GPU variant stops at tuned).
 #   examples/transfer-cpu/run.sh [WORKDIR]          CPU (about 17 minutes on 2 cores)
 #   examples/transfer-cpu/run.sh --gpu [WORKDIR]    a CUDA GPU and `pip install 'corpusforge[gen]'` (vLLM)
 set -euo pipefail
@@ -34,6 +35,17 @@ if [ -n "$VARIANT" ]; then  # vLLM serves full models: merge the adapter
   corpusforge train merge runs/tuned --output runs/tuned-merged
 fi
 
-step "scorecard: base vs tuned"
+if [ -z "$VARIANT" ]; then
+  step "preference pairs: the tuned model's own answers to Traditional Chinese prompts, scored by fidelity"
+  rm -rf runs/tuned-merged
+  corpusforge train merge runs/tuned --output runs/tuned-merged
+  corpusforge run "$HERE/prefs.yaml" --set "generate.model=runs/tuned-merged" --overwrite
+
+  step "DPO: LoRA on the merged tuned model, the reference that model with the adapter switched off"
+  rm -rf runs/dpo
+  corpusforge train "$HERE/train-dpo.yaml"
+fi
+
+step "scorecard: base vs tuned${VARIANT:- vs +DPO}"
 corpusforge eval scorecard --config "$HERE/eval$VARIANT.yaml" --set "models[0].model=$MODEL"
 step "done: $WORK/out/eval/scorecard.html"
