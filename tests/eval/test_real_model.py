@@ -64,6 +64,7 @@ def _repeats_a_sentence(text: str) -> bool:
     return bool(counts) and counts.most_common(1)[0][1] >= 2
 
 
+@pytest.mark.slow  # 10–25 s: kept out of the default suite (about 6 minutes); CI runs it in test-slow
 def test_scorecard_on_the_real_model_counts_its_loops(smollm2, tmp_path):
     from corpusforge.eval.scorecard.config import scorecard_config_from_dict
     from corpusforge.eval.scorecard.evaluate import run_scorecard
@@ -95,6 +96,7 @@ def test_scorecard_on_the_real_model_counts_its_loops(smollm2, tmp_path):
     assert Counter(r.answered_in for r in responses)["en"] >= 1  # it does answer English
 
 
+@pytest.mark.slow  # 10–25 s: kept out of the default suite (about 6 minutes); CI runs it in test-slow
 def test_retention_and_perplexity_tell_a_damaged_copy_from_the_model(smollm2, tmp_path):
     """The reference's own greedy English answers are likely under it and much less under a copy with noise in its
     MLP weights; the damaged copy is not called transferred, and its held-out perplexity is higher."""

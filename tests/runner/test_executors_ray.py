@@ -11,6 +11,7 @@ from tests.support import dedup_recipe, shard_hashes
 ray = pytest.importorskip("ray", reason="the ray extra: pip install 'corpusforge[ray]'")
 
 
+@pytest.mark.slow  # 10–25 s: kept out of the default suite (about 6 minutes); CI runs it in test-slow
 def test_ray_cluster_builds_the_same_corpus_as_local(tmp_path):
     local = cf.run(dedup_recipe(tmp_path, {"tasks": 2, "workers": 1}, "local"), report=False)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -79,6 +79,7 @@ def _recipe(tmp_path, glob: str, dedup: bool = True, **extra) -> dict:
     )
 
 
+@pytest.mark.slow  # 10–25 s: kept out of the default suite (about 6 minutes); CI runs it in test-slow
 def test_s3_build_over_two_workers_reads_and_writes_the_store(s3, tmp_path, paragraphs):
     fs, env = s3
     rows = [{"id": f"p{i}", "text": t} for i, t in enumerate(paragraphs)]
