@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_train_memory import measured_child  # noqa: E402  (one way to measure a contender's peak RSS)
 
 LORA = {"r": 64, "alpha": 128, "dropout": 0.0, "target_modules": "all-linear"}
 SAMPLE = Path(__file__).resolve().parents[1] / "corpusforge" / "data" / "multilingual-sample.jsonl"
@@ -117,18 +117,7 @@ def worker(args) -> dict:
 def run_child(which: str, args, work: Path) -> dict:
     cmd = [sys.executable, __file__, "--worker", which, "--model", args.model, "--work", str(work)]
     cmd += ["--seq-len", str(args.seq_len), "--batch", str(args.batch), "--steps", str(args.steps)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false"}
-    out_file = work / f"{which}.json"
-    started = time.perf_counter()
-    proc = subprocess.Popen([*cmd, "--out", str(out_file)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    stderr = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{which} failed:\n{stderr.decode()[-3000:]}")
-    result = json.loads(out_file.read_text())
-    result["peak_rss_gib"] = usage.ru_maxrss / 2**20  # KiB on Linux
-    result["wall"] = time.perf_counter() - started
-    return result
+    return measured_child(cmd, work / f"{which}.json", args.threads, which)
 
 
 def main() -> int:

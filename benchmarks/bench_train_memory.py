@@ -117,14 +117,19 @@ def run_child(python: str, which: str, args, work: Path) -> dict:
         "--steps",
         str(args.steps),
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "TOKENIZERS_PARALLELISM": "false"}
-    out_file = work / f"{which}.json"
+    return measured_child(cmd, work / f"{which}.json", args.threads, which)
+
+
+def measured_child(cmd: list[str], out_file: Path, threads: int, what: str) -> dict:
+    """Run one contender in a process of its own (``cmd`` writes its JSON result to ``--out out_file``): its result,
+    with the child's peak RSS and the wall time. The DPO memory benchmark measures its contenders the same way."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false"}
     started = time.perf_counter()
     proc = subprocess.Popen([*cmd, "--out", str(out_file)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stderr = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{which} failed:\n{stderr.decode()[-3000:]}")
+        raise SystemExit(f"{what} failed:\n{stderr.decode()[-3000:]}")
     result = json.loads(out_file.read_text())
     result["peak_rss_gib"] = usage.ru_maxrss / 2**20  # KiB on Linux
     result["wall"] = time.perf_counter() - started
