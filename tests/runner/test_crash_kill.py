@@ -54,6 +54,7 @@ def start(recipe_file: Path, out: Path) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow  # 12–17 s: in test-slow (CI); tests/runner/test_run.py kills and resumes a build in the default suite
 def test_kill_9_at_random_points_then_rerun_equals_uninterrupted(tmp_path):
     recipe = make_recipe(
         tmp_path,

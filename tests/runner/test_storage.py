@@ -326,6 +326,7 @@ class _KillAt:
         return getattr(self.fs, name)
 
 
+@pytest.mark.slow  # 12–17 s: in test-slow (CI); tests/runner/test_run.py kills and resumes a build in the default suite
 def test_a_kill_at_any_point_of_an_upload_leaves_one_whole_build_and_a_plain_rerun_finishes_it(
     s3, tmp_path, monkeypatch, paragraphs
 ):
