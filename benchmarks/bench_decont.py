@@ -58,6 +58,7 @@ from corpusforge.data import shipped_prompts  # noqa: E402
 from corpusforge.testing import locale_catalogs, mo_messages  # noqa: E402
 from tests.support import (  # noqa: E402  (the real text the tests read)
     corpus_texts,
+    labelled_sample,
     locale_dir,
     package_messages,
     pages_of,
@@ -80,12 +81,7 @@ def documents(n_docs: int, seed: int) -> tuple[list[str], dict[str, int]]:
     docs = [(locale, page) for locale in LOCALES for c in catalogs(locale) for page in pages_of(c, rng)]
     docs += [("en", page) for page in pages_of(msgids(), rng)]
     docs += [("en", page) for page in pages_of(stdlib_paragraphs(40, 3000), rng)]
-    rng.shuffle(docs)
-    docs = docs[:n_docs]
-    counts: dict[str, int] = {}
-    for label, _ in docs:
-        counts[label] = counts.get(label, 0) + 1
-    return [t for _, t in docs], counts
+    return labelled_sample(docs, n_docs, rng)
 
 
 def eval_items() -> dict[str, list[str]]:

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_lid import machine  # noqa: E402  (one description of the machine for every benchmark)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support import pages_of, stdlib_source  # noqa: E402  (the same code the pii tests read)
+from tests.support import labelled_sample, pages_of, stdlib_source  # noqa: E402  (the same code the pii tests read)
 
 _FETCHED = Path(__file__).resolve().parents[1] / "tests" / "text" / "locale"
 LOCALE_DIR = _FETCHED if (_FETCHED / ".complete").is_file() else Path("/usr/share/locale")
@@ -65,12 +65,7 @@ def page_documents(n_docs: int, seed: int) -> tuple[list[str], dict[str, int]]:
     for label, catalogs in streams.items():
         for messages in catalogs:
             docs += [(label, page) for page in pages_of(messages, rng)]
-    rng.shuffle(docs)
-    docs = docs[:n_docs]
-    counts: dict[str, int] = {}
-    for label, _ in docs:
-        counts[label] = counts.get(label, 0) + 1
-    return [text for _, text in docs], counts
+    return labelled_sample(docs, n_docs, rng)
 
 
 def stdlib_paragraphs() -> list[str]:

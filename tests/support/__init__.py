@@ -223,3 +223,15 @@ def pages_of(texts: list[str], rng: random.Random) -> list[str]:
             pages.append("\n".join(page))
             page, size = [], 0
     return pages
+
+
+def labelled_sample(docs: list[tuple[str, str]], n_docs: int, rng: random.Random) -> tuple[list[str], dict[str, int]]:
+    """``n_docs`` of ``(label, text)`` pairs, shuffled: their texts, and how many of each label were taken (the
+    benchmarks' mixed inputs)."""
+    docs = list(docs)
+    rng.shuffle(docs)
+    docs = docs[:n_docs]
+    counts: dict[str, int] = {}
+    for label, _ in docs:
+        counts[label] = counts.get(label, 0) + 1
+    return [text for _, text in docs], counts
